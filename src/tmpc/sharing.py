@@ -41,7 +41,7 @@ def check_ids(group: Group, ids: Sequence[int]) -> None:
 
 
 def random_polynomial(group: Group, constant: int, t: int) -> list[int]:
-    """Coefficients ``[a_0 = constant, a_1, ..., a_{t-1}]`` of a random degree ``t-1`` polynomial."""
+    """Coefficients ``[a_0 = constant, a_1, ..., a_{t-1}]`` of a random degree t-1 polynomial."""
     if t < 1:
         raise ParameterError("threshold must be at least 1")
     return [constant % group.order] + [secrets.randbelow(group.order) for _ in range(t - 1)]

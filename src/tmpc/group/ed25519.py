@@ -68,7 +68,9 @@ class EdPoint(Point):
         k %= L_ORDER
         if k == 0 or self._enc == _IDENTITY_ENC:
             return _IDENTITY
-        return EdPoint(_sodium.crypto_scalarmult_ed25519_noclamp(k.to_bytes(32, "little"), self._enc))
+        return EdPoint(
+            _sodium.crypto_scalarmult_ed25519_noclamp(k.to_bytes(32, "little"), self._enc)
+        )
 
 
 _IDENTITY: Final = EdPoint(_IDENTITY_ENC)
@@ -83,7 +85,9 @@ class Ed25519Group(Group):
     scalar_len = 32
 
     def __init__(self) -> None:
-        self._g = EdPoint(_sodium.crypto_scalarmult_ed25519_base_noclamp((1).to_bytes(32, "little")))
+        self._g = EdPoint(
+            _sodium.crypto_scalarmult_ed25519_base_noclamp((1).to_bytes(32, "little"))
+        )
 
     def generator(self) -> EdPoint:
         return self._g

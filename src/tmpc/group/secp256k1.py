@@ -28,7 +28,12 @@ class SecpPoint(Point):
 
     def __init__(self, pk: coincurve.PublicKey | None, enc: bytes | None = None) -> None:
         self._pk = pk
-        self._enc = enc if enc is not None else (pk.format(True) if pk is not None else None)
+        self._enc = enc  # computed lazily: most intermediate sums are never encoded
+
+    def _encoded(self) -> bytes | None:
+        if self._enc is None and self._pk is not None:
+            self._enc = self._pk.format(True)
+        return self._enc
 
     @property
     def group(self) -> Group:
@@ -38,16 +43,19 @@ class SecpPoint(Point):
         return self._pk is None
 
     def encode(self) -> bytes:
-        if self._enc is None:
+        enc = self._encoded()
+        if enc is None:
             raise InputError("the identity element has no encoding")
-        return self._enc
+        return enc
 
     def _key(self) -> bytes:
-        return self._enc if self._enc is not None else b""
+        enc = self._encoded()
+        return enc if enc is not None else b""
 
     def has_even_y(self) -> bool:
         """True if the affine y coordinate is even (BIP340); False for the identity."""
-        return self._enc is not None and self._enc[0] == 2
+        enc = self._encoded()
+        return enc is not None and enc[0] == 2
 
     def xonly(self) -> bytes:
         """The 32-byte x coordinate (BIP340 x-only encoding)."""
@@ -66,9 +74,10 @@ class SecpPoint(Point):
             return _IDENTITY
 
     def __neg__(self) -> SecpPoint:
-        if self._enc is None:
+        enc = self._encoded()
+        if enc is None:
             return self
-        flipped = bytes([self._enc[0] ^ 1]) + self._enc[1:]
+        flipped = bytes([enc[0] ^ 1]) + enc[1:]
         return SecpPoint(coincurve.PublicKey(flipped), flipped)
 
     def __mul__(self, k: int) -> SecpPoint:
@@ -150,7 +159,7 @@ def expand_message_xmd(msg: bytes, dst: bytes, len_in_bytes: int) -> bytes:
     b1 = hashlib.sha256(b0 + b"\x01" + dst_prime).digest()
     out = [b1]
     for i in range(2, ell + 1):
-        prev = bytes(x ^ y for x, y in zip(b0, out[-1], strict=True))
+        prev = (int.from_bytes(b0, "big") ^ int.from_bytes(out[-1], "big")).to_bytes(32, "big")
         out.append(hashlib.sha256(prev + bytes([i]) + dst_prime).digest())
     return b"".join(out)[:len_in_bytes]
 

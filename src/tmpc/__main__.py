@@ -1,0 +1,5 @@
+"""``python -m tmpc``: the command line."""
+
+from tmpc.cli import main
+
+main()

@@ -1,0 +1,33 @@
+"""Addresses of a wallet's public key: Taproot (BIP341/BIP350) and Solana (base58)."""
+
+from __future__ import annotations
+
+import base58
+
+from tmpc.errors import ParameterError
+from tmpc.protocols import taproot
+from tmpc.schemes import WalletRecord
+
+__all__ = ["solana_address", "wallet_address"]
+
+
+def solana_address(pubkey: bytes) -> str:
+    """A Solana address: the 32-byte Ed25519 public key in base58 (same on every cluster)."""
+    if len(pubkey) != 32:
+        raise ParameterError("a Solana address needs a 32-byte Ed25519 key")
+    return str(base58.b58encode(pubkey).decode())
+
+
+def wallet_address(record: WalletRecord, network: str) -> tuple[str, str]:
+    """``(address, kind)`` for a wallet on ``network`` (mainnet, testnet, regtest).
+
+    Raises :class:`ParameterError` for a scheme with no address format (frost-secp256k1 is a
+    generic RFC 9591 key that no chain verifies natively).
+    """
+    if record.scheme == "schnorr-bip340":
+        return taproot.taproot_address(record.public_key, network), "bitcoin-taproot"
+    if record.scheme == "ed25519":
+        return solana_address(record.public_key), "solana"
+    raise ParameterError(
+        f"scheme {record.scheme} has no chain address (use schnorr-bip340 or ed25519)"
+    )

@@ -1,0 +1,256 @@
+"""The ``tmpc`` command line: a thin shell over :mod:`tmpc.schemes` and :mod:`tmpc.keystore`.
+
+Human output by default, ``--json`` for scripts. Every error a user can cause ends in one line
+on standard error and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from tmpc import schemes
+from tmpc.encoding import bytes_from_hex
+from tmpc.errors import CryptoError, KeystoreError, ParameterError, ProtocolError, TmpcError
+from tmpc.keystore import (
+    DEFAULT_KDF,
+    ShareSecret,
+    open_share,
+    read_json,
+    seal_share,
+    share_path,
+    write_new_file,
+)
+
+__all__ = ["cli", "main"]
+
+PASSPHRASE_ENV = "TMPC_PASSPHRASE"  # noqa: S105 (a variable name)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"tmpc: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _emit(data: dict[str, Any], as_json: bool, human: list[str]) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        for line in human:
+            click.echo(line)
+
+
+def _passphrase(confirm: bool) -> str:
+    value = os.environ.get(PASSPHRASE_ENV)
+    if value is not None:
+        if not value:
+            raise KeystoreError(f"{PASSPHRASE_ENV} is set but empty")
+        return value
+    if not sys.stdin.isatty():
+        raise KeystoreError(f"no passphrase: set {PASSPHRASE_ENV} or run in a terminal")
+    text: str = click.prompt(
+        "Share passphrase", hide_input=True, confirmation_prompt=confirm, err=True
+    )
+    if not text:
+        raise KeystoreError("an empty passphrase cannot protect a key share")
+    return text
+
+
+def _load_wallet(directory: Path) -> schemes.WalletRecord:
+    if not directory.is_dir():
+        raise KeystoreError(f"wallet directory not found: {directory}")
+    return schemes.WalletRecord.from_json(read_json(directory / "wallet.json", "wallet.json"))
+
+
+def _parse_signers(text: str, record: schemes.WalletRecord) -> list[int]:
+    try:
+        ids = [int(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise ParameterError(
+            f"--signers must be a comma-separated list of ids, got {text!r}"
+        ) from None
+    if len(set(ids)) != len(ids):
+        raise ParameterError("--signers lists a party twice")
+    unknown = [i for i in ids if i not in record.verification_shares]
+    if unknown:
+        raise ParameterError(
+            f"unknown signer(s) {','.join(map(str, unknown))}: parties are 1..{record.parties}"
+        )
+    if len(ids) < record.threshold:
+        raise ParameterError(f"{len(ids)} signer(s) given; this wallet needs {record.threshold}")
+    return sorted(ids)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tmpc")
+def cli() -> None:
+    """tmpc: threshold custody. Keys are born split among parties; any t of them sign."""
+
+
+@cli.command()
+@click.option(
+    "--scheme", required=True, type=click.Choice(list(schemes.SCHEMES)), help="Signature scheme."
+)
+@click.option("--threshold", "-t", required=True, type=int, help="Signers needed (t).")
+@click.option("--parties", "-n", required=True, type=int, help="Parties holding shares (n).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="New wallet dir.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def keygen(scheme: str, threshold: int, parties: int, out: Path, as_json: bool) -> None:
+    """Run the dealerless DKG (all parties in this process) and write the wallet.
+
+    Writes OUT/wallet.json (public) and OUT/party-I.share (encrypted, one per party).
+    """
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise KeystoreError(f"{out} exists and is not an empty directory; refusing to overwrite")
+    passphrase = _passphrase(confirm=True)
+    record, shares = schemes.keygen(scheme, threshold, parties)
+    group = schemes.get_scheme(scheme).group
+    wallet_doc = record.to_json()
+    sealed = []
+    show = not as_json and sys.stderr.isatty()
+    with click.progressbar(
+        shares,
+        label="Encrypting shares (Argon2id)",
+        file=sys.stderr if show else open(os.devnull, "w"),
+    ) as bar:
+        for s in bar:
+            secret = ShareSecret(group.encode_scalar(s.secshare), s.hostseckey)
+            content = seal_share(
+                secret,
+                wallet_id=record.wallet_id,
+                party=s.identifier,
+                epoch=record.epoch,
+                passphrase=passphrase,
+                kdf=DEFAULT_KDF,
+            )
+            sealed.append((share_path(out, s.identifier), content))
+    out.mkdir(parents=True, exist_ok=True)
+    for path, content in sealed:
+        write_new_file(path, content)
+    write_new_file(
+        out / "wallet.json", (json.dumps(wallet_doc, indent=2) + "\n").encode(), mode=0o644
+    )
+    _emit(
+        {**wallet_doc, "directory": str(out)},
+        as_json,
+        [
+            f"wallet {record.wallet_id}: {scheme}, {threshold}-of-{parties}",
+            f"public key  {record.public_key.hex()}",
+            f"written     {out}/wallet.json and {parties} encrypted share files",
+        ],
+    )
+
+
+@cli.command()
+@click.option("--wallet", "wallet_dir", required=True, type=click.Path(path_type=Path))
+@click.option("--signers", required=True, help="Comma-separated party ids, e.g. 1,3,4.")
+@click.option("--message", required=True, help="Message to sign, hex.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def sign(wallet_dir: Path, signers: str, message: str, as_json: bool) -> None:
+    """Sign MESSAGE with the shares of the listed parties (all in this process)."""
+    record = _load_wallet(wallet_dir)
+    ids = _parse_signers(signers, record)
+    msg = bytes_from_hex(message, "--message")
+    passphrase = _passphrase(confirm=False)
+    group = schemes.get_scheme(record.scheme).group
+    shares = []
+    for i in ids:
+        path = share_path(wallet_dir, i)
+        try:
+            data = path.read_bytes()
+        except OSError:
+            raise KeystoreError(f"share file of party {i} not found: {path}") from None
+        try:
+            secret = open_share(
+                data, passphrase=passphrase, wallet_id=record.wallet_id, party=i, epoch=record.epoch
+            )
+        except CryptoError:
+            raise CryptoError(f"party {i}: wrong passphrase or tampered share file") from None
+        try:
+            secshare = group.decode_scalar(secret.secshare)
+        except TmpcError:
+            raise KeystoreError(f"share file of party {i} holds an invalid share") from None
+        shares.append(schemes.KeyShare(i, secshare, secret.hostseckey))
+    sig = schemes.sign(record, shares, msg)
+    data_out = {
+        "scheme": record.scheme,
+        "wallet_id": record.wallet_id,
+        "public_key": record.public_key.hex(),
+        "message": msg.hex(),
+        "signature": sig.hex(),
+        "signers": ids,
+    }
+    _emit(data_out, as_json, [f"signature {sig.hex()}", f"signers   {','.join(map(str, ids))}"])
+
+
+@cli.command()
+@click.option("--wallet", "wallet_dir", required=True, type=click.Path(path_type=Path))
+@click.option("--message", required=True, help="Signed message, hex.")
+@click.option("--signature", required=True, help="Signature, hex.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def verify(wallet_dir: Path, message: str, signature: str, as_json: bool) -> None:
+    """Check a signature under the wallet's public key (exit 1 if invalid)."""
+    record = _load_wallet(wallet_dir)
+    msg = bytes_from_hex(message, "--message")
+    sig = bytes_from_hex(signature, "--signature")
+    ok = schemes.verify(record.scheme, record.public_key, msg, sig)
+    _emit({"valid": ok, "scheme": record.scheme}, as_json, ["valid" if ok else "INVALID"])
+    if not ok:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--wallet", "wallet_dir", required=True, type=click.Path(path_type=Path))
+@click.option("--network", type=click.Choice(["mainnet", "testnet", "regtest"]), default="mainnet")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def address(wallet_dir: Path, network: str, as_json: bool) -> None:
+    """Print the wallet's address: Taproot (bech32m) or Solana (base58)."""
+    from tmpc.addresses import wallet_address
+
+    record = _load_wallet(wallet_dir)
+    addr, kind = wallet_address(record, network)
+    _emit({"address": addr, "kind": kind, "network": network}, as_json, [addr])
+
+
+@cli.command()
+@click.option("--scheme", required=True, type=click.Choice(list(schemes.SCHEMES)))
+@click.option("--threshold", "-t", required=True, type=int)
+@click.option("--parties", "-n", required=True, type=int)
+@click.option("--runs", default=20, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def bench(scheme: str, threshold: int, parties: int, runs: int, as_json: bool) -> None:
+    """Measure DKG and signing CPU time with all parties in this process."""
+    from tmpc.bench import run_bench
+
+    records = run_bench(scheme, threshold, parties, runs)
+    if as_json:
+        click.echo(json.dumps([r.to_json() for r in records], indent=2))
+        return
+    for r in records:
+        click.echo(
+            f"{r.scheme} {r.op:5} {r.threshold}-of-{r.parties}: median {r.median_s * 1e3:.2f} ms"
+            f" (min {r.min_s * 1e3:.2f}, max {r.max_s * 1e3:.2f}, {r.runs} runs)"
+        )
+
+
+def main() -> None:
+    """Console entry point: runs :func:`cli` and turns every expected error into one line."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        _fail("aborted")
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ProtocolError as exc:
+        who = ",".join(map(str, exc.culprits)) or "the coordinator"
+        _fail(f"{exc} (blamed: {who})")
+    except TmpcError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)

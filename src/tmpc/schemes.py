@@ -1,0 +1,279 @@
+"""One face per signature scheme: key generation, signing, verification, public keys.
+
+========================  =======================================  ==========================
+scheme id                 protocol                                 signatures verify as
+========================  =======================================  ==========================
+``schnorr-bip340``        ChillDKG + FROST for BIP340 (BIP445),    BIP340, under the BIP341
+                          BIP341 Taproot tweak                     (Taproot) output key
+``ed25519``               DKG over ed25519 + FROST(Ed25519,        RFC 8032 Ed25519
+                          SHA-512), RFC 9591
+``frost-secp256k1``       ChillDKG + FROST(secp256k1, SHA-256),    RFC 9591 verification
+                          RFC 9591
+========================  =======================================  ==========================
+
+The :class:`WalletRecord` is public (threshold, parties, group key, every party's verification
+share, host public keys, the DKG's recovery data); a :class:`KeyShare` is one party's secret.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tmpc.bip340 import schnorr_verify
+from tmpc.encoding import tagged_hash
+from tmpc.errors import DecodeError, KeystoreError, ParameterError
+from tmpc.group import ED25519, SECP256K1, Group, Point, ed25519, secp256k1
+from tmpc.group.base import Ciphersuite
+from tmpc.group.secp256k1 import SecpPoint
+from tmpc.protocols import bip445, dkg, frost, taproot
+from tmpc.sharing import lagrange_coefficients
+
+__all__ = [
+    "SCHEMES",
+    "KeyShare",
+    "Scheme",
+    "WalletRecord",
+    "get_scheme",
+    "keygen",
+    "sign",
+    "verify",
+]
+
+MAX_PARTIES = 255
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """A signature scheme tmpc offers: its id, group and (for RFC 9591 schemes) ciphersuite."""
+
+    id: str
+    group: Group
+    suite: Ciphersuite | None
+    description: str
+
+
+SCHEMES: dict[str, Scheme] = {
+    s.id: s
+    for s in (
+        Scheme("schnorr-bip340", SECP256K1, None, "BIP340 Schnorr, Taproot key path (BIP445)"),
+        Scheme("ed25519", ED25519, ed25519, "Ed25519 (RFC 8032) via FROST(Ed25519, SHA-512)"),
+        Scheme("frost-secp256k1", SECP256K1, secp256k1, "FROST(secp256k1, SHA-256), RFC 9591"),
+    )
+}
+
+
+def get_scheme(scheme_id: str) -> Scheme:
+    """The :class:`Scheme` for ``scheme_id``; raises :class:`ParameterError` if unknown."""
+    try:
+        return SCHEMES[scheme_id]
+    except KeyError:
+        known = ", ".join(SCHEMES)
+        raise ParameterError(f"unknown scheme {scheme_id!r} (known: {known})") from None
+
+
+@dataclass(frozen=True)
+class WalletRecord:
+    """The public record of a threshold wallet; safe to publish and back up in clear."""
+
+    scheme: str
+    threshold: int
+    parties: int
+    group_public_key: Point
+    verification_shares: Mapping[int, Point]
+    host_public_keys: Mapping[int, bytes]
+    recovery_data: bytes
+    taproot_merkle_root: bytes | None = None
+    epoch: int = 0
+
+    @property
+    def party_ids(self) -> list[int]:
+        """Shamir identifiers of the parties, 1..n."""
+        return list(range(1, self.parties + 1))
+
+    @property
+    def wallet_id(self) -> str:
+        """A short identifier binding scheme, threshold, party set and group key (32 hex)."""
+        h = tagged_hash(
+            "tmpc/wallet-id",
+            self.scheme.encode()
+            + bytes([self.threshold, self.parties])
+            + self.group_public_key.encode()
+            + b"".join(self.host_public_keys[i] for i in self.party_ids),
+        )
+        return h[:16].hex()
+
+    @property
+    def public_key(self) -> bytes:
+        """The key a verifier sees: 32-byte x-only Taproot output key (schnorr-bip340),
+        32-byte Ed25519 key (ed25519) or 33-byte compressed key (frost-secp256k1)."""
+        if self.scheme == "schnorr-bip340":
+            return taproot.taproot_output_key(self.group_public_key, self.taproot_merkle_root)[0]
+        return self.group_public_key.encode()
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON document written to ``wallet.json``."""
+        doc: dict[str, Any] = {
+            "format": "tmpc-wallet",
+            "version": 1,
+            "wallet_id": self.wallet_id,
+            "scheme": self.scheme,
+            "threshold": self.threshold,
+            "parties": self.parties,
+            "party_ids": self.party_ids,
+            "epoch": self.epoch,
+            "public_key": self.public_key.hex(),
+            "group_public_key": self.group_public_key.encode().hex(),
+            "verification_shares": {
+                str(i): self.verification_shares[i].encode().hex() for i in self.party_ids
+            },
+            "host_public_keys": {str(i): self.host_public_keys[i].hex() for i in self.party_ids},
+            "recovery_data": self.recovery_data.hex(),
+        }
+        if self.scheme == "schnorr-bip340":
+            doc["taproot"] = {
+                "internal_key": self.group_public_key.encode()[1:].hex(),
+                "merkle_root": self.taproot_merkle_root.hex() if self.taproot_merkle_root else None,
+                "output_key": self.public_key.hex(),
+            }
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: Any) -> WalletRecord:
+        """Parse and validate ``wallet.json``; raises :class:`KeystoreError` if malformed.
+
+        Checks every point, that there is one verification share per party, and that any
+        ``threshold`` of them interpolate to the group key.
+        """
+        try:
+            if doc["format"] != "tmpc-wallet" or doc["version"] != 1:
+                raise KeystoreError("wallet.json: not a tmpc wallet of a supported version")
+            scheme = get_scheme(doc["scheme"])
+            t, n = int(doc["threshold"]), int(doc["parties"])
+            if not 1 <= t <= n <= MAX_PARTIES:
+                raise KeystoreError("wallet.json: threshold or party count out of range")
+            g = scheme.group
+            pk = g.decode_point(bytes.fromhex(doc["group_public_key"]))
+            vs_doc, host_doc = doc["verification_shares"], doc["host_public_keys"]
+            if len(vs_doc) != n or len(host_doc) != n:
+                raise KeystoreError("wallet.json: expected one share key per party")
+            vs = {i: g.decode_point(bytes.fromhex(vs_doc[str(i)])) for i in range(1, n + 1)}
+            hosts = {i: bytes.fromhex(host_doc[str(i)]) for i in range(1, n + 1)}
+            root = None
+            if scheme.id == "schnorr-bip340" and doc["taproot"]["merkle_root"]:
+                root = bytes.fromhex(doc["taproot"]["merkle_root"])
+            rec = cls(
+                scheme=scheme.id,
+                threshold=t,
+                parties=n,
+                group_public_key=pk,
+                verification_shares=vs,
+                host_public_keys=hosts,
+                recovery_data=bytes.fromhex(doc["recovery_data"]),
+                taproot_merkle_root=root,
+                epoch=int(doc["epoch"]),
+            )
+        except (KeyError, TypeError, ValueError, DecodeError, ParameterError):
+            raise KeystoreError("wallet.json is malformed or has an invalid key") from None
+        if doc.get("wallet_id") != rec.wallet_id or doc.get("public_key") != rec.public_key.hex():
+            raise KeystoreError("wallet.json: wallet id or public key does not match its content")
+        first = rec.party_ids[:t]
+        lam = lagrange_coefficients(g, first)
+        if g.sum_points([vs[i] * lam[i] for i in first]) != pk:
+            raise KeystoreError("wallet.json: verification shares do not match the group key")
+        return rec
+
+
+@dataclass(frozen=True)
+class KeyShare:
+    """One party's secret: its Shamir share and its host (identity) secret key."""
+
+    identifier: int
+    secshare: int = field(repr=False)
+    hostseckey: bytes = field(repr=False)
+
+
+def keygen(
+    scheme_id: str, threshold: int, parties: int, *, merkle_root: bytes | None = None
+) -> tuple[WalletRecord, list[KeyShare]]:
+    """Run the dealerless DKG with all parties in this process.
+
+    Returns the public wallet record and one :class:`KeyShare` per party (identifiers 1..n).
+    ``merkle_root`` (32 bytes) commits the Taproot output key to a script tree (schnorr-bip340
+    only); by default the output key commits to no script path.
+    Raises :class:`ParameterError` for a bad threshold, party count or scheme.
+    """
+    scheme = get_scheme(scheme_id)
+    if not 2 <= parties <= MAX_PARTIES:
+        raise ParameterError(f"parties must be between 2 and {MAX_PARTIES}")
+    if not 1 <= threshold <= parties:
+        raise ParameterError(f"threshold must be between 1 and the number of parties ({parties})")
+    if merkle_root is not None and (scheme.id != "schnorr-bip340" or len(merkle_root) != 32):
+        raise ParameterError("a 32-byte Taproot merkle root applies to schnorr-bip340 only")
+    hostseckeys = [secrets.token_bytes(32) for _ in range(parties)]
+    results = dkg.run_dkg(scheme.group, hostseckeys, threshold)
+    first = results[0]
+    record = WalletRecord(
+        scheme=scheme.id,
+        threshold=threshold,
+        parties=parties,
+        group_public_key=first.threshold_pubkey,
+        verification_shares={i + 1: p for i, p in enumerate(first.pubshares)},
+        host_public_keys={i + 1: dkg.hostpubkey_gen(k) for i, k in enumerate(hostseckeys)},
+        recovery_data=first.recovery_data,
+        taproot_merkle_root=merkle_root,
+    )
+    shares = [KeyShare(r.identifier, r.secshare, hostseckeys[r.index]) for r in results]
+    return record, shares
+
+
+def _check_signers(record: WalletRecord, shares: Sequence[KeyShare]) -> dict[int, int]:
+    ids = [s.identifier for s in shares]
+    if len(set(ids)) != len(ids):
+        raise ParameterError("a signer is listed twice")
+    for i in ids:
+        if i not in record.verification_shares:
+            raise ParameterError(f"signer {i} is not a party of this wallet")
+    if len(ids) < record.threshold:
+        raise ParameterError(
+            f"{len(ids)} signer(s) given; this wallet needs at least {record.threshold}"
+        )
+    g = get_scheme(record.scheme).group
+    for s in shares:
+        if g.base_mul(s.secshare) != record.verification_shares[s.identifier]:
+            raise KeystoreError(f"the share given for party {s.identifier} is not this wallet's")
+    return {s.identifier: s.secshare for s in sorted(shares, key=lambda s: s.identifier)}
+
+
+def sign(record: WalletRecord, shares: Sequence[KeyShare], message: bytes) -> bytes:
+    """Sign ``message`` with the given parties' shares, all in this process.
+
+    Every signature share is verified before aggregation; a bad one raises
+    :class:`~tmpc.errors.FaultyParticipantError` naming its signer. Returns the signature
+    (64 bytes for schnorr-bip340 and ed25519, 65 for frost-secp256k1).
+    """
+    scheme = get_scheme(record.scheme)
+    secret_shares = _check_signers(record, shares)
+    vs = {i: record.verification_shares[i] for i in secret_shares}
+    if scheme.suite is None:
+        assert isinstance(record.group_public_key, SecpPoint)
+        tweaks = taproot.taproot_tweaks_for(record.group_public_key, record.taproot_merkle_root)
+        return bip445.sign_local(secret_shares, vs, record.group_public_key, message, tweaks=tweaks)
+    return frost.sign_local(
+        scheme.suite, secret_shares, record.group_public_key, message, verifying_shares=vs
+    )
+
+
+def verify(scheme_id: str, public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """tmpc's own verifier for a scheme's signatures under its public key (see
+    :attr:`WalletRecord.public_key`). Returns False for any malformed input."""
+    scheme = get_scheme(scheme_id)
+    if scheme.suite is None:
+        return schnorr_verify(message, public_key, signature)
+    try:
+        pk = scheme.group.decode_point(public_key)
+    except DecodeError:
+        return False
+    return frost.verify(scheme.suite, pk, message, signature)
