@@ -8,7 +8,7 @@ import coincurve
 import pytest
 
 from tests.vectors import VECTORS
-from tmpc.bip340 import pubkey_gen, schnorr_sign, schnorr_verify
+from tmpc.bip340 import pubkey_gen, schnorr_sign, schnorr_verify, schnorr_verify_reference
 
 with open(VECTORS / "bip340" / "test-vectors.csv", newline="") as fh:
     ROWS = list(csv.DictReader(fh))
@@ -21,6 +21,7 @@ def test_bip340_vector(row: dict[str, str]) -> None:
     sig = bytes.fromhex(row["signature"])
     expected = row["verification result"] == "TRUE"
     assert schnorr_verify(msg, pk, sig) is expected
+    assert schnorr_verify_reference(msg, pk, sig) is expected
     if row["secret key"]:
         sk = bytes.fromhex(row["secret key"])
         assert pubkey_gen(sk) == pk
@@ -35,3 +36,5 @@ def test_random_signatures_verify_in_libsecp256k1() -> None:
         assert coincurve.PublicKeyXOnly(pubkey_gen(sk)).verify(sig, msg)
         bad = sig[:-1] + bytes([sig[-1] ^ 1])
         assert not schnorr_verify(msg, pubkey_gen(sk), bad)
+        assert not schnorr_verify_reference(msg, pubkey_gen(sk), bad)
+        assert schnorr_verify_reference(msg, pubkey_gen(sk), sig)

@@ -55,7 +55,18 @@ def test_fewer_than_t_refused_and_wrong_share_named(scheme_id: str) -> None:
         schemes.sign(record, [shares[0], shares[0], shares[1]], b"m" * 32)
     _other_record, other_shares = schemes.keygen(scheme_id, 3, 5)
     with pytest.raises(KeystoreError, match="party 2"):
-        schemes.sign(record, [shares[0], other_shares[1], shares[2]], b"m" * 32)
+        schemes.check_share(record, other_shares[1])
+    schemes.check_share(record, shares[1])
+    mixed = [shares[0], other_shares[1], shares[2]]
+    if scheme_id == "schnorr-bip340":
+        # BIP445 Sign: the signer itself refuses a share whose d*G is not among the pubshares.
+        with pytest.raises(ParameterError):
+            schemes.sign(record, mixed, b"m" * 32)
+    else:
+        # RFC 9591: the coordinator's share verification names the signer.
+        with pytest.raises(FaultyParticipantError) as ei:
+            schemes.sign(record, mixed, b"m" * 32)
+        assert ei.value.culprits == (2,)
 
 
 @pytest.mark.parametrize("scheme_id", SCHEME_IDS)

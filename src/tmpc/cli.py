@@ -175,7 +175,9 @@ def sign(wallet_dir: Path, signers: str, message: str, as_json: bool) -> None:
             secshare = group.decode_scalar(secret.secshare)
         except TmpcError:
             raise KeystoreError(f"share file of party {i} holds an invalid share") from None
-        shares.append(schemes.KeyShare(i, secshare, secret.hostseckey))
+        share = schemes.KeyShare(i, secshare, secret.hostseckey)
+        schemes.check_share(record, share)
+        shares.append(share)
     sig = schemes.sign(record, shares, msg)
     data_out = {
         "scheme": record.scheme,

@@ -115,9 +115,9 @@ def main() -> int:
                     wallet_id=record.wallet_id,
                     party=i,
                 )
-                loaded.append(
-                    schemes.KeyShare(i, group.decode_scalar(secret.secshare), secret.hostseckey)
-                )
+                share = schemes.KeyShare(i, group.decode_scalar(secret.secshare), secret.hostseckey)
+                schemes.check_share(record, share)
+                loaded.append(share)
             msg = hashlib.sha256(f"demo withdrawal via {subset}".encode()).digest()
             t0 = time.perf_counter()
             sig = schemes.sign(record, loaded, msg)

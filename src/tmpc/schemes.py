@@ -36,6 +36,7 @@ __all__ = [
     "KeyShare",
     "Scheme",
     "WalletRecord",
+    "check_share",
     "get_scheme",
     "keygen",
     "sign",
@@ -240,18 +241,27 @@ def _check_signers(record: WalletRecord, shares: Sequence[KeyShare]) -> dict[int
         raise ParameterError(
             f"{len(ids)} signer(s) given; this wallet needs at least {record.threshold}"
         )
-    g = get_scheme(record.scheme).group
-    for s in shares:
-        if g.base_mul(s.secshare) != record.verification_shares[s.identifier]:
-            raise KeystoreError(f"the share given for party {s.identifier} is not this wallet's")
     return {s.identifier: s.secshare for s in sorted(shares, key=lambda s: s.identifier)}
+
+
+def check_share(record: WalletRecord, share: KeyShare) -> None:
+    """Check that ``share`` is this wallet's share of its party (``secshare*G`` equals the
+    party's verification share); raises :class:`KeystoreError` naming the party otherwise.
+
+    Call it when loading a share from storage, so that a swapped or stale file is reported as
+    such rather than as a faulty signer."""
+    g = get_scheme(record.scheme).group
+    expected = record.verification_shares.get(share.identifier)
+    if expected is None or g.base_mul(share.secshare) != expected:
+        raise KeystoreError(f"the share given for party {share.identifier} is not this wallet's")
 
 
 def sign(record: WalletRecord, shares: Sequence[KeyShare], message: bytes) -> bytes:
     """Sign ``message`` with the given parties' shares, all in this process.
 
-    Every signature share is verified before aggregation; a bad one raises
-    :class:`~tmpc.errors.FaultyParticipantError` naming its signer. Returns the signature
+    Every signature share is verified before aggregation; a bad one (for example from a share
+    that is not this wallet's) raises :class:`~tmpc.errors.FaultyParticipantError` naming its
+    signer. Returns the signature
     (64 bytes for schnorr-bip340 and ed25519, 65 for frost-secp256k1).
     """
     scheme = get_scheme(record.scheme)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import NoReturn
 
 from tmpc import bip340
@@ -106,12 +105,9 @@ def certeq_verify(
     return _certeq_verify(suite.certeq_prefix, tuple(hostpubkeys), bytes(x), bytes(cert))
 
 
-@lru_cache(maxsize=16)
 def _certeq_verify(
     prefix: bytes, hostpubkeys: tuple[bytes, ...], x: bytes, cert: bytes
 ) -> int | None:
-    # A pure function of public inputs, memoized: when all participants and the coordinator
-    # run in one process they verify the very same certificate, n + 1 times.
     if len(cert) != CERT_SIG_LEN * len(hostpubkeys):
         return 0
     for i, hostpubkey in enumerate(hostpubkeys):
