@@ -270,9 +270,21 @@ def sign(record: WalletRecord, shares: Sequence[KeyShare], message: bytes) -> by
     if scheme.suite is None:
         assert isinstance(record.group_public_key, SecpPoint)
         tweaks = taproot.taproot_tweaks_for(record.group_public_key, record.taproot_merkle_root)
-        return bip445.sign_local(secret_shares, vs, record.group_public_key, message, tweaks=tweaks)
+        return bip445.sign_local(
+            secret_shares,
+            vs,
+            record.group_public_key,
+            message,
+            tweaks=tweaks,
+            min_signers=record.threshold,
+        )
     return frost.sign_local(
-        scheme.suite, secret_shares, record.group_public_key, message, verifying_shares=vs
+        scheme.suite,
+        secret_shares,
+        record.group_public_key,
+        message,
+        verifying_shares=vs,
+        min_signers=record.threshold,
     )
 
 
