@@ -6,11 +6,13 @@ on standard error and a non-zero exit status, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -28,6 +30,8 @@ from tmpc.keystore import (
 )
 
 __all__ = ["cli", "main"]
+
+T = TypeVar("T")
 
 PASSPHRASE_ENV = "TMPC_PASSPHRASE"  # noqa: S105 (a variable name)
 
@@ -86,6 +90,37 @@ def _parse_signers(text: str, record: schemes.WalletRecord) -> list[int]:
     return sorted(ids)
 
 
+def _open_party_share(
+    wallet_dir: Path, record: schemes.WalletRecord, i: int, passphrase: str
+) -> schemes.KeyShare:
+    """Read, decrypt and check party ``i``'s share file; every failure names the party."""
+    path = share_path(wallet_dir, i)
+    try:
+        data = path.read_bytes()
+    except OSError:
+        raise KeystoreError(f"share file of party {i} not found: {path}") from None
+    try:
+        secret = open_share(
+            data, passphrase=passphrase, wallet_id=record.wallet_id, party=i, epoch=record.epoch
+        )
+    except CryptoError:
+        raise CryptoError(f"party {i}: wrong passphrase or tampered share file") from None
+    try:
+        secshare = schemes.get_scheme(record.scheme).group.decode_scalar(secret.secshare)
+    except TmpcError:
+        raise KeystoreError(f"share file of party {i} holds an invalid share") from None
+    share = schemes.KeyShare(i, secshare, secret.hostseckey)
+    schemes.check_share(record, share)
+    return share
+
+
+def _progress(items: Sequence[T], label: str, quiet: bool) -> Any:
+    """A progress bar on standard error when it is a terminal (and not ``--json``)."""
+    if quiet or not sys.stderr.isatty():
+        return contextlib.nullcontext(items)
+    return click.progressbar(items, label=label, file=sys.stderr)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tmpc")
 def cli() -> None:
@@ -112,12 +147,7 @@ def keygen(scheme: str, threshold: int, parties: int, out: Path, as_json: bool) 
     group = schemes.get_scheme(scheme).group
     wallet_doc = record.to_json()
     sealed = []
-    show = not as_json and sys.stderr.isatty()
-    with click.progressbar(
-        shares,
-        label="Encrypting shares (Argon2id)",
-        file=sys.stderr if show else open(os.devnull, "w"),
-    ) as bar:
+    with _progress(shares, "Encrypting shares (Argon2id)", as_json) as bar:
         for s in bar:
             secret = ShareSecret(group.encode_scalar(s.secshare), s.hostseckey)
             content = seal_share(
@@ -157,27 +187,10 @@ def sign(wallet_dir: Path, signers: str, message: str, as_json: bool) -> None:
     ids = _parse_signers(signers, record)
     msg = bytes_from_hex(message, "--message")
     passphrase = _passphrase(confirm=False)
-    group = schemes.get_scheme(record.scheme).group
     shares = []
-    for i in ids:
-        path = share_path(wallet_dir, i)
-        try:
-            data = path.read_bytes()
-        except OSError:
-            raise KeystoreError(f"share file of party {i} not found: {path}") from None
-        try:
-            secret = open_share(
-                data, passphrase=passphrase, wallet_id=record.wallet_id, party=i, epoch=record.epoch
-            )
-        except CryptoError:
-            raise CryptoError(f"party {i}: wrong passphrase or tampered share file") from None
-        try:
-            secshare = group.decode_scalar(secret.secshare)
-        except TmpcError:
-            raise KeystoreError(f"share file of party {i} holds an invalid share") from None
-        share = schemes.KeyShare(i, secshare, secret.hostseckey)
-        schemes.check_share(record, share)
-        shares.append(share)
+    with _progress(ids, "Opening shares (Argon2id)", as_json) as bar:
+        for i in bar:
+            shares.append(_open_party_share(wallet_dir, record, i, passphrase))
     sig = schemes.sign(record, shares, msg)
     data_out = {
         "scheme": record.scheme,
