@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -92,8 +93,10 @@ def _parse_signers(text: str, record: schemes.WalletRecord) -> list[int]:
 
 def _open_party_share(
     wallet_dir: Path, record: schemes.WalletRecord, i: int, passphrase: str
-) -> schemes.KeyShare:
-    """Read, decrypt and check party ``i``'s share file; every failure names the party."""
+) -> tuple[schemes.KeyShare, bytes | None]:
+    """Read, decrypt and check party ``i``'s share file; every failure names the party.
+
+    Returns the key share and the party's presignature store key (ECDSA wallets)."""
     path = share_path(wallet_dir, i)
     try:
         data = path.read_bytes()
@@ -109,9 +112,23 @@ def _open_party_share(
         secshare = schemes.get_scheme(record.scheme).group.decode_scalar(secret.secshare)
     except TmpcError:
         raise KeystoreError(f"share file of party {i} holds an invalid share") from None
-    share = schemes.KeyShare(i, secshare, secret.hostseckey)
+    share = schemes.KeyShare(i, secshare, secret.hostseckey, secret.pairwise)
     schemes.check_share(record, share)
-    return share
+    return share, secret.store_key
+
+
+def _open_shares(
+    wallet_dir: Path, record: schemes.WalletRecord, ids: Sequence[int], quiet: bool
+) -> tuple[list[schemes.KeyShare], dict[int, bytes]]:
+    passphrase = _passphrase(confirm=False)
+    shares, store_keys = [], {}
+    with _progress(ids, "Opening shares (Argon2id)", quiet) as bar:
+        for i in bar:
+            share, store_key = _open_party_share(wallet_dir, record, i, passphrase)
+            shares.append(share)
+            if store_key is not None:
+                store_keys[i] = store_key
+    return shares, store_keys
 
 
 def _progress(items: Sequence[T], label: str, quiet: bool) -> Any:
@@ -149,7 +166,12 @@ def keygen(scheme: str, threshold: int, parties: int, out: Path, as_json: bool) 
     sealed = []
     with _progress(shares, "Encrypting shares (Argon2id)", as_json) as bar:
         for s in bar:
-            secret = ShareSecret(group.encode_scalar(s.secshare), s.hostseckey)
+            secret = ShareSecret(
+                group.encode_scalar(s.secshare),
+                s.hostseckey,
+                s.pairwise,
+                secrets.token_bytes(32) if s.pairwise is not None else None,
+            )
             content = seal_share(
                 secret,
                 wallet_id=record.wallet_id,
@@ -186,11 +208,12 @@ def sign(wallet_dir: Path, signers: str, message: str, as_json: bool) -> None:
     record = _load_wallet(wallet_dir)
     ids = _parse_signers(signers, record)
     msg = bytes_from_hex(message, "--message")
-    passphrase = _passphrase(confirm=False)
-    shares = []
-    with _progress(ids, "Opening shares (Argon2id)", as_json) as bar:
-        for i in bar:
-            shares.append(_open_party_share(wallet_dir, record, i, passphrase))
+    if record.scheme == "ecdsa-secp256k1":
+        schemes.ecdsa_digest(msg)  # refuse a wrong length before asking for the passphrase
+    shares, store_keys = _open_shares(wallet_dir, record, ids, as_json)
+    if record.scheme == "ecdsa-secp256k1":
+        _sign_ecdsa(wallet_dir, record, shares, store_keys, msg, ids, as_json)
+        return
     sig = schemes.sign(record, shares, msg)
     data_out = {
         "scheme": record.scheme,
@@ -201,6 +224,70 @@ def sign(wallet_dir: Path, signers: str, message: str, as_json: bool) -> None:
         "signers": ids,
     }
     _emit(data_out, as_json, [f"signature {sig.hex()}", f"signers   {','.join(map(str, ids))}"])
+
+
+def _sign_ecdsa(
+    wallet_dir: Path,
+    record: schemes.WalletRecord,
+    shares: list[schemes.KeyShare],
+    store_keys: dict[int, bytes],
+    digest: bytes,
+    ids: list[int],
+    as_json: bool,
+) -> None:
+    from tmpc import ecdsa_local
+    from tmpc.chains.addresses import ethereum_address
+
+    sig = ecdsa_local.sign(wallet_dir, record, shares, store_keys, digest)
+    out = {
+        "scheme": record.scheme,
+        "wallet_id": record.wallet_id,
+        "public_key": record.public_key.hex(),
+        "message": digest.hex(),
+        "signature": sig.compact.hex(),
+        "der": sig.der.hex(),
+        "recovery_id": sig.recovery_id,
+        "ethereum_address": ethereum_address(record.public_key),
+        "signers": ids,
+        "presignature_used": sig.from_presignature,
+    }
+    _emit(
+        out,
+        as_json,
+        [
+            f"signature   {sig.compact.hex()}",
+            f"der         {sig.der.hex()}",
+            f"recovery id {sig.recovery_id}",
+            f"signers     {','.join(map(str, ids))}"
+            + (" (stored presignature)" if sig.from_presignature else ""),
+        ],
+    )
+
+
+@cli.command()
+@click.option("--wallet", "wallet_dir", required=True, type=click.Path(path_type=Path))
+@click.option("--signers", required=True, help="Comma-separated party ids, e.g. 1,2,3.")
+@click.option("--count", default=1, show_default=True, type=int, help="How many to make.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def presign(wallet_dir: Path, signers: str, count: int, as_json: bool) -> None:
+    """Make presignatures for a signer set ahead of time (ecdsa-secp256k1 wallets).
+
+    Each later `tmpc sign` by exactly this signer set then takes one and finishes it with
+    the digest in a single round. A presignature is used at most once.
+    """
+    from tmpc import ecdsa_local
+
+    record = _load_wallet(wallet_dir)
+    if record.scheme != "ecdsa-secp256k1":
+        raise ParameterError("presignatures exist only for ecdsa-secp256k1 wallets")
+    ids = _parse_signers(signers, record)
+    shares, store_keys = _open_shares(wallet_dir, record, ids, as_json)
+    stored = ecdsa_local.presign(wallet_dir, record, shares, store_keys, count)
+    _emit(
+        {"signers": ids, "made": count, "stored": stored},
+        as_json,
+        [f"made {count} presignature(s) for signers {','.join(map(str, ids))}; {stored} stored"],
+    )
 
 
 @cli.command()
@@ -221,13 +308,26 @@ def verify(wallet_dir: Path, message: str, signature: str, as_json: bool) -> Non
 
 @cli.command()
 @click.option("--wallet", "wallet_dir", required=True, type=click.Path(path_type=Path))
-@click.option("--network", type=click.Choice(["mainnet", "testnet", "regtest"]), default="mainnet")
+@click.option(
+    "--network", type=click.Choice(["mainnet", "testnet", "signet", "regtest"]), default="mainnet"
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def address(wallet_dir: Path, network: str, as_json: bool) -> None:
     """Print the wallet's address: Taproot (bech32m) or Solana (base58)."""
     from tmpc.addresses import wallet_address
 
     record = _load_wallet(wallet_dir)
+    if record.scheme == "ecdsa-secp256k1":
+        from tmpc.chains.addresses import ethereum_address, p2wpkh_address
+
+        eth = ethereum_address(record.public_key)
+        btc = p2wpkh_address(record.public_key, network)
+        _emit(
+            {"ethereum": eth, "bitcoin_p2wpkh": btc, "network": network},
+            as_json,
+            [f"ethereum        {eth}", f"bitcoin p2wpkh  {btc}"],
+        )
+        return
     addr, kind = wallet_address(record, network)
     _emit({"address": addr, "kind": kind, "network": network}, as_json, [addr])
 

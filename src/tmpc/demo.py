@@ -21,6 +21,8 @@ from nacl.signing import VerifyKey
 
 from tmpc import schemes
 from tmpc.addresses import wallet_address
+from tmpc.chains.addresses import ethereum_address, p2wpkh_address
+from tmpc.ecdsa_format import recovery_id
 from tmpc.errors import ParameterError
 from tmpc.group import secp256k1
 from tmpc.keystore import (
@@ -39,8 +41,10 @@ def independent_verify(scheme_id: str, public_key: bytes, msg: bytes, sig: bytes
     """Check a signature with code that is not tmpc's own verifier.
 
     schnorr-bip340: libsecp256k1's BIP340 verification; ed25519: libsodium's RFC 8032
-    verification; frost-secp256k1: the RFC 9591 equation ``z*G == R + c*PK`` evaluated with
-    libsecp256k1 point operations (``c`` from the RFC's H2 over the encodings).
+    verification; ecdsa-secp256k1: libsecp256k1's ECDSA verification over the 32-byte digest
+    (it accepts low-s signatures only); frost-secp256k1: the RFC 9591 equation
+    ``z*G == R + c*PK`` evaluated with libsecp256k1 point operations (``c`` from the RFC's
+    H2 over the encodings).
     """
     if scheme_id == "schnorr-bip340":
         if len(msg) != 32:  # libsecp256k1's coincurve binding verifies 32-byte messages
@@ -52,6 +56,15 @@ def independent_verify(scheme_id: str, public_key: bytes, msg: bytes, sig: bytes
             return True
         except BadSignatureError:
             return False
+    if scheme_id == "ecdsa-secp256k1":
+        if len(sig) != 64 or len(msg) != 32:
+            return False
+        try:
+            key = coincurve.PublicKey(public_key)
+            der = coincurve.ecdsa.cdata_to_der(coincurve.ecdsa.deserialize_compact(sig))
+        except ValueError:
+            return False
+        return bool(key.verify(der, msg, hasher=None))
     if scheme_id == "frost-secp256k1":
         if len(sig) != 65:
             return False
@@ -71,9 +84,23 @@ def independent_verify(scheme_id: str, public_key: bytes, msg: bytes, sig: bytes
 
 
 def _verifier_name(scheme_id: str) -> str:
-    return {"schnorr-bip340": "libsecp256k1 BIP340", "ed25519": "libsodium Ed25519"}.get(
-        scheme_id, "libsecp256k1 RFC 9591 eq."
-    )
+    return {
+        "schnorr-bip340": "libsecp256k1 BIP340",
+        "ed25519": "libsodium Ed25519",
+        "ecdsa-secp256k1": "libsecp256k1 ECDSA",
+    }.get(scheme_id, "libsecp256k1 RFC 9591 eq.")
+
+
+def _addresses(record: schemes.WalletRecord) -> list[str]:
+    if record.scheme == "ecdsa-secp256k1":
+        return [
+            f"ethereum {ethereum_address(record.public_key)}",
+            f"bitcoin p2wpkh (regtest) {p2wpkh_address(record.public_key, 'regtest')}",
+        ]
+    try:
+        return [wallet_address(record, "regtest")[0]]
+    except ParameterError:
+        return ["(no chain address: generic RFC 9591 key)"]
 
 
 def main() -> int:
@@ -91,7 +118,7 @@ def main() -> int:
         dkg_ms = (time.perf_counter() - t0) * 1e3
         for s in shares:
             sealed = seal_share(
-                ShareSecret(group.encode_scalar(s.secshare), s.hostseckey),
+                ShareSecret(group.encode_scalar(s.secshare), s.hostseckey, s.pairwise),
                 wallet_id=record.wallet_id,
                 party=s.identifier,
                 epoch=0,
@@ -100,12 +127,9 @@ def main() -> int:
             )
             write_new_file(share_path(wdir, s.identifier), sealed)
         del shares
-        try:
-            addr = wallet_address(record, "regtest")[0]
-        except ParameterError:
-            addr = "(no chain address: generic RFC 9591 key)"
         print(f"[{scheme_id}] wallet {record.wallet_id}  public key {record.public_key.hex()}")
-        print(f"[{scheme_id}] address {addr}")
+        for addr in _addresses(record):
+            print(f"[{scheme_id}] address {addr}")
         for subset in ([1, 2, 3], [2, 4, 5]):
             loaded = []
             for i in subset:
@@ -115,7 +139,9 @@ def main() -> int:
                     wallet_id=record.wallet_id,
                     party=i,
                 )
-                share = schemes.KeyShare(i, group.decode_scalar(secret.secshare), secret.hostseckey)
+                share = schemes.KeyShare(
+                    i, group.decode_scalar(secret.secshare), secret.hostseckey, secret.pairwise
+                )
                 schemes.check_share(record, share)
                 loaded.append(share)
             msg = hashlib.sha256(f"demo withdrawal via {subset}".encode()).digest()
@@ -123,16 +149,24 @@ def main() -> int:
             sig = schemes.sign(record, loaded, msg)
             sign_ms = (time.perf_counter() - t0) * 1e3
             ok = independent_verify(scheme_id, record.public_key, msg, sig)
+            if scheme_id == "ecdsa-secp256k1":
+                # Ethereum's view: the recovered signer is the wallet's address.
+                r, s_ = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")
+                recid = recovery_id(r, s_, msg, record.public_key)
+                signer = coincurve.PublicKey.from_signature_and_message(
+                    sig + bytes([recid]), msg, hasher=None
+                )
+                ok = ok and ethereum_address(signer.format()) == ethereum_address(record.public_key)
             rows.append((scheme_id, ",".join(map(str, subset)), dkg_ms, sign_ms, ok, sig))
             print(
                 f"[{scheme_id}] signers {subset}: signature {sig.hex()[:32]}...  "
                 f"{_verifier_name(scheme_id)}: {'VALID' if ok else 'INVALID'}"
             )
         print()
-    print(f"{'scheme':17} {'signers':8} {'DKG ms':>8} {'sign ms':>8}  independent check")
+    print(f"{'scheme':17} {'signers':8} {'keygen ms':>9} {'sign ms':>8}  independent check")
     for scheme_id, subset_s, dkg_ms, sign_ms, ok, _sig in rows:
         print(
-            f"{scheme_id:17} {subset_s:8} {dkg_ms:8.1f} {sign_ms:8.2f}  "
+            f"{scheme_id:17} {subset_s:8} {dkg_ms:9.1f} {sign_ms:8.2f}  "
             f"{_verifier_name(scheme_id)}: {'valid' if ok else 'INVALID'}"
         )
     all_ok = all(r[4] for r in rows)

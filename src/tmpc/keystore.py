@@ -66,26 +66,44 @@ FAST_KDF_FOR_TESTS = KdfParams(iterations=1, lanes=1, memory_kib=64)
 
 @dataclass(frozen=True)
 class ShareSecret:
-    """The secret content of a share file (never printed: fields are ``repr=False``)."""
+    """The secret content of a share file (never printed: fields are ``repr=False``).
+
+    ``pairwise`` (ECDSA wallets) is the party's serialised DKLs23 pairwise material;
+    ``store_key`` (32 bytes, ECDSA wallets) encrypts the party's presignatures at rest.
+    """
 
     secshare: bytes = field(repr=False)
     hostseckey: bytes = field(repr=False)
+    pairwise: bytes | None = field(default=None, repr=False)
+    store_key: bytes | None = field(default=None, repr=False)
 
     def to_plaintext(self) -> bytes:
         """Canonical plaintext encoding (JSON with hex fields)."""
-        return json.dumps(
-            {"secshare": self.secshare.hex(), "hostseckey": self.hostseckey.hex()},
-            sort_keys=True,
-        ).encode()
+        doc = {"secshare": self.secshare.hex(), "hostseckey": self.hostseckey.hex()}
+        if self.pairwise is not None:
+            doc["pairwise"] = self.pairwise.hex()
+        if self.store_key is not None:
+            doc["store_key"] = self.store_key.hex()
+        return json.dumps(doc, sort_keys=True).encode()
 
     @classmethod
     def from_plaintext(cls, data: bytes) -> ShareSecret:
         """Parse :meth:`to_plaintext` output; a malformed plaintext is a corrupt file."""
         try:
             obj = json.loads(data)
-            return cls(bytes.fromhex(obj["secshare"]), bytes.fromhex(obj["hostseckey"]))
-        except (ValueError, KeyError, TypeError):
+            pairwise = obj.get("pairwise")
+            store_key = obj.get("store_key")
+            secret = cls(
+                bytes.fromhex(obj["secshare"]),
+                bytes.fromhex(obj["hostseckey"]),
+                bytes.fromhex(pairwise) if pairwise is not None else None,
+                bytes.fromhex(store_key) if store_key is not None else None,
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise KeystoreError("share file: decrypted content is malformed") from None
+        if secret.store_key is not None and len(secret.store_key) != 32:
+            raise KeystoreError("share file: decrypted content is malformed")
+        return secret
 
 
 def share_path(directory: Path, party: int) -> Path:

@@ -9,6 +9,8 @@ scheme id                 protocol                                 signatures ve
                           SHA-512), RFC 9591
 ``frost-secp256k1``       ChillDKG + FROST(secp256k1, SHA-256),    RFC 9591 verification
                           RFC 9591
+``ecdsa-secp256k1``       ChillDKG + pairwise OT setup, DKLs23     ECDSA (low-s, recovery id)
+                          signing (presignatures)
 ========================  =======================================  ==========================
 
 The :class:`WalletRecord` is public (threshold, parties, group key, every party's verification
@@ -23,12 +25,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tmpc.bip340 import schnorr_verify
+from tmpc.ecdsa_format import compact, ecdsa_verify
 from tmpc.encoding import tagged_hash
-from tmpc.errors import DecodeError, KeystoreError, ParameterError
+from tmpc.errors import DecodeError, KeystoreError, ParameterError, TmpcError
 from tmpc.group import ED25519, SECP256K1, Group, Point, ed25519, secp256k1
 from tmpc.group.base import Ciphersuite
 from tmpc.group.secp256k1 import SecpPoint
 from tmpc.protocols import bip445, dkg, frost, taproot
+from tmpc.protocols.ecdsa import dkls23
 from tmpc.sharing import lagrange_coefficients
 
 __all__ = [
@@ -37,6 +41,8 @@ __all__ = [
     "Scheme",
     "WalletRecord",
     "check_share",
+    "ecdsa_digest",
+    "ecdsa_pairwise",
     "get_scheme",
     "keygen",
     "sign",
@@ -62,6 +68,7 @@ SCHEMES: dict[str, Scheme] = {
         Scheme("schnorr-bip340", SECP256K1, None, "BIP340 Schnorr, Taproot key path (BIP445)"),
         Scheme("ed25519", ED25519, ed25519, "Ed25519 (RFC 8032) via FROST(Ed25519, SHA-512)"),
         Scheme("frost-secp256k1", SECP256K1, secp256k1, "FROST(secp256k1, SHA-256), RFC 9591"),
+        Scheme("ecdsa-secp256k1", SECP256K1, None, "ECDSA via DKLs23: Bitcoin, Ethereum, EVM"),
     )
 }
 
@@ -189,11 +196,17 @@ class WalletRecord:
 
 @dataclass(frozen=True)
 class KeyShare:
-    """One party's secret: its Shamir share and its host (identity) secret key."""
+    """One party's secret: its Shamir share and its host (identity) secret key.
+
+    For ``ecdsa-secp256k1`` also the party's pairwise DKLs23 material (zero-sharing seeds and
+    OT-based multiplication setups with every other party, serialised), kept apart from the
+    key share so that a refresh can redo it without changing the key.
+    """
 
     identifier: int
     secshare: int = field(repr=False)
     hostseckey: bytes = field(repr=False)
+    pairwise: bytes | None = field(default=None, repr=False)
 
 
 def keygen(
@@ -226,7 +239,15 @@ def keygen(
         recovery_data=first.recovery_data,
         taproot_merkle_root=merkle_root,
     )
-    shares = [KeyShare(r.identifier, r.secshare, hostseckeys[r.index]) for r in results]
+    pairwise: dict[int, bytes] = {}
+    if scheme.id == "ecdsa-secp256k1":
+        setup_sid = tagged_hash("tmpc/dkls23/setup", bytes.fromhex(record.wallet_id))
+        material = dkls23.pairwise_setup_local(record.party_ids, setup_sid)
+        pairwise = {i: m.to_bytes() for i, m in material.items()}
+    shares = [
+        KeyShare(r.identifier, r.secshare, hostseckeys[r.index], pairwise.get(r.identifier))
+        for r in results
+    ]
     return record, shares
 
 
@@ -267,6 +288,16 @@ def sign(record: WalletRecord, shares: Sequence[KeyShare], message: bytes) -> by
     scheme = get_scheme(record.scheme)
     secret_shares = _check_signers(record, shares)
     vs = {i: record.verification_shares[i] for i in secret_shares}
+    if scheme.id == "ecdsa-secp256k1":
+        r, s, _recid = dkls23.sign_local(
+            secret_shares,
+            record.group_public_key,
+            ecdsa_pairwise(shares),
+            sorted(secret_shares),
+            ecdsa_digest(message),
+            threshold=record.threshold,
+        )
+        return compact(r, s)
     if scheme.suite is None:
         assert isinstance(record.group_public_key, SecpPoint)
         tweaks = taproot.taproot_tweaks_for(record.group_public_key, record.taproot_merkle_root)
@@ -288,10 +319,41 @@ def sign(record: WalletRecord, shares: Sequence[KeyShare], message: bytes) -> by
     )
 
 
+def ecdsa_digest(message: bytes) -> bytes:
+    """The 32-byte digest an ``ecdsa-secp256k1`` wallet signs; refuses anything else.
+
+    ECDSA signs a hash: the caller hashes its message (Ethereum: keccak-256 of the
+    transaction; Bitcoin: the sighash), so a presignature is never finished over a value the
+    signer did not see hashed. Raises :class:`ParameterError` if ``message`` is not 32 bytes.
+    """
+    if len(message) != 32:
+        raise ParameterError(
+            "ecdsa-secp256k1 signs a 32-byte digest (hash your message first, e.g. keccak-256)"
+        )
+    return message
+
+
+def ecdsa_pairwise(shares: Sequence[KeyShare]) -> dict[int, dkls23.EcdsaPairwise]:
+    """Parse the pairwise DKLs23 material of each share; raises :class:`KeystoreError`."""
+    out = {}
+    for s in shares:
+        if s.pairwise is None:
+            raise KeystoreError(f"party {s.identifier}'s share has no ECDSA pairwise setup")
+        try:
+            out[s.identifier] = dkls23.EcdsaPairwise.from_bytes(s.pairwise)
+        except TmpcError:
+            raise KeystoreError(f"party {s.identifier}'s ECDSA pairwise setup is corrupt") from None
+    return out
+
+
 def verify(scheme_id: str, public_key: bytes, message: bytes, signature: bytes) -> bool:
     """tmpc's own verifier for a scheme's signatures under its public key (see
     :attr:`WalletRecord.public_key`). Returns False for any malformed input."""
     scheme = get_scheme(scheme_id)
+    if scheme.id == "ecdsa-secp256k1":
+        if len(message) != 32:
+            return False
+        return ecdsa_verify(public_key, message, signature, der=False, require_low_s=True)
     if scheme.suite is None:
         return schnorr_verify(message, public_key, signature)
     try:

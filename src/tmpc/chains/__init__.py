@@ -1,0 +1,1 @@
+"""Chain formats: addresses and transaction digests for the chains tmpc signs for."""

@@ -1,0 +1,214 @@
+"""ECDSA wallets with every party in this process: presignature stores and deny-lists.
+
+Each party keeps a state database beside its share file (``party-I.db``, see
+:mod:`tmpc.store`) holding its presignatures (encrypted under the party's ``store_key``), the
+multiplication session ids it has used, and its deny-list of peers that failed a pairwise
+check. This module drives :mod:`tmpc.protocols.ecdsa.dkls23` over those stores:
+
+- :func:`presign` makes presignatures ahead of time for one signer set;
+- :func:`sign` finishes a stored presignature with the digest in one round when every signer
+  has one, and runs the whole protocol otherwise;
+- a pairwise check that fails (OT extension, multiplication, commitment or Gamma check) puts
+  the blamed peer on every honest party's deny-list, and later sessions with it are refused
+  before any secret-dependent work, also after a restart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tmpc.ecdsa_format import compact, der_encode
+from tmpc.errors import KeystoreError, ParameterError, ProtocolError
+from tmpc.protocols.ecdsa import dkls23
+from tmpc.protocols.ecdsa.errors import PairwiseCheckError
+from tmpc.schemes import KeyShare, WalletRecord, ecdsa_digest, ecdsa_pairwise
+from tmpc.store import DenyList, PresignatureStore, StateDB, UsedSessions, state_db_path
+
+__all__ = ["EcdsaSignature", "PartyStores", "open_stores", "presign", "sign"]
+
+
+@dataclass(frozen=True)
+class EcdsaSignature:
+    """A finished ECDSA signature: low-s ``(r, s)``, recovery id, and how it was made."""
+
+    r: int
+    s: int
+    recovery_id: int
+    from_presignature: bool
+
+    @property
+    def compact(self) -> bytes:
+        """64-byte ``r || s``."""
+        return compact(self.r, self.s)
+
+    @property
+    def der(self) -> bytes:
+        """Strict DER (Bitcoin, without the sighash byte)."""
+        return der_encode(self.r, self.s)
+
+
+@dataclass
+class PartyStores:
+    """One party's open state database and the stores in it."""
+
+    db: StateDB
+    presigs: PresignatureStore
+    deny: DenyList
+    sessions: UsedSessions
+
+
+@contextlib.contextmanager
+def open_stores(
+    wallet_dir: Path, shares: Sequence[KeyShare], store_keys: dict[int, bytes]
+) -> Iterator[dict[int, PartyStores]]:
+    """Open the state database of every party in ``shares`` (created on first use)."""
+    opened: dict[int, PartyStores] = {}
+    try:
+        for s in shares:
+            key = store_keys.get(s.identifier)
+            if key is None:
+                raise KeystoreError(f"party {s.identifier}'s share has no presignature store key")
+            db = StateDB(state_db_path(wallet_dir, s.identifier), party=s.identifier)
+            opened[s.identifier] = PartyStores(
+                db, PresignatureStore(db, key), DenyList(db), UsedSessions(db)
+            )
+        yield opened
+    finally:
+        for st in opened.values():
+            st.db.close()
+
+
+def _refuse_denied(record: WalletRecord, stores: dict[int, PartyStores]) -> None:
+    for i, st in stores.items():
+        for j in stores:
+            if j != i and st.deny.is_denied(record.wallet_id, j):
+                reason = st.deny.reason(record.wallet_id, j)
+                raise ProtocolError(
+                    f"party {i} refuses to sign with party {j} ({reason}); "
+                    "redo the pairwise setup with that party first",
+                    (j,),
+                )
+
+
+def _deny_culprits(
+    record: WalletRecord, stores: dict[int, PartyStores], err: ProtocolError
+) -> None:
+    for i, st in stores.items():
+        for j in err.culprits:
+            if j != i:
+                st.deny.add(record.wallet_id, j, f"failed pairwise check: {type(err).__name__}")
+
+
+def _mark_sessions(
+    record: WalletRecord, stores: dict[int, PartyStores], signers: Sequence[int], sid: bytes
+) -> None:
+    # Every party records the session id for each peer and role before any message leaves:
+    # the same id can never drive a second multiplication with the same OT setup.
+    for i in signers:
+        for j in signers:
+            if j != i:
+                stores[i].sessions.mark_used(record.wallet_id, j, "sender", sid)
+                stores[i].sessions.mark_used(record.wallet_id, j, "receiver", sid)
+
+
+def _presign_once(
+    record: WalletRecord,
+    shares: Sequence[KeyShare],
+    stores: dict[int, PartyStores],
+    signers: list[int],
+) -> dict[int, dkls23.Presignature]:
+    sid = secrets.token_bytes(32)
+    _mark_sessions(record, stores, signers, sid)
+    try:
+        return dkls23.presign_local(
+            {s.identifier: s.secshare for s in shares},
+            record.group_public_key,
+            ecdsa_pairwise(shares),
+            signers,
+            sid,
+            threshold=record.threshold,
+        )
+    except PairwiseCheckError as err:
+        _deny_culprits(record, stores, err)
+        raise
+
+
+def _signers_of(record: WalletRecord, shares: Sequence[KeyShare]) -> list[int]:
+    if record.scheme != "ecdsa-secp256k1":
+        raise ParameterError("presignatures exist only for ecdsa-secp256k1 wallets")
+    ids = sorted(s.identifier for s in shares)
+    if len(set(ids)) != len(ids) or len(ids) < record.threshold:
+        raise ParameterError(f"presigning needs {record.threshold} distinct signers")
+    return ids
+
+
+def presign(
+    wallet_dir: Path,
+    record: WalletRecord,
+    shares: Sequence[KeyShare],
+    store_keys: dict[int, bytes],
+    count: int,
+) -> int:
+    """Make ``count`` presignatures for the signer set of ``shares`` and store them.
+
+    Returns how many are now stored for that signer set (at the first signer).
+    """
+    if not 1 <= count <= 10_000:
+        raise ParameterError("--count must be between 1 and 10000")
+    signers = _signers_of(record, shares)
+    with open_stores(wallet_dir, shares, store_keys) as stores:
+        _refuse_denied(record, stores)
+        for _ in range(count):
+            presigs = _presign_once(record, shares, stores, signers)
+            for i, p in presigs.items():
+                stores[i].presigs.put(record.wallet_id, signers, p.presig_id, p.to_bytes())
+        return stores[signers[0]].presigs.count(record.wallet_id, signers)
+
+
+def _take_presignatures(
+    record: WalletRecord, stores: dict[int, PartyStores], signers: list[int]
+) -> dict[int, dkls23.Presignature] | None:
+    first = stores[signers[0]].presigs.take(record.wallet_id, signers)
+    if first is None:
+        return None
+    presig_id, blob = first
+    blobs = {signers[0]: blob}
+    for i in signers[1:]:
+        got = stores[i].presigs.take(record.wallet_id, signers, presig_id)
+        if got is None:
+            raise KeystoreError(
+                f"party {i} has no copy of presignature {presig_id.hex()[:16]}; the stores "
+                "disagree (the presignature is discarded; run presign again)"
+            )
+        blobs[i] = got[1]
+    return {i: dkls23.Presignature.from_bytes(b) for i, b in blobs.items()}
+
+
+def sign(
+    wallet_dir: Path,
+    record: WalletRecord,
+    shares: Sequence[KeyShare],
+    store_keys: dict[int, bytes],
+    digest: bytes,
+) -> EcdsaSignature:
+    """Sign a 32-byte ``digest`` with the parties of ``shares``.
+
+    Uses a stored presignature for this signer set when there is one (deleted from every
+    store before its share is computed), otherwise runs the whole DKLs23 protocol. The
+    signature is verified before it is returned. A failed pairwise check deny-lists the
+    blamed party and re-raises.
+    """
+    digest = ecdsa_digest(digest)
+    signers = _signers_of(record, shares)
+    with open_stores(wallet_dir, shares, store_keys) as stores:
+        _refuse_denied(record, stores)
+        presigs = _take_presignatures(record, stores, signers)
+        used = presigs is not None
+        if presigs is None:
+            presigs = _presign_once(record, shares, stores, signers)
+        r, s, recid = dkls23.sign_with_presignatures(presigs, record.group_public_key, digest)
+    return EcdsaSignature(r, s, recid, used)

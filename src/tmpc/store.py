@@ -1,0 +1,539 @@
+"""Durable, crash-safe local state of one party: presignatures, deny-list, used sessions.
+
+One SQLite database per party directory (``<dir>/party-<i>.db``), opened in WAL mode with
+``synchronous=FULL``: a transaction is on disk (the WAL fsync'd) when ``COMMIT`` returns, so
+what a method has committed survives a crash or power loss of the process right after it.
+
+Three views share one :class:`StateDB`:
+
+- :class:`PresignatureStore` -- ECDSA presignatures, **encrypted** with ChaCha20-Poly1305 under
+  a 32-byte key the caller supplies (e.g. derived from the share's passphrase-derived key); the
+  associated data binds the wallet id, the party, the signer set and the presignature id, so a
+  row edited, moved to another wallet/party/signer set or swapped with another row fails to
+  open. :meth:`PresignatureStore.take` **deletes the row and commits before** it returns (or
+  even decrypts) the blob: after a crash at any point the same presignature can never be handed
+  out twice. Every id ever stored is remembered, so an id can never be stored again.
+- :class:`DenyList` -- peers with whom a pairwise check failed (terminal: no retry, see
+  ``security.md``); survives restarts.
+- :class:`UsedSessions` -- multiplication session ids per (wallet, peer, role), marked used
+  durably before the message that uses them leaves.
+
+Nothing secret is stored in clear: only presignature ciphertexts, ids, party numbers and the
+caller's (non-secret) reasons. Database errors become :class:`~tmpc.errors.KeystoreError` with
+one line that says which file is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+from tmpc.encoding import lp_join
+from tmpc.errors import CryptoError, KeystoreError, ParameterError, StateError
+
+__all__ = [
+    "MAX_BLOB_LEN",
+    "ROLES",
+    "DenyList",
+    "PresignatureStore",
+    "StateDB",
+    "UsedSessions",
+    "state_db_path",
+]
+
+FORMAT: Final = "tmpc-party-state"
+SCHEMA_VERSION: Final = 1
+#: Largest presignature blob accepted by :meth:`PresignatureStore.put`.
+MAX_BLOB_LEN: Final = 1 << 20
+#: Roles of a party in a pairwise multiplication (DKLs23: Alice sends, Bob receives).
+ROLES: Final = ("sender", "receiver")
+_AD_TAG: Final = b"tmpc/store/presignature/v1"
+_BUSY_TIMEOUT_S: Final = 30.0
+
+_SCHEMA: Final = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    # seq orders presignatures first in, first out; presig_id is unique among stored rows.
+    "CREATE TABLE IF NOT EXISTS presignatures ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " wallet_id TEXT NOT NULL, signers TEXT NOT NULL, presig_id BLOB NOT NULL UNIQUE,"
+    " nonce BLOB NOT NULL, ciphertext BLOB NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS presignatures_by_set ON presignatures (wallet_id, signers, seq)",
+    # Every id ever stored (taken or not): never deleted, so an id is never stored twice.
+    "CREATE TABLE IF NOT EXISTS presig_ids_ever (presig_id BLOB PRIMARY KEY)",
+    "CREATE TABLE IF NOT EXISTS deny_list ("
+    " wallet_id TEXT NOT NULL, peer INTEGER NOT NULL, reason TEXT NOT NULL,"
+    " PRIMARY KEY (wallet_id, peer))",
+    "CREATE TABLE IF NOT EXISTS used_sessions ("
+    " wallet_id TEXT NOT NULL, peer INTEGER NOT NULL, role TEXT NOT NULL,"
+    " session_id BLOB NOT NULL, PRIMARY KEY (wallet_id, peer, role, session_id))",
+)
+
+
+def state_db_path(directory: Path, party: int) -> Path:
+    """The state database of ``party`` inside a party (or wallet) directory."""
+    return Path(directory) / f"party-{party}.db"
+
+
+def _create_private_file(path: Path) -> bool:
+    """Create an empty file readable by the owner only; False if it appeared meanwhile."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    except OSError:
+        raise KeystoreError(f"cannot create party state database {path}") from None
+    os.close(fd)
+    return True
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _check_party(value: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ParameterError(f"{what} must be a positive integer")
+    return value
+
+
+def _check_wallet_id(wallet_id: str) -> str:
+    if not isinstance(wallet_id, str) or not wallet_id or len(wallet_id) > 256:
+        raise ParameterError("wallet id must be a non-empty string of at most 256 characters")
+    return wallet_id
+
+
+class StateDB:
+    """One party's state database (SQLite, WAL, ``synchronous=FULL``).
+
+    Open one per thread or process (connections are not shared between threads); several
+    may be open on the same file at once, and their write transactions are serialised by
+    SQLite. Use as a context manager or call :meth:`close`.
+
+    Args:
+        path: the database file (see :func:`state_db_path`); created if missing.
+        party: this party's identifier; a file created for another party is refused.
+
+    Raises:
+        KeystoreError: the file is not a tmpc state database, is corrupt, belongs to another
+            party, or cannot be opened.
+    """
+
+    def __init__(self, path: Path, *, party: int, create: bool = True) -> None:
+        self.path = Path(path)
+        self.party = _check_party(party, "party")
+        created = False
+        if not self.path.exists():
+            if not create:
+                raise KeystoreError(f"party state database not found: {self.path}")
+            created = _create_private_file(self.path)
+        try:
+            self._conn = sqlite3.connect(
+                str(self.path), timeout=_BUSY_TIMEOUT_S, isolation_level=None
+            )
+        except sqlite3.Error:
+            raise KeystoreError(f"cannot open party state database {self.path}") from None
+        try:
+            self._setup()
+        except sqlite3.DatabaseError:
+            self._conn.close()
+            raise KeystoreError(
+                f"party state database {self.path} is corrupt or not a tmpc database"
+            ) from None
+        except BaseException:
+            self._conn.close()
+            raise
+        if created:
+            _fsync_dir(self.path.parent)
+
+    def _setup(self) -> None:
+        c = self._conn
+        # Fails with "file is not a database" on garbage, before anything is written.
+        mode = c.execute("PRAGMA journal_mode=WAL").fetchone()
+        if mode is None or str(mode[0]).lower() != "wal":
+            raise KeystoreError(f"party state database {self.path}: WAL mode unavailable")
+        c.execute("PRAGMA synchronous=FULL")
+        if c.execute("PRAGMA quick_check").fetchall() != [("ok",)]:
+            raise sqlite3.DatabaseError("integrity check failed")
+        with self.transaction():
+            tables = {str(r[0]) for r in c.execute("SELECT name FROM sqlite_master")}
+            if tables and "meta" not in tables:
+                # Some other SQLite database: never write our tables into it.
+                raise KeystoreError(f"{self.path} is not a tmpc party state database")
+            for stmt in _SCHEMA:
+                c.execute(stmt)
+            meta = {str(k): str(v) for k, v in c.execute("SELECT key, value FROM meta")}
+            if not meta:
+                c.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)",
+                    [
+                        ("format", FORMAT),
+                        ("version", str(SCHEMA_VERSION)),
+                        ("party", str(self.party)),
+                    ],
+                )
+            elif meta.get("format") != FORMAT or meta.get("version") != str(SCHEMA_VERSION):
+                raise KeystoreError(
+                    f"{self.path} is not a tmpc party state database of a supported version"
+                )
+            elif meta.get("party") != str(self.party):
+                raise KeystoreError(f"{self.path} is not party {self.party}'s state database")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """An immediate (write-locked) transaction, committed -- fsync'd -- on normal exit.
+
+        Several statements in one ``with`` block are atomic (e.g. mark a session used and take
+        a presignature together). Rolls back on any exception, which propagates unchanged.
+
+        Raises:
+            KeystoreError: the transaction cannot start (database busy for 30 s, unwritable).
+        """
+        c = self._conn
+        try:
+            c.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            raise KeystoreError(
+                f"party state database {self.path}: cannot start a transaction (busy or unwritable)"
+            ) from None
+        try:
+            yield c
+            c.execute("COMMIT")
+        except BaseException:
+            if c.in_transaction:
+                c.execute("ROLLBACK")
+            raise
+
+    def _write(self, statements: Sequence[tuple[str, tuple[object, ...]]]) -> None:
+        """Run statements in one immediate write transaction and commit (fsync'd)."""
+        try:
+            with self.transaction() as c:
+                for sql, args in statements:
+                    c.execute(sql, args)
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error:
+            raise KeystoreError(f"party state database {self.path}: write failed") from None
+
+    def _read(self, sql: str, args: tuple[object, ...]) -> list[tuple[Any, ...]]:
+        try:
+            return list(self._conn.execute(sql, args).fetchall())
+        except sqlite3.Error:
+            raise KeystoreError(f"party state database {self.path}: read failed") from None
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        self._conn.close()
+
+    def __enter__(self) -> StateDB:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"StateDB(path={str(self.path)!r}, party={self.party})"
+
+
+def _signers_key(signers: Sequence[int], party: int) -> str:
+    if isinstance(signers, str | bytes) or not isinstance(signers, Sequence):
+        raise ParameterError("signers must be a sequence of party identifiers")
+    ids = [_check_party(i, "signer id") for i in signers]
+    if len(set(ids)) != len(ids) or not ids:
+        raise ParameterError("signers must be distinct party identifiers (at least one)")
+    if party not in ids:
+        raise ParameterError(f"party {party} is not among the signers")
+    return ",".join(str(i) for i in sorted(ids))
+
+
+@dataclass
+class PresignatureStore:
+    """Single-use, encrypted presignatures of one party, by wallet and signer set.
+
+    Args:
+        db: the party's :class:`StateDB`.
+        key: the 32-byte ChaCha20-Poly1305 key (secret; **must not** be reused for anything
+            else than this party's presignatures).
+
+    Raises:
+        ParameterError: a key that is not 32 bytes.
+    """
+
+    db: StateDB
+    key: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.key, bytes | bytearray) or len(self.key) != 32:
+            raise ParameterError("presignature store key must be 32 bytes")
+        self._aead = ChaCha20Poly1305(bytes(self.key))
+
+    def _ad(self, wallet_id: str, signers: str, presig_id: bytes) -> bytes:
+        return lp_join(
+            [
+                _AD_TAG,
+                wallet_id.encode(),
+                self.db.party.to_bytes(4, "big"),
+                signers.encode(),
+                presig_id,
+            ]
+        )
+
+    def put(self, wallet_id: str, signers: Sequence[int], presig_id: bytes, blob: bytes) -> None:
+        """Store one presignature, encrypted, durably (committed when this returns).
+
+        Args:
+            wallet_id: the wallet.
+            signers: the signer set it was made for (order does not matter; must contain this
+                party).
+            presig_id: its 32-byte id.
+            blob: its serialisation (secret), at most :data:`MAX_BLOB_LEN` bytes.
+
+        Raises:
+            StateError: ``presig_id`` was stored before (now or ever, even if since taken).
+            ParameterError: bad wallet id, signer set, id length or blob size.
+            KeystoreError: the database cannot be written.
+        """
+        wallet_id = _check_wallet_id(wallet_id)
+        sk = _signers_key(signers, self.db.party)
+        if not isinstance(presig_id, bytes | bytearray) or len(presig_id) != 32:
+            raise ParameterError("presignature id must be 32 bytes")
+        if not isinstance(blob, bytes | bytearray) or not 0 < len(blob) <= MAX_BLOB_LEN:
+            raise ParameterError("presignature blob must be 1 to MAX_BLOB_LEN bytes")
+        pid = bytes(presig_id)
+        nonce = secrets.token_bytes(12)
+        ct = self._aead.encrypt(nonce, bytes(blob), self._ad(wallet_id, sk, pid))
+        try:
+            self.db._write(
+                [
+                    ("INSERT INTO presig_ids_ever (presig_id) VALUES (?)", (pid,)),
+                    (
+                        "INSERT INTO presignatures (wallet_id, signers, presig_id, nonce,"
+                        " ciphertext) VALUES (?, ?, ?, ?, ?)",
+                        (wallet_id, sk, pid, nonce, ct),
+                    ),
+                ]
+            )
+        except sqlite3.IntegrityError:
+            raise StateError(
+                "presignature id was already stored once; ids are single use"
+            ) from None
+
+    def take(
+        self, wallet_id: str, signers: Sequence[int], presig_id: bytes | None = None
+    ) -> tuple[bytes, bytes] | None:
+        """Remove the oldest presignature for ``(wallet_id, signers)`` and return it.
+
+        With ``presig_id``, remove exactly that one (the other signers of a presignature take
+        the id the first signer drew), or return ``None`` if it is not stored here.
+
+        The row is deleted and the deletion committed (fsync'd) **before** anything is
+        decrypted or returned, so a crash after this call (or during it) never lets the same
+        presignature be used twice. A row that fails authentication is gone as well.
+
+        Returns:
+            ``(presig_id, blob)`` or ``None`` if none is stored for that signer set.
+
+        Raises:
+            CryptoError: the stored row was tampered with, moved, or the key is wrong (opaque).
+            ParameterError: bad wallet id or signer set.
+            KeystoreError: the database cannot be read or written.
+        """
+        wallet_id = _check_wallet_id(wallet_id)
+        sk = _signers_key(signers, self.db.party)
+        try:
+            with self.db.transaction() as c:
+                query = (
+                    "SELECT seq, presig_id, nonce, ciphertext FROM presignatures"
+                    " WHERE wallet_id = ? AND signers = ?"
+                )
+                args: tuple[object, ...] = (wallet_id, sk)
+                if presig_id is not None:
+                    query += " AND presig_id = ?"
+                    args += (bytes(presig_id),)
+                row = c.execute(query + " ORDER BY seq LIMIT 1", args).fetchone()
+                if row is not None:
+                    c.execute("DELETE FROM presignatures WHERE seq = ?", (row[0],))
+            # Committed: the row is gone on disk before anything below runs.
+        except sqlite3.Error:
+            raise KeystoreError(f"party state database {self.db.path}: take failed") from None
+        if row is None:
+            return None
+        _, pid, nonce, ct = row
+        if not (isinstance(pid, bytes) and isinstance(nonce, bytes) and isinstance(ct, bytes)):
+            raise CryptoError("stored presignature failed authentication")
+        try:
+            blob = self._aead.decrypt(nonce, ct, self._ad(wallet_id, sk, pid))
+        except (InvalidTag, ValueError):
+            raise CryptoError("stored presignature failed authentication") from None
+        return pid, blob
+
+    def count(self, wallet_id: str, signers: Sequence[int]) -> int:
+        """How many presignatures are stored for ``(wallet_id, signers)``."""
+        wallet_id = _check_wallet_id(wallet_id)
+        sk = _signers_key(signers, self.db.party)
+        rows = self.db._read(
+            "SELECT COUNT(*) FROM presignatures WHERE wallet_id = ? AND signers = ?",
+            (wallet_id, sk),
+        )
+        return int(rows[0][0])
+
+    def was_stored(self, presig_id: bytes) -> bool:
+        """True if ``presig_id`` was ever stored in this database (taken or not)."""
+        rows = self.db._read(
+            "SELECT 1 FROM presig_ids_ever WHERE presig_id = ?", (bytes(presig_id),)
+        )
+        return bool(rows)
+
+
+@dataclass
+class DenyList:
+    """Peers refused per wallet after a failed pairwise check (persisted, survives restarts).
+
+    A failed OT / multiplication check is terminal for that counterparty: each retry could leak
+    a bit of the secret. Check :meth:`is_denied` before any secret-dependent work with a peer.
+    """
+
+    db: StateDB
+
+    def add(self, wallet_id: str, peer: int, reason: str) -> None:
+        """Deny ``peer`` for ``wallet_id`` durably; the first reason recorded is kept.
+
+        ``reason`` is stored in clear: it **must not** contain secret material (name the
+        check that failed, not values).
+
+        Raises:
+            ParameterError: bad wallet id, peer, or a reason that is empty or over 1000 chars.
+            KeystoreError: the database cannot be written.
+        """
+        wallet_id = _check_wallet_id(wallet_id)
+        peer = _check_party(peer, "peer")
+        if not isinstance(reason, str) or not reason or len(reason) > 1000:
+            raise ParameterError("deny-list reason must be a non-empty string (<= 1000 chars)")
+        self.db._write(
+            [
+                (
+                    "INSERT INTO deny_list (wallet_id, peer, reason) VALUES (?, ?, ?)"
+                    " ON CONFLICT (wallet_id, peer) DO NOTHING",
+                    (wallet_id, peer, reason),
+                )
+            ]
+        )
+
+    def is_denied(self, wallet_id: str, peer: int) -> bool:
+        """True if ``peer`` is on the deny-list for ``wallet_id``."""
+        return self.reason(wallet_id, peer) is not None
+
+    def reason(self, wallet_id: str, peer: int) -> str | None:
+        """The recorded reason ``peer`` is denied for ``wallet_id``, or None."""
+        wallet_id = _check_wallet_id(wallet_id)
+        peer = _check_party(peer, "peer")
+        rows = self.db._read(
+            "SELECT reason FROM deny_list WHERE wallet_id = ? AND peer = ?", (wallet_id, peer)
+        )
+        return str(rows[0][0]) if rows else None
+
+    def denied(self, wallet_id: str) -> dict[int, str]:
+        """All denied peers of ``wallet_id`` with their reasons."""
+        wallet_id = _check_wallet_id(wallet_id)
+        rows = self.db._read(
+            "SELECT peer, reason FROM deny_list WHERE wallet_id = ? ORDER BY peer", (wallet_id,)
+        )
+        return {int(str(p)): str(r) for p, r in rows}
+
+    def clear(self, wallet_id: str, peer: int) -> bool:
+        """Remove ``peer`` from the deny-list of ``wallet_id``.
+
+        **Must only** be called after a fresh pairwise setup with that peer has completed
+        (new base OTs, new OT-extension seeds, new zero-sharing seed): the old pairwise state
+        **must not** be used again.
+
+        Returns:
+            True if the peer was denied.
+        """
+        wallet_id = _check_wallet_id(wallet_id)
+        peer = _check_party(peer, "peer")
+        was = self.is_denied(wallet_id, peer)
+        self.db._write(
+            [("DELETE FROM deny_list WHERE wallet_id = ? AND peer = ?", (wallet_id, peer))]
+        )
+        return was
+
+
+@dataclass
+class UsedSessions:
+    """Multiplication session ids used per (wallet, peer, role), recorded durably.
+
+    Call :meth:`mark_used` **before** the message computed with that session's OT state
+    leaves; a session id that is already recorded raises, also after a restart.
+    """
+
+    db: StateDB
+
+    @staticmethod
+    def _check(wallet_id: str, peer: int, role: str, session_id: bytes) -> bytes:
+        _check_wallet_id(wallet_id)
+        _check_party(peer, "peer")
+        if role not in ROLES:
+            raise ParameterError(f"role must be one of {', '.join(ROLES)}")
+        if not isinstance(session_id, bytes | bytearray) or not 1 <= len(session_id) <= 256:
+            raise ParameterError("session id must be 1 to 256 bytes")
+        return bytes(session_id)
+
+    def mark_used(self, wallet_id: str, peer: int, role: str, session_id: bytes) -> None:
+        """Record ``session_id`` as used (committed when this returns).
+
+        Args:
+            wallet_id: the wallet.
+            peer: the counterparty's identifier.
+            role: ``"sender"`` or ``"receiver"`` (this party's side of the multiplication).
+            session_id: 1 to 256 bytes.
+
+        Raises:
+            StateError: this session id was already used for (wallet, peer, role).
+            ParameterError: bad arguments.
+            KeystoreError: the database cannot be written.
+        """
+        sid = self._check(wallet_id, peer, role, session_id)
+        try:
+            self.db._write(
+                [
+                    (
+                        "INSERT INTO used_sessions (wallet_id, peer, role, session_id)"
+                        " VALUES (?, ?, ?, ?)",
+                        (wallet_id, peer, role, sid),
+                    )
+                ]
+            )
+        except sqlite3.IntegrityError:
+            raise StateError(
+                f"multiplication session with peer {peer} ({role}) was already used"
+            ) from None
+
+    def is_used(self, wallet_id: str, peer: int, role: str, session_id: bytes) -> bool:
+        """True if ``session_id`` is recorded for (wallet, peer, role)."""
+        sid = self._check(wallet_id, peer, role, session_id)
+        rows = self.db._read(
+            "SELECT 1 FROM used_sessions WHERE wallet_id = ? AND peer = ? AND role = ?"
+            " AND session_id = ?",
+            (wallet_id, peer, role, sid),
+        )
+        return bool(rows)
