@@ -7,6 +7,7 @@ adds network round trips.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import statistics
 import time
@@ -14,7 +15,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from tmpc import schemes
+from tmpc.ecdsa_format import compact
 from tmpc.errors import ParameterError
+from tmpc.group import SECP256K1
+from tmpc.protocols.ecdsa import dkls23
+from tmpc.sharing import shamir_split
 
 __all__ = ["BenchRecord", "run_bench"]
 
@@ -31,10 +36,14 @@ class BenchRecord:
     median_s: float
     min_s: float
     max_s: float
+    bytes_per_party: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """As a JSON object."""
-        return asdict(self)
+        """As a JSON object (``bytes_per_party`` only where measured)."""
+        doc = asdict(self)
+        if doc["bytes_per_party"] is None:
+            del doc["bytes_per_party"]
+        return doc
 
 
 def _record(scheme: str, op: str, t: int, n: int, samples: list[float]) -> BenchRecord:
@@ -43,13 +52,111 @@ def _record(scheme: str, op: str, t: int, n: int, samples: list[float]) -> Bench
     )
 
 
-def run_bench(scheme_id: str, threshold: int, parties: int, runs: int) -> list[BenchRecord]:
-    """Measure ``runs`` DKGs and ``runs`` signatures (a random t-subset of signers each time).
+def _ecdsa_bytes_per_party(threshold: int, parties: int) -> dict[str, float]:
+    """Bytes each party sends, on average, in the pairwise setup, presigning and online step.
 
-    Raises :class:`~tmpc.errors.ParameterError` for bad parameters.
+    Runs the sans-I/O rounds of :mod:`tmpc.protocols.ecdsa.dkls23` and sums the encoded length
+    of every message a party sends (broadcasts count once per recipient, as sent).
+    """
+    ids = list(range(1, parties + 1))
+    sid = secrets.token_bytes(32)
+    sent = dict.fromkeys(ids, 0)
+    st: dict[int, Any] = {}
+    msgs: dict[int, Any] = {}
+    for i in ids:
+        st[i], msgs[i] = dkls23.pairwise_setup_round1(i, [j for j in ids if j != i], sid)
+    for step in (dkls23.pairwise_setup_round2, dkls23.pairwise_setup_round3):
+        for i in ids:
+            sent[i] += sum(len(m.to_bytes()) for m in msgs[i].values())
+        inbox = {i: {j: msgs[j][i] for j in ids if j != i} for i in ids}
+        for i in ids:
+            st[i], msgs[i] = step(st[i], inbox[i])
+    for i in ids:
+        sent[i] += sum(len(m.to_bytes()) for m in msgs[i].values())
+    pairwise = {
+        i: dkls23.pairwise_setup_finish(st[i], {j: msgs[j][i] for j in ids if j != i}) for i in ids
+    }
+    setup_bytes = sum(sent.values()) / parties
+
+    signers = ids[:threshold]
+    key = SECP256K1.random_scalar()
+    shares = shamir_split(SECP256K1, key, threshold, ids)
+    pk = SECP256K1.base_mul(key)
+    sent = dict.fromkeys(signers, 0)
+    for i in signers:
+        st[i], msgs[i] = dkls23.presign_round1(
+            i, shares[i], pk, pairwise[i], signers, sid, threshold=threshold
+        )
+    for i in signers:
+        sent[i] += sum(len(m.to_bytes()) for m in msgs[i].values())
+    inbox = {i: {j: msgs[j][i] for j in signers if j != i} for i in signers}
+    for i in signers:
+        st[i], msgs[i] = dkls23.presign_round2(st[i], inbox[i])
+    for i in signers:
+        sent[i] += sum(len(m.to_bytes()) for m in msgs[i].values())
+    presigs = {
+        i: dkls23.presign_round3(st[i], {j: msgs[j][i] for j in signers if j != i}) for i in signers
+    }
+    presign_bytes = sum(sent.values()) / threshold
+    digest = secrets.token_bytes(32)
+    online = {i: dkls23.sign_share(p, pk, digest) for i, p in presigs.items()}
+    dkls23.combine_signature_shares(presigs[signers[0]].info, digest, online)
+    online_bytes = sum(len(x.to_bytes()) for x in online.values()) / threshold
+    return {"keygen": setup_bytes, "presign": presign_bytes, "sign-online": online_bytes}
+
+
+def _run_ecdsa(threshold: int, parties: int, runs: int) -> list[BenchRecord]:
+    keygen_t: list[float] = []
+    presign_t: list[float] = []
+    online_t: list[float] = []
+    full_t: list[float] = []
+    for _ in range(runs):
+        t0 = time.process_time()
+        record, shares = schemes.keygen("ecdsa-secp256k1", threshold, parties)
+        keygen_t.append(time.process_time() - t0)
+    pairwise = schemes.ecdsa_pairwise(shares)
+    secret = {s.identifier: s.secshare for s in shares}
+    pk = record.group_public_key
+    for _ in range(runs):
+        signers = sorted(secrets.SystemRandom().sample(sorted(secret), threshold))
+        digest = secrets.token_bytes(32)
+        t0 = time.process_time()
+        presigs = dkls23.presign_local(secret, pk, pairwise, signers, threshold=threshold)
+        t1 = time.process_time()
+        r, s, _ = dkls23.sign_with_presignatures(presigs, pk, digest)
+        t2 = time.process_time()
+        presign_t.append(t1 - t0)
+        online_t.append(t2 - t1)
+        full_t.append(t2 - t0)
+        if not schemes.verify("ecdsa-secp256k1", record.public_key, digest, compact(r, s)):
+            raise ParameterError("benchmark produced an invalid signature")
+    traffic = _ecdsa_bytes_per_party(threshold, parties)
+    out = []
+    for op, samples in (
+        ("keygen", keygen_t),
+        ("presign", presign_t),
+        ("sign-online", online_t),
+        ("sign", full_t),
+    ):
+        rec = _record("ecdsa-secp256k1", op, threshold, parties, samples)
+        b = traffic.get(op, traffic["presign"] + traffic["sign-online"])
+        out.append(dataclasses.replace(rec, bytes_per_party=round(b)))
+    return out
+
+
+def run_bench(scheme_id: str, threshold: int, parties: int, runs: int) -> list[BenchRecord]:
+    """Measure ``runs`` key generations and ``runs`` signatures (a random t-subset each time).
+
+    For ``ecdsa-secp256k1`` the operations are ``keygen`` (DKG + pairwise OT setup),
+    ``presign``, ``sign-online`` (finishing a presignature) and ``sign`` (both), each with the
+    bytes a party sends. Raises :class:`~tmpc.errors.ParameterError` for bad parameters.
     """
     if runs < 1:
         raise ParameterError("runs must be at least 1")
+    if scheme_id == "ecdsa-secp256k1":
+        if not 2 <= threshold <= parties:
+            raise ParameterError("ecdsa-secp256k1 needs 2 <= threshold <= parties")
+        return _run_ecdsa(threshold, parties, runs)
     dkg_times: list[float] = []
     sign_times: list[float] = []
     schemes.get_scheme(scheme_id)

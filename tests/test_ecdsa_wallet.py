@@ -1,0 +1,184 @@
+"""ECDSA wallets end to end: CLI, presignature stores, deny-list after a failed check."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import coincurve
+import pytest
+from eth_keys import keys as eth_keys_mod
+
+from tests.test_cli import assert_one_line_error, run
+from tmpc import ecdsa_local, schemes
+from tmpc.chains.addresses import ethereum_address
+from tmpc.errors import ProtocolError
+from tmpc.group import SECP256K1
+from tmpc.protocols.ecdsa import dkls23
+from tmpc.protocols.ecdsa.errors import PairwiseCheckError
+from tmpc.store import PresignatureStore, StateDB, state_db_path
+
+
+def _recovered_eth_address(sig64: bytes, recid: int, digest: bytes) -> str:
+    key = coincurve.PublicKey.from_signature_and_message(
+        sig64 + bytes([recid]), digest, hasher=None
+    )
+    via_eth_keys = eth_keys_mod.Signature(sig64 + bytes([recid])).recover_public_key_from_msg_hash(
+        digest
+    )
+    assert via_eth_keys.to_checksum_address() == ethereum_address(key.format())
+    return ethereum_address(key.format())
+
+
+@pytest.fixture(scope="module")
+def wallet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("ecdsa") / "w"
+    run(
+        "keygen", "--scheme", "ecdsa-secp256k1", "-t", "3", "-n", "5", "--out", str(out), check=True
+    )
+    return out
+
+
+def test_address_and_full_signature(wallet: Path) -> None:
+    addr = json.loads(run("address", "--wallet", str(wallet), "--json", check=True).stdout)
+    assert addr["ethereum"].startswith("0x") and addr["bitcoin_p2wpkh"].startswith("bc1q")
+    digest = hashlib.sha256(b"withdraw 1 ETH").digest()
+    out = json.loads(
+        run(
+            "sign",
+            "--wallet",
+            str(wallet),
+            "--signers",
+            "2,4,5",
+            "--message",
+            digest.hex(),
+            "--json",
+            check=True,
+        ).stdout
+    )
+    assert out["presignature_used"] is False
+    pk, sig = bytes.fromhex(out["public_key"]), bytes.fromhex(out["signature"])
+    assert len(pk) == 33 and len(sig) == 64
+    assert coincurve.PublicKey(pk).verify(bytes.fromhex(out["der"]), digest, hasher=None)
+    assert _recovered_eth_address(sig, out["recovery_id"], digest) == addr["ethereum"]
+    assert out["ethereum_address"] == addr["ethereum"]
+    ok = run("verify", "--wallet", str(wallet), "--message", digest.hex(), "--signature", sig.hex())
+    assert ok.returncode == 0
+
+
+def test_presign_then_sign_uses_each_presignature_once(wallet: Path) -> None:
+    made = json.loads(
+        run(
+            "presign",
+            "--wallet",
+            str(wallet),
+            "--signers",
+            "1,2,3",
+            "--count",
+            "2",
+            "--json",
+            check=True,
+        ).stdout
+    )
+    assert made["stored"] >= 2
+    seen_r = set()
+    used = []
+    for k in range(made["stored"] + 1):
+        digest = hashlib.sha256(f"tx {k}".encode()).digest()
+        out = json.loads(
+            run(
+                "sign",
+                "--wallet",
+                str(wallet),
+                "--signers",
+                "1,2,3",
+                "--message",
+                digest.hex(),
+                "--json",
+                check=True,
+            ).stdout
+        )
+        used.append(out["presignature_used"])
+        sig = bytes.fromhex(out["signature"])
+        assert _recovered_eth_address(sig, out["recovery_id"], digest) == out["ethereum_address"]
+        seen_r.add(sig[:32])
+    # Every stored presignature was used once, then the full protocol ran.
+    assert used == [True] * made["stored"] + [False]
+    assert len(seen_r) == len(used)
+
+
+def test_ecdsa_user_errors(wallet: Path) -> None:
+    assert_one_line_error(
+        run("sign", "--wallet", str(wallet), "--signers", "1,2,3", "--message", "00" * 31)
+    )
+    assert_one_line_error(
+        run("presign", "--wallet", str(wallet), "--signers", "1,2", "--count", "1")
+    )
+    assert_one_line_error(
+        run("presign", "--wallet", str(wallet), "--signers", "1,2,3", "--count", "0")
+    )
+
+
+def _wallet_in_memory(
+    tmp_path: Path,
+) -> tuple[schemes.WalletRecord, list[schemes.KeyShare], dict[int, bytes]]:
+    record, shares = schemes.keygen("ecdsa-secp256k1", 2, 3)
+    return record, shares, {s.identifier: bytes([s.identifier]) * 32 for s in shares}
+
+
+def test_failed_pairwise_check_denies_the_peer_also_after_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record, shares, keys = _wallet_in_memory(tmp_path)
+    digest = hashlib.sha256(b"m").digest()
+    real_round2 = dkls23.presign_round2
+
+    def cheating_round2(state: Any, received: Any, **kw: Any) -> Any:
+        st, out = real_round2(state, received, **kw)
+        if 3 in out or 1 not in out:
+            return st, out
+        # Party 2 sends party 1 a wrong Gamma^u: the DKLs23 consistency check must catch it.
+        bad = dataclasses.replace(out[1], gamma_u=out[1].gamma_u + SECP256K1.generator())
+        return st, {**out, 1: bad}
+
+    monkeypatch.setattr(dkls23, "presign_round2", cheating_round2)
+    with pytest.raises(PairwiseCheckError) as ei:
+        ecdsa_local.sign(tmp_path, record, shares[:2], keys, digest)
+    assert ei.value.culprits == (2,)
+    monkeypatch.setattr(dkls23, "presign_round2", real_round2)
+
+    # Honest again, but the pair is refused before any secret-dependent work ...
+    with pytest.raises(ProtocolError) as again:
+        ecdsa_local.sign(tmp_path, record, shares[:2], keys, digest)
+    assert again.value.culprits == (2,)
+    # ... also in a fresh process reading the same state databases.
+    code = (
+        "import sys; from tmpc.store import StateDB, DenyList, state_db_path;"
+        f"db = StateDB(state_db_path(__import__('pathlib').Path({str(tmp_path)!r}), 1), party=1);"
+        f"sys.exit(0 if DenyList(db).is_denied({record.wallet_id!r}, 2) else 1)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+    # Parties 1 and 3 (not involved in the failure) still sign together.
+    r_s = ecdsa_local.sign(tmp_path, record, [shares[0], shares[2]], keys, digest)
+    assert schemes.verify("ecdsa-secp256k1", record.public_key, digest, r_s.compact)
+
+
+def test_presignature_taken_is_gone_after_restart(tmp_path: Path) -> None:
+    record, shares, keys = _wallet_in_memory(tmp_path)
+    assert ecdsa_local.presign(tmp_path, record, shares[:2], keys, 1) == 1
+    digest = hashlib.sha256(b"once").digest()
+    sig = ecdsa_local.sign(tmp_path, record, shares[:2], keys, digest)
+    assert sig.from_presignature
+    for i in (1, 2):
+        db = StateDB(state_db_path(tmp_path, i), party=i)
+        try:
+            assert PresignatureStore(db, keys[i]).count(record.wallet_id, (1, 2)) == 0
+        finally:
+            db.close()
+    again = ecdsa_local.sign(tmp_path, record, shares[:2], keys, digest)
+    assert not again.from_presignature and again.r != sig.r
