@@ -21,7 +21,7 @@ from tmpc.errors import ProtocolError
 from tmpc.group import SECP256K1
 from tmpc.protocols.ecdsa import dkls23
 from tmpc.protocols.ecdsa.errors import PairwiseCheckError
-from tmpc.store import PresignatureStore, StateDB, state_db_path
+from tmpc.store import PairwiseStore, PresignatureStore, StateDB, state_db_path
 
 
 def _recovered_eth_address(sig64: bytes, recid: int, digest: bytes) -> str:
@@ -112,6 +112,32 @@ def test_presign_then_sign_uses_each_presignature_once(wallet: Path) -> None:
     assert len(seen_r) == len(used)
 
 
+def test_pairwise_setup_command(wallet: Path) -> None:
+    out = json.loads(
+        run(
+            "pairwise-setup", "--wallet", str(wallet), "--parties", "1,2", "--json", check=True
+        ).stdout
+    )
+    assert out["pairs"] == [[1, 2]]
+    digest = hashlib.sha256(b"after redo").digest()
+    signed = json.loads(
+        run(
+            "sign",
+            "--wallet",
+            str(wallet),
+            "--signers",
+            "1,2,4",
+            "--message",
+            digest.hex(),
+            "--json",
+            check=True,
+        ).stdout
+    )
+    sig = bytes.fromhex(signed["signature"])
+    assert _recovered_eth_address(sig, signed["recovery_id"], digest) == signed["ethereum_address"]
+    assert_one_line_error(run("pairwise-setup", "--wallet", str(wallet), "--parties", "1"))
+
+
 def test_ecdsa_user_errors(wallet: Path) -> None:
     assert_one_line_error(
         run("sign", "--wallet", str(wallet), "--signers", "1,2,3", "--message", "00" * 31)
@@ -166,6 +192,20 @@ def test_failed_pairwise_check_denies_the_peer_also_after_restart(
     # Parties 1 and 3 (not involved in the failure) still sign together.
     r_s = ecdsa_local.sign(tmp_path, record, [shares[0], shares[2]], keys, digest)
     assert schemes.verify("ecdsa-secp256k1", record.public_key, digest, r_s.compact)
+    # A fresh pairwise setup between 1 and 2 lifts the refusal; the key is unchanged.
+    old = schemes.ecdsa_pairwise(shares)
+    assert ecdsa_local.redo_pairwise(tmp_path, record, shares[:2], keys) == [(1, 2)]
+    fixed = ecdsa_local.sign(tmp_path, record, shares[:2], keys, digest)
+    assert schemes.verify("ecdsa-secp256k1", record.public_key, digest, fixed.compact)
+    db = StateDB(state_db_path(tmp_path, 1), party=1)
+    try:
+        blob = PairwiseStore(db, keys[1]).get(record.wallet_id)
+    finally:
+        db.close()
+    assert blob is not None
+    redone = dkls23.EcdsaPairwise.from_bytes(blob)
+    assert redone.zero_seeds[2] != old[1].zero_seeds[2]
+    assert redone.zero_seeds[3] == old[1].zero_seeds[3]
 
 
 def test_presignature_taken_is_gone_after_restart(tmp_path: Path) -> None:

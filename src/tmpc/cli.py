@@ -72,22 +72,25 @@ def _load_wallet(directory: Path) -> schemes.WalletRecord:
     return schemes.WalletRecord.from_json(read_json(directory / "wallet.json", "wallet.json"))
 
 
-def _parse_signers(text: str, record: schemes.WalletRecord) -> list[int]:
+def _parse_signers(
+    text: str, record: schemes.WalletRecord, minimum: int | None = None, option: str = "--signers"
+) -> list[int]:
     try:
         ids = [int(p) for p in text.split(",") if p.strip()]
     except ValueError:
         raise ParameterError(
-            f"--signers must be a comma-separated list of ids, got {text!r}"
+            f"{option} must be a comma-separated list of ids, got {text!r}"
         ) from None
     if len(set(ids)) != len(ids):
-        raise ParameterError("--signers lists a party twice")
+        raise ParameterError(f"{option} lists a party twice")
     unknown = [i for i in ids if i not in record.verification_shares]
     if unknown:
         raise ParameterError(
             f"unknown signer(s) {','.join(map(str, unknown))}: parties are 1..{record.parties}"
         )
-    if len(ids) < record.threshold:
-        raise ParameterError(f"{len(ids)} signer(s) given; this wallet needs {record.threshold}")
+    need = record.threshold if minimum is None else minimum
+    if len(ids) < need:
+        raise ParameterError(f"{len(ids)} part(y/ies) given in {option}; {need} needed")
     return sorted(ids)
 
 
@@ -287,6 +290,31 @@ def presign(wallet_dir: Path, signers: str, count: int, as_json: bool) -> None:
         {"signers": ids, "made": count, "stored": stored},
         as_json,
         [f"made {count} presignature(s) for signers {','.join(map(str, ids))}; {stored} stored"],
+    )
+
+
+@cli.command("pairwise-setup")
+@click.option("--wallet", "wallet_dir", required=True, type=click.Path(path_type=Path))
+@click.option("--parties", required=True, help="Comma-separated party ids (at least two).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def pairwise_setup(wallet_dir: Path, parties: str, as_json: bool) -> None:
+    """Redo the DKLs23 pairwise setup among PARTIES (ecdsa-secp256k1 wallets).
+
+    Fresh base OTs, OT-extension and zero-sharing seeds for every pair among them; afterwards
+    they no longer refuse each other after a failed pairwise check. The key is unchanged.
+    """
+    from tmpc import ecdsa_local
+
+    record = _load_wallet(wallet_dir)
+    if record.scheme != "ecdsa-secp256k1":
+        raise ParameterError("the pairwise setup exists only for ecdsa-secp256k1 wallets")
+    ids = _parse_signers(parties, record, minimum=2, option="--parties")
+    shares, store_keys = _open_shares(wallet_dir, record, ids, as_json)
+    pairs = ecdsa_local.redo_pairwise(wallet_dir, record, shares, store_keys)
+    _emit(
+        {"pairs": [list(p) for p in pairs]},
+        as_json,
+        [f"redid the pairwise setup of {len(pairs)} pair(s) among parties {parties}"],
     )
 
 

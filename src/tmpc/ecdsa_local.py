@@ -10,7 +10,10 @@ check. This module drives :mod:`tmpc.protocols.ecdsa.dkls23` over those stores:
   has one, and runs the whole protocol otherwise;
 - a pairwise check that fails (OT extension, multiplication, commitment or Gamma check) puts
   the blamed peer on every honest party's deny-list, and later sessions with it are refused
-  before any secret-dependent work, also after a restart.
+  before any secret-dependent work, also after a restart;
+- :func:`redo_pairwise` runs a fresh pairwise setup among some parties (new base OTs, OT
+  extension seeds and zero-sharing seeds), installs it in their state databases and only then
+  lifts their deny-list entries for each other.
 """
 
 from __future__ import annotations
@@ -22,13 +25,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tmpc.ecdsa_format import compact, der_encode
-from tmpc.errors import KeystoreError, ParameterError, ProtocolError
+from tmpc.errors import KeystoreError, ParameterError, ProtocolError, TmpcError
 from tmpc.protocols.ecdsa import dkls23
 from tmpc.protocols.ecdsa.errors import PairwiseCheckError
 from tmpc.schemes import KeyShare, WalletRecord, ecdsa_digest, ecdsa_pairwise
-from tmpc.store import DenyList, PresignatureStore, StateDB, UsedSessions, state_db_path
+from tmpc.store import (
+    DenyList,
+    PairwiseStore,
+    PresignatureStore,
+    StateDB,
+    UsedSessions,
+    state_db_path,
+)
 
-__all__ = ["EcdsaSignature", "PartyStores", "open_stores", "presign", "sign"]
+__all__ = ["EcdsaSignature", "PartyStores", "open_stores", "presign", "redo_pairwise", "sign"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,7 @@ class PartyStores:
     presigs: PresignatureStore
     deny: DenyList
     sessions: UsedSessions
+    pairwise: PairwiseStore
 
 
 @contextlib.contextmanager
@@ -74,7 +85,11 @@ def open_stores(
                 raise KeystoreError(f"party {s.identifier}'s share has no presignature store key")
             db = StateDB(state_db_path(wallet_dir, s.identifier), party=s.identifier)
             opened[s.identifier] = PartyStores(
-                db, PresignatureStore(db, key), DenyList(db), UsedSessions(db)
+                db,
+                PresignatureStore(db, key),
+                DenyList(db),
+                UsedSessions(db),
+                PairwiseStore(db, key),
             )
         yield opened
     finally:
@@ -115,6 +130,21 @@ def _mark_sessions(
                 stores[i].sessions.mark_used(record.wallet_id, j, "receiver", sid)
 
 
+def _current_pairwise(
+    record: WalletRecord, shares: Sequence[KeyShare], stores: dict[int, PartyStores]
+) -> dict[int, dkls23.EcdsaPairwise]:
+    """Each party's pairwise material: the redone one in its database, else its share file's."""
+    material = ecdsa_pairwise(shares)
+    for i, st in stores.items():
+        blob = st.pairwise.get(record.wallet_id)
+        if blob is not None:
+            try:
+                material[i] = dkls23.EcdsaPairwise.from_bytes(blob)
+            except TmpcError:
+                raise KeystoreError(f"party {i}'s redone pairwise setup is corrupt") from None
+    return material
+
+
 def _presign_once(
     record: WalletRecord,
     shares: Sequence[KeyShare],
@@ -127,7 +157,7 @@ def _presign_once(
         return dkls23.presign_local(
             {s.identifier: s.secshare for s in shares},
             record.group_public_key,
-            ecdsa_pairwise(shares),
+            _current_pairwise(record, shares, stores),
             signers,
             sid,
             threshold=record.threshold,
@@ -212,3 +242,32 @@ def sign(
             presigs = _presign_once(record, shares, stores, signers)
         r, s, recid = dkls23.sign_with_presignatures(presigs, record.group_public_key, digest)
     return EcdsaSignature(r, s, recid, used)
+
+
+def redo_pairwise(
+    wallet_dir: Path,
+    record: WalletRecord,
+    shares: Sequence[KeyShare],
+    store_keys: dict[int, bytes],
+) -> list[tuple[int, int]]:
+    """Redo the pairwise DKLs23 setup among the parties of ``shares`` (at least two).
+
+    Every pair among them gets fresh base OTs, OT-extension seeds and zero-sharing seeds
+    (a new random session id); each party's material is merged (pairs with parties not
+    listed keep theirs) and installed in its state database in one transaction that also
+    removes the listed peers from its deny-list. Returns the pairs that were redone.
+    """
+    if record.scheme != "ecdsa-secp256k1":
+        raise ParameterError("the pairwise setup exists only for ecdsa-secp256k1 wallets")
+    ids = sorted(s.identifier for s in shares)
+    if len(ids) < 2 or len(set(ids)) != len(ids):
+        raise ParameterError("redoing the pairwise setup needs at least two distinct parties")
+    with open_stores(wallet_dir, shares, store_keys) as stores:
+        current = _current_pairwise(record, shares, stores)
+        fresh = dkls23.pairwise_setup_local(ids, secrets.token_bytes(32))
+        for i in ids:
+            merged = current[i].merged(fresh[i])
+            stores[i].pairwise.install(
+                record.wallet_id, merged.to_bytes(), [j for j in ids if j != i]
+            )
+    return [(i, j) for i in ids for j in ids if i < j]

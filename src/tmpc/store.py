@@ -45,6 +45,7 @@ __all__ = [
     "MAX_BLOB_LEN",
     "ROLES",
     "DenyList",
+    "PairwiseStore",
     "PresignatureStore",
     "StateDB",
     "UsedSessions",
@@ -58,6 +59,7 @@ MAX_BLOB_LEN: Final = 1 << 20
 #: Roles of a party in a pairwise multiplication (DKLs23: Alice sends, Bob receives).
 ROLES: Final = ("sender", "receiver")
 _AD_TAG: Final = b"tmpc/store/presignature/v1"
+_PAIRWISE_AD_TAG: Final = b"tmpc/store/pairwise/v1"
 _BUSY_TIMEOUT_S: Final = 30.0
 
 _SCHEMA: Final = (
@@ -73,6 +75,11 @@ _SCHEMA: Final = (
     "CREATE TABLE IF NOT EXISTS deny_list ("
     " wallet_id TEXT NOT NULL, peer INTEGER NOT NULL, reason TEXT NOT NULL,"
     " PRIMARY KEY (wallet_id, peer))",
+    # The party's current pairwise ECDSA material when it was redone after key generation
+    # (the share file, never rewritten, keeps the original); encrypted like presignatures.
+    "CREATE TABLE IF NOT EXISTS pairwise ("
+    " wallet_id TEXT PRIMARY KEY, version INTEGER NOT NULL,"
+    " nonce BLOB NOT NULL, ciphertext BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS used_sessions ("
     " wallet_id TEXT NOT NULL, peer INTEGER NOT NULL, role TEXT NOT NULL,"
     " session_id BLOB NOT NULL, PRIMARY KEY (wallet_id, peer, role, session_id))",
@@ -476,6 +483,86 @@ class DenyList:
             [("DELETE FROM deny_list WHERE wallet_id = ? AND peer = ?", (wallet_id, peer))]
         )
         return was
+
+
+@dataclass
+class PairwiseStore:
+    """The party's replacement pairwise ECDSA material, encrypted, with its version.
+
+    A failed pairwise check is terminal for the pair until the pairwise setup is redone; the
+    redone material is kept here (the share file is never rewritten) and
+    :meth:`install` replaces it and clears the deny-list entries of the redone peers in one
+    transaction, so a crash leaves either the old state (peers still refused) or the new one.
+
+    Args:
+        db: the party's :class:`StateDB`.
+        key: the party's 32-byte store key (the same as its :class:`PresignatureStore`'s).
+    """
+
+    db: StateDB
+    key: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.key, bytes | bytearray) or len(self.key) != 32:
+            raise ParameterError("pairwise store key must be 32 bytes")
+        self._aead = ChaCha20Poly1305(bytes(self.key))
+
+    def _ad(self, wallet_id: str, version: int) -> bytes:
+        return lp_join(
+            [
+                _PAIRWISE_AD_TAG,
+                wallet_id.encode(),
+                self.db.party.to_bytes(4, "big"),
+                version.to_bytes(8, "big"),
+            ]
+        )
+
+    def get(self, wallet_id: str) -> bytes | None:
+        """The current replacement material of ``wallet_id``, or None if never redone.
+
+        Raises :class:`CryptoError` if the row fails authentication (tampered or moved).
+        """
+        wallet_id = _check_wallet_id(wallet_id)
+        rows = self.db._read(
+            "SELECT version, nonce, ciphertext FROM pairwise WHERE wallet_id = ?", (wallet_id,)
+        )
+        if not rows:
+            return None
+        version, nonce, ct = rows[0]
+        try:
+            return self._aead.decrypt(bytes(nonce), bytes(ct), self._ad(wallet_id, int(version)))
+        except (InvalidTag, ValueError, TypeError):
+            raise CryptoError("stored pairwise material failed authentication") from None
+
+    def install(self, wallet_id: str, blob: bytes, redone_peers: Sequence[int]) -> int:
+        """Replace the material and clear ``redone_peers`` from the deny-list, atomically.
+
+        Returns the new version (1 for the first replacement).
+        """
+        wallet_id = _check_wallet_id(wallet_id)
+        if not isinstance(blob, bytes | bytearray) or not 0 < len(blob) <= MAX_BLOB_LEN:
+            raise ParameterError("pairwise blob must be 1 to MAX_BLOB_LEN bytes")
+        peers = [_check_party(p, "peer") for p in redone_peers]
+        try:
+            with self.db.transaction() as c:
+                row = c.execute(
+                    "SELECT version FROM pairwise WHERE wallet_id = ?", (wallet_id,)
+                ).fetchone()
+                version = (int(row[0]) if row else 0) + 1
+                nonce = secrets.token_bytes(12)
+                ct = self._aead.encrypt(nonce, bytes(blob), self._ad(wallet_id, version))
+                c.execute(
+                    "INSERT OR REPLACE INTO pairwise (wallet_id, version, nonce, ciphertext)"
+                    " VALUES (?, ?, ?, ?)",
+                    (wallet_id, version, nonce, ct),
+                )
+                for p in peers:
+                    c.execute(
+                        "DELETE FROM deny_list WHERE wallet_id = ? AND peer = ?", (wallet_id, p)
+                    )
+        except sqlite3.Error:
+            raise KeystoreError(f"party state database {self.db.path}: write failed") from None
+        return version
 
 
 @dataclass
