@@ -222,3 +222,43 @@ def test_presignature_taken_is_gone_after_restart(tmp_path: Path) -> None:
             db.close()
     again = ecdsa_local.sign(tmp_path, record, shares[:2], keys, digest)
     assert not again.from_presignature and again.r != sig.r
+
+
+def test_hd_child_address_and_signature(wallet: Path) -> None:
+    child = json.loads(
+        run("address", "--wallet", str(wallet), "--path", "m/0/7", "--json", check=True).stdout
+    )
+    root = json.loads(run("address", "--wallet", str(wallet), "--json", check=True).stdout)
+    assert child["ethereum"] != root["ethereum"] and child["xpub"] == root["xpub"]
+    digest = hashlib.sha256(b"child spend").digest()
+    out = json.loads(
+        run(
+            "sign",
+            "--wallet",
+            str(wallet),
+            "--signers",
+            "3,4,5",
+            "--message",
+            digest.hex(),
+            "--path",
+            "m/0/7",
+            "--json",
+            check=True,
+        ).stdout
+    )
+    sig = bytes.fromhex(out["signature"])
+    assert _recovered_eth_address(sig, out["recovery_id"], digest) == child["ethereum"]
+    assert out["ethereum_address"] == child["ethereum"]
+    ok = run(
+        "verify",
+        "--wallet",
+        str(wallet),
+        "--message",
+        digest.hex(),
+        "--signature",
+        sig.hex(),
+        "--path",
+        "m/0/7",
+    )
+    assert ok.returncode == 0
+    assert_one_line_error(run("address", "--wallet", str(wallet), "--path", "m/0'/7"))

@@ -205,23 +205,26 @@ def keygen(scheme: str, threshold: int, parties: int, out: Path, as_json: bool) 
 @click.option("--wallet", "wallet_dir", required=True, type=click.Path(path_type=Path))
 @click.option("--signers", required=True, help="Comma-separated party ids, e.g. 1,3,4.")
 @click.option("--message", required=True, help="Message to sign, hex.")
+@click.option("--path", default=None, help="BIP32 child, e.g. m/0/5 (ECDSA and Taproot).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def sign(wallet_dir: Path, signers: str, message: str, as_json: bool) -> None:
+def sign(wallet_dir: Path, signers: str, message: str, path: str | None, as_json: bool) -> None:
     """Sign MESSAGE with the shares of the listed parties (all in this process)."""
     record = _load_wallet(wallet_dir)
     ids = _parse_signers(signers, record)
     msg = bytes_from_hex(message, "--message")
     if record.scheme == "ecdsa-secp256k1":
         schemes.ecdsa_digest(msg)  # refuse a wrong length before asking for the passphrase
+    public_key = schemes.public_key_at(record, path)  # refuse a bad path before, too
     shares, store_keys = _open_shares(wallet_dir, record, ids, as_json)
     if record.scheme == "ecdsa-secp256k1":
-        _sign_ecdsa(wallet_dir, record, shares, store_keys, msg, ids, as_json)
+        _sign_ecdsa(wallet_dir, record, shares, store_keys, msg, ids, path, as_json)
         return
-    sig = schemes.sign(record, shares, msg)
+    sig = schemes.sign(record, shares, msg, path=path)
     data_out = {
         "scheme": record.scheme,
         "wallet_id": record.wallet_id,
-        "public_key": record.public_key.hex(),
+        "path": path or "m",
+        "public_key": public_key.hex(),
         "message": msg.hex(),
         "signature": sig.hex(),
         "signers": ids,
@@ -236,21 +239,25 @@ def _sign_ecdsa(
     store_keys: dict[int, bytes],
     digest: bytes,
     ids: list[int],
+    path: str | None,
     as_json: bool,
 ) -> None:
     from tmpc import ecdsa_local
     from tmpc.chains.addresses import ethereum_address
 
-    sig = ecdsa_local.sign(wallet_dir, record, shares, store_keys, digest)
+    _, tweak = schemes.hd_tweak(record, path)
+    public_key = schemes.public_key_at(record, path)
+    sig = ecdsa_local.sign(wallet_dir, record, shares, store_keys, digest, tweak=tweak)
     out = {
         "scheme": record.scheme,
         "wallet_id": record.wallet_id,
-        "public_key": record.public_key.hex(),
+        "path": path or "m",
+        "public_key": public_key.hex(),
         "message": digest.hex(),
         "signature": sig.compact.hex(),
         "der": sig.der.hex(),
         "recovery_id": sig.recovery_id,
-        "ethereum_address": ethereum_address(record.public_key),
+        "ethereum_address": ethereum_address(public_key),
         "signers": ids,
         "presignature_used": sig.from_presignature,
     }
@@ -322,13 +329,14 @@ def pairwise_setup(wallet_dir: Path, parties: str, as_json: bool) -> None:
 @click.option("--wallet", "wallet_dir", required=True, type=click.Path(path_type=Path))
 @click.option("--message", required=True, help="Signed message, hex.")
 @click.option("--signature", required=True, help="Signature, hex.")
+@click.option("--path", default=None, help="BIP32 child the signature is for, e.g. m/0/5.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def verify(wallet_dir: Path, message: str, signature: str, as_json: bool) -> None:
+def verify(wallet_dir: Path, message: str, signature: str, path: str | None, as_json: bool) -> None:
     """Check a signature under the wallet's public key (exit 1 if invalid)."""
     record = _load_wallet(wallet_dir)
     msg = bytes_from_hex(message, "--message")
     sig = bytes_from_hex(signature, "--signature")
-    ok = schemes.verify(record.scheme, record.public_key, msg, sig)
+    ok = schemes.verify(record.scheme, schemes.public_key_at(record, path), msg, sig)
     _emit({"valid": ok, "scheme": record.scheme}, as_json, ["valid" if ok else "INVALID"])
     if not ok:
         sys.exit(1)
@@ -339,25 +347,37 @@ def verify(wallet_dir: Path, message: str, signature: str, as_json: bool) -> Non
 @click.option(
     "--network", type=click.Choice(["mainnet", "testnet", "signet", "regtest"]), default="mainnet"
 )
+@click.option("--path", default=None, help="BIP32 child, e.g. m/0/5 (ECDSA and Taproot).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def address(wallet_dir: Path, network: str, as_json: bool) -> None:
-    """Print the wallet's address: Taproot (bech32m) or Solana (base58)."""
+def address(wallet_dir: Path, network: str, path: str | None, as_json: bool) -> None:
+    """Print the wallet's address(es): Ethereum + P2WPKH (ECDSA), Taproot, or Solana.
+
+    With --path, the address of that non-hardened BIP32 child of the wallet's key.
+    """
     from tmpc.addresses import wallet_address
+    from tmpc.protocols.taproot import taproot_address
 
     record = _load_wallet(wallet_dir)
+    pk = schemes.public_key_at(record, path)
+    extra: dict[str, Any] = {"network": network, "path": path or "m"}
+    if record.scheme in ("ecdsa-secp256k1", "schnorr-bip340"):
+        extra["xpub"] = schemes.wallet_xpub(record, network)
     if record.scheme == "ecdsa-secp256k1":
         from tmpc.chains.addresses import ethereum_address, p2wpkh_address
 
-        eth = ethereum_address(record.public_key)
-        btc = p2wpkh_address(record.public_key, network)
+        eth = ethereum_address(pk)
+        btc = p2wpkh_address(pk, network)
         _emit(
-            {"ethereum": eth, "bitcoin_p2wpkh": btc, "network": network},
+            {"ethereum": eth, "bitcoin_p2wpkh": btc, **extra},
             as_json,
             [f"ethereum        {eth}", f"bitcoin p2wpkh  {btc}"],
         )
         return
-    addr, kind = wallet_address(record, network)
-    _emit({"address": addr, "kind": kind, "network": network}, as_json, [addr])
+    if record.scheme == "schnorr-bip340":
+        addr, kind = taproot_address(pk, network), "bitcoin-taproot"
+    else:
+        addr, kind = wallet_address(record, network)
+    _emit({"address": addr, "kind": kind, **extra}, as_json, [addr])
 
 
 @cli.command()

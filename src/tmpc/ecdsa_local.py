@@ -224,13 +224,16 @@ def sign(
     shares: Sequence[KeyShare],
     store_keys: dict[int, bytes],
     digest: bytes,
+    *,
+    tweak: int = 0,
 ) -> EcdsaSignature:
     """Sign a 32-byte ``digest`` with the parties of ``shares``.
 
     Uses a stored presignature for this signer set when there is one (deleted from every
     store before its share is computed), otherwise runs the whole DKLs23 protocol. The
     signature is verified before it is returned. A failed pairwise check deny-lists the
-    blamed party and re-raises.
+    blamed party and re-raises. ``tweak`` is the additive (BIP32) key tweak: the signature
+    verifies under ``PK + tweak·G``, and a stored presignature is re-randomised with it.
     """
     digest = ecdsa_digest(digest)
     signers = _signers_of(record, shares)
@@ -240,7 +243,9 @@ def sign(
         used = presigs is not None
         if presigs is None:
             presigs = _presign_once(record, shares, stores, signers)
-        r, s, recid = dkls23.sign_with_presignatures(presigs, record.group_public_key, digest)
+        r, s, recid = dkls23.sign_with_presignatures(
+            presigs, record.group_public_key, digest, tweak=tweak
+        )
     return EcdsaSignature(r, s, recid, used)
 
 

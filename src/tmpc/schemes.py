@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tmpc import hd
 from tmpc.bip340 import schnorr_verify
 from tmpc.ecdsa_format import compact, ecdsa_verify
 from tmpc.encoding import tagged_hash
@@ -44,9 +45,12 @@ __all__ = [
     "ecdsa_digest",
     "ecdsa_pairwise",
     "get_scheme",
+    "hd_tweak",
     "keygen",
+    "public_key_at",
     "sign",
     "verify",
+    "wallet_xpub",
 ]
 
 MAX_PARTIES = 255
@@ -112,6 +116,11 @@ class WalletRecord:
             + b"".join(self.host_public_keys[i] for i in self.party_ids),
         )
         return h[:16].hex()
+
+    @property
+    def chain_code(self) -> bytes:
+        """The BIP32 chain code agreed in the DKG (hash of its certified recovery data)."""
+        return hd.chain_code_from_dkg(self.recovery_data)
 
     @property
     def public_key(self) -> bytes:
@@ -277,17 +286,57 @@ def check_share(record: WalletRecord, share: KeyShare) -> None:
         raise KeystoreError(f"the share given for party {share.identifier} is not this wallet's")
 
 
-def sign(record: WalletRecord, shares: Sequence[KeyShare], message: bytes) -> bytes:
+def hd_tweak(record: WalletRecord, path: str | None) -> tuple[SecpPoint, int]:
+    """``(derived DKG key, additive tweak)`` of the non-hardened BIP32 ``path`` (None: root).
+
+    Only ``ecdsa-secp256k1`` and ``schnorr-bip340`` wallets derive children (for Taproot the
+    derived key is the internal key of the child's output key). Raises
+    :class:`ParameterError` for other schemes or a hardened / malformed path.
+    """
+    pk = record.group_public_key
+    if record.scheme not in ("ecdsa-secp256k1", "schnorr-bip340") or not isinstance(pk, SecpPoint):
+        raise ParameterError(f"{record.scheme} wallets have no BIP32 derivation")
+    if path is None:
+        return pk, 0
+    child, _cc, tweak = hd.derive_path(pk, record.chain_code, hd.parse_path(path))
+    return child, tweak
+
+
+def public_key_at(record: WalletRecord, path: str | None) -> bytes:
+    """The verifier-facing public key at BIP32 ``path`` (see :attr:`WalletRecord.public_key`)."""
+    if path is None:
+        return record.public_key
+    child, _ = hd_tweak(record, path)
+    if record.scheme == "schnorr-bip340":
+        return taproot.taproot_output_key(child, record.taproot_merkle_root)[0]
+    return child.encode()
+
+
+def wallet_xpub(record: WalletRecord, network: str = "mainnet") -> str:
+    """The wallet's BIP32 extended public key (``xpub``/``tpub``) over its DKG key.
+
+    For ``schnorr-bip340`` it is the xpub of the Taproot *internal* key.
+    """
+    pk, _ = hd_tweak(record, None)
+    net = "mainnet" if network == "mainnet" else "testnet"
+    return hd.ExtendedPublicKey(pk, record.chain_code, network=net).encode()
+
+
+def sign(
+    record: WalletRecord, shares: Sequence[KeyShare], message: bytes, *, path: str | None = None
+) -> bytes:
     """Sign ``message`` with the given parties' shares, all in this process.
 
     Every signature share is verified before aggregation; a bad one (for example from a share
     that is not this wallet's) raises :class:`~tmpc.errors.FaultyParticipantError` naming its
-    signer. Returns the signature
-    (64 bytes for schnorr-bip340 and ed25519, 65 for frost-secp256k1).
+    signer. Returns the signature (64 bytes for schnorr-bip340, ed25519 and ecdsa-secp256k1,
+    65 for frost-secp256k1). ``path`` signs for the non-hardened BIP32 child (see
+    :func:`public_key_at`).
     """
     scheme = get_scheme(record.scheme)
     secret_shares = _check_signers(record, shares)
     vs = {i: record.verification_shares[i] for i in secret_shares}
+    child, tweak = hd_tweak(record, path) if path is not None else (None, 0)
     if scheme.id == "ecdsa-secp256k1":
         r, s, _recid = dkls23.sign_local(
             secret_shares,
@@ -295,12 +344,17 @@ def sign(record: WalletRecord, shares: Sequence[KeyShare], message: bytes) -> by
             ecdsa_pairwise(shares),
             sorted(secret_shares),
             ecdsa_digest(message),
+            tweak=tweak,
             threshold=record.threshold,
         )
         return compact(r, s)
     if scheme.suite is None:
         assert isinstance(record.group_public_key, SecpPoint)
-        tweaks = taproot.taproot_tweaks_for(record.group_public_key, record.taproot_merkle_root)
+        internal = child if child is not None else record.group_public_key
+        tweaks = list(taproot.taproot_tweaks_for(internal, record.taproot_merkle_root))
+        if tweak:
+            # BIP32 child first (a plain tweak of the DKG key), then its Taproot tweak.
+            tweaks.insert(0, (tweak.to_bytes(32, "big"), False))
         return bip445.sign_local(
             secret_shares,
             vs,
