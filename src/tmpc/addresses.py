@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import base58
-
+from tmpc.chains.addresses import solana_address
 from tmpc.errors import ParameterError
 from tmpc.protocols import taproot
 from tmpc.schemes import WalletRecord
 
 __all__ = ["solana_address", "wallet_address"]
-
-
-def solana_address(pubkey: bytes) -> str:
-    """A Solana address: the 32-byte Ed25519 public key in base58 (same on every cluster)."""
-    if len(pubkey) != 32:
-        raise ParameterError("a Solana address needs a 32-byte Ed25519 key")
-    return str(base58.b58encode(pubkey).decode())
 
 
 def wallet_address(record: WalletRecord, network: str) -> tuple[str, str]:

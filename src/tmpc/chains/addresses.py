@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from typing import Final
 
+import base58
 import bech32
 import coincurve
 from Crypto.Hash import RIPEMD160, keccak
@@ -31,6 +32,7 @@ __all__ = [
     "keccak256",
     "p2wpkh_address",
     "p2wpkh_script_pubkey",
+    "solana_address",
 ]
 
 #: Human-readable parts of segwit addresses (BIP173; signet shares testnet's).
@@ -149,3 +151,13 @@ def p2wpkh_address(public_key: Point | bytes, network: str = "mainnet") -> str:
     if address is None:  # cannot happen for a 20-byte program; never return a bad address
         raise ParameterError("bech32 encoding failed")
     return str(address)
+
+
+def solana_address(pubkey: bytes) -> str:
+    """A Solana address: the 32-byte Ed25519 public key in base58 (same on every cluster).
+
+    Raises :class:`ParameterError` if ``pubkey`` is not 32 bytes.
+    """
+    if not isinstance(pubkey, bytes | bytearray) or len(pubkey) != 32:
+        raise ParameterError("a Solana address needs a 32-byte Ed25519 key")
+    return str(base58.b58encode(bytes(pubkey)).decode())
