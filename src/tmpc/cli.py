@@ -380,6 +380,232 @@ def address(wallet_dir: Path, network: str, path: str | None, as_json: bool) -> 
     _emit({"address": addr, "kind": kind, **extra}, as_json, [addr])
 
 
+def _signer_for(
+    wallet_dir: Path, signers: str | None, path: str | None, as_json: bool
+) -> tuple[schemes.WalletRecord, Any, bytes]:
+    """Load the wallet and the listed signers' shares; ``(record, sign callable, public key)``."""
+    from tmpc.testnet import local_signer
+
+    record = _load_wallet(wallet_dir)
+    if signers is None:
+        ids = record.party_ids[: record.threshold]
+    else:
+        ids = _parse_signers(signers, record)
+    public_key = schemes.public_key_at(record, path)
+    shares, store_keys = _open_shares(wallet_dir, record, ids, as_json)
+    return record, local_signer(wallet_dir, record, shares, store_keys, path), public_key
+
+
+@cli.command("testnet-check")
+@click.option("--wallet", "wallet_dir", required=True, type=click.Path(path_type=Path))
+@click.option("--signers", default=None, help="Party ids to sign with (default: the first t).")
+@click.option("--path", default=None, help="BIP32 child, e.g. m/0/5 (ECDSA and Taproot).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def testnet_check(wallet_dir: Path, signers: str | None, path: str | None, as_json: bool) -> None:
+    """Prove offline that the chains accept this wallet's signatures (exit 1 on any failure).
+
+    Signs a real transaction with the cluster for every chain that fits the scheme and submits
+    it to that chain's own validation code (libbitcoinkernel regtest chain, py-evm, LiteSVM),
+    together with a copy whose signature has one byte flipped, which must be rejected.
+    """
+    from tmpc.testnet import run_checks
+
+    record, sign_fn, _ = _signer_for(wallet_dir, signers, path, as_json)
+    results = run_checks(record, sign_fn, path)
+    rows = [
+        f"{'chain':9} {'accepted':8} {'flipped rejected':16} {'txid':20} address",
+        *(
+            f"{r.chain:9} {'yes' if r.accepted else 'NO':8} "
+            f"{'yes' if r.flipped_rejected else 'NO':16} {r.txid[:18]:20} {r.address}"
+            for r in results
+        ),
+    ]
+    failed = [r for r in results if not r.ok]
+    rows.append(
+        "PASS" if not failed else "FAIL: " + "; ".join(f"{r.chain}: {r.detail}" for r in failed)
+    )
+    _emit(
+        {
+            "scheme": record.scheme,
+            "passed": not failed,
+            "checks": [
+                {
+                    "chain": r.chain,
+                    "scheme": r.scheme,
+                    "address": r.address,
+                    "txid": r.txid,
+                    "accepted": r.accepted,
+                    "flipped_rejected": r.flipped_rejected,
+                    "detail": r.detail,
+                }
+                for r in results
+            ],
+        },
+        as_json,
+        rows,
+    )
+    if failed:
+        sys.exit(1)
+
+
+@cli.group()
+def tx() -> None:
+    """Build a transaction, have the cluster sign it, print the raw transaction."""
+
+
+def _split_pair(text: str, what: str) -> tuple[str, int]:
+    head, sep, amount = text.rpartition(":")
+    if not sep or not head or not amount.isdigit():
+        raise ParameterError(f"{what} must look like X:AMOUNT, got {text!r}")
+    return head, int(amount)
+
+
+@tx.command("bitcoin")
+@click.option("--wallet", "wallet_dir", required=True, type=click.Path(path_type=Path))
+@click.option("--signers", default=None, help="Party ids to sign with (default: the first t).")
+@click.option("--utxo", "utxos", multiple=True, help="TXID:VOUT:AMOUNT_SAT of the wallet.")
+@click.option("--to", "outputs", multiple=True, help="ADDRESS:AMOUNT_SAT (repeatable).")
+@click.option("--fee", type=int, default=None, help="Fee in satoshis.")
+@click.option("--change", default=None, help="Change address (default: the wallet's own).")
+@click.option("--psbt", default=None, help="Sign this base64 PSBT instead of building a spend.")
+@click.option(
+    "--network", type=click.Choice(["mainnet", "testnet", "signet", "regtest"]), default="mainnet"
+)
+@click.option("--path", default=None, help="BIP32 child that owns the UTXOs, e.g. m/0/5.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def tx_bitcoin(
+    wallet_dir: Path,
+    signers: str | None,
+    utxos: tuple[str, ...],
+    outputs: tuple[str, ...],
+    fee: int | None,
+    change: str | None,
+    psbt: str | None,
+    network: str,
+    path: str | None,
+    as_json: bool,
+) -> None:
+    """Spend the wallet's P2WPKH (ECDSA) or P2TR (Taproot) outputs, or sign a PSBT."""
+    from tmpc.chains import bitcoin
+
+    record = _load_wallet(wallet_dir)
+    if record.scheme not in ("ecdsa-secp256k1", "schnorr-bip340"):
+        raise ParameterError("Bitcoin needs an ecdsa-secp256k1 or schnorr-bip340 wallet")
+    if psbt is None:
+        if not utxos or not outputs or fee is None:
+            raise ParameterError("give --utxo, --to and --fee (or --psbt)")
+        pk = schemes.public_key_at(record, path)
+        own_spk = bitcoin.wallet_script_pubkey(record.scheme, pk)
+        coins = []
+        for u in utxos:
+            head, amount = _split_pair(u, "--utxo")
+            txid, sep, vout = head.partition(":")
+            if not sep or not vout.isdigit():
+                raise ParameterError(f"--utxo must look like TXID:VOUT:AMOUNT, got {u!r}")
+            coins.append(bitcoin.Utxo(txid, int(vout), amount, own_spk))
+        outs = [_split_pair(o, "--to") for o in outputs]
+        change_addr = change or bitcoin.wallet_address(record.scheme, pk, network)
+        spend = bitcoin.build_spend(coins, outs, fee, change_addr, network=network)
+    record, sign_fn, pk = _signer_for(wallet_dir, signers, path, as_json)
+    if psbt is not None:
+        signed_psbt = bitcoin.sign_psbt(psbt, sign_fn, pk, record.scheme)
+        _emit({"psbt": signed_psbt}, as_json, [signed_psbt])
+        return
+    signed = bitcoin.sign_spend(spend, sign_fn, pk, record.scheme)
+    _emit(
+        {"raw": signed.raw.hex(), "txid": signed.txid, "network": network},
+        as_json,
+        [f"txid {signed.txid}", signed.raw.hex()],
+    )
+
+
+@tx.command("ethereum")
+@click.option("--wallet", "wallet_dir", required=True, type=click.Path(path_type=Path))
+@click.option("--signers", default=None, help="Party ids to sign with (default: the first t).")
+@click.option("--to", "to_addr", required=True, help="Recipient (EIP-55 checksummed).")
+@click.option("--value", required=True, type=int, help="Amount in wei.")
+@click.option("--nonce", required=True, type=int)
+@click.option("--chain-id", required=True, type=int)
+@click.option("--gas", default=21000, show_default=True, type=int)
+@click.option("--max-fee", type=int, default=None, help="maxFeePerGas in wei (EIP-1559).")
+@click.option("--priority-fee", type=int, default=None, help="maxPriorityFeePerGas in wei.")
+@click.option("--gas-price", type=int, default=None, help="Legacy EIP-155 transaction instead.")
+@click.option("--data", default="", help="Call data, hex.")
+@click.option("--path", default=None, help="BIP32 child that sends, e.g. m/0/5.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def tx_ethereum(
+    wallet_dir: Path,
+    signers: str | None,
+    to_addr: str,
+    value: int,
+    nonce: int,
+    chain_id: int,
+    gas: int,
+    max_fee: int | None,
+    priority_fee: int | None,
+    gas_price: int | None,
+    data: str,
+    path: str | None,
+    as_json: bool,
+) -> None:
+    """An EIP-1559 (type 2) transfer or call, or a legacy EIP-155 one with --gas-price."""
+    from tmpc.chains import ethereum
+
+    payload = bytes_from_hex(data, "--data") if data else b""
+    transaction: ethereum.EthTx
+    if gas_price is not None:
+        transaction = ethereum.LegacyTx(nonce, gas_price, gas, to_addr, value, payload, chain_id)
+    else:
+        if max_fee is None or priority_fee is None:
+            raise ParameterError("give --max-fee and --priority-fee (or --gas-price)")
+        transaction = ethereum.Eip1559Tx(
+            chain_id, nonce, priority_fee, max_fee, gas, to_addr, value, payload
+        )
+    record, sign_fn, pk = _signer_for(wallet_dir, signers, path, as_json)
+    if record.scheme != "ecdsa-secp256k1":
+        raise ParameterError("Ethereum needs an ecdsa-secp256k1 wallet")
+    signed = ethereum.sign_transaction(transaction, sign_fn, pk)
+    _emit(
+        {"raw": "0x" + signed.raw.hex(), "tx_hash": signed.tx_hash, "from": signed.sender},
+        as_json,
+        [f"tx hash {signed.tx_hash}", f"from    {signed.sender}", "0x" + signed.raw.hex()],
+    )
+
+
+@tx.command("solana")
+@click.option("--wallet", "wallet_dir", required=True, type=click.Path(path_type=Path))
+@click.option("--signers", default=None, help="Party ids to sign with (default: the first t).")
+@click.option("--to", "to_addr", required=True, help="Recipient address (base58).")
+@click.option("--lamports", required=True, type=int)
+@click.option("--blockhash", required=True, help="Recent blockhash (base58).")
+@click.option("--v0", "versioned", is_flag=True, help="A versioned (v0) transaction.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def tx_solana(
+    wallet_dir: Path,
+    signers: str | None,
+    to_addr: str,
+    lamports: int,
+    blockhash: str,
+    versioned: bool,
+    as_json: bool,
+) -> None:
+    """A SOL transfer from the wallet's address (raw transaction in base64, as RPC takes it)."""
+    import base64
+
+    from tmpc.chains import solana
+
+    record, sign_fn, pk = _signer_for(wallet_dir, signers, None, as_json)
+    if record.scheme != "ed25519":
+        raise ParameterError("Solana needs an ed25519 wallet")
+    signed = solana.sign_transfer(pk, to_addr, lamports, blockhash, sign_fn, versioned=versioned)
+    raw64 = base64.b64encode(signed.raw).decode()
+    _emit(
+        {"raw_base64": raw64, "signature": signed.signature_b58},
+        as_json,
+        [f"signature {signed.signature_b58}", raw64],
+    )
+
+
 @cli.command()
 @click.option("--scheme", required=True, type=click.Choice(list(schemes.SCHEMES)))
 @click.option("--threshold", "-t", required=True, type=int)
