@@ -199,3 +199,17 @@ def test_tx_wrong_scheme(wallets: dict[str, Path]) -> None:
             "4sGjMW1sUnHzSxGspuhpqLDx6wiyjNtZAMdL4VZHirAn",
         )
     )
+
+
+@pytest.mark.parametrize("scheme", ["ecdsa-secp256k1", "schnorr-bip340", "ed25519"])
+def test_run_checks_report_a_wrong_signer(scheme: str) -> None:
+    from tmpc import schemes
+    from tmpc.testnet import local_signer, run_checks
+
+    record, shares = schemes.keygen(scheme, 2, 3)
+    other, other_shares = schemes.keygen(scheme, 2, 3)
+    # Signatures from another wallet's cluster: every chain must refuse them.
+    results = run_checks(record, local_signer(None, other, other_shares[:2]))
+    assert results and not any(r.accepted or r.ok for r in results)
+    good = run_checks(record, local_signer(None, record, shares[:2]))
+    assert all(r.ok for r in good)

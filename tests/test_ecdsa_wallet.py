@@ -262,3 +262,26 @@ def test_hd_child_address_and_signature(wallet: Path) -> None:
     )
     assert ok.returncode == 0
     assert_one_line_error(run("address", "--wallet", str(wallet), "--path", "m/0'/7"))
+
+
+def test_presignature_is_bound_to_its_path(tmp_path: Path) -> None:
+    """A presignature made for one BIP32 path is never finished for another (CVE-2025-66017)."""
+    record, shares, keys = _wallet_in_memory(tmp_path)
+    assert ecdsa_local.presign(tmp_path, record, shares[:2], keys, 1, path="m/0/1") == 1
+    digest = hashlib.sha256(b"late path change").digest()
+    other = ecdsa_local.sign(tmp_path, record, shares[:2], keys, digest, path="m/0/2")
+    assert not other.from_presignature
+    assert schemes.verify(
+        "ecdsa-secp256k1", schemes.public_key_at(record, "m/0/2"), digest, other.compact
+    )
+    db = StateDB(state_db_path(tmp_path, 1), party=1)
+    try:
+        pool = f"{record.wallet_id}@m/0/1"
+        assert PresignatureStore(db, keys[1]).count(pool, (1, 2)) == 1
+    finally:
+        db.close()
+    bound = ecdsa_local.sign(tmp_path, record, shares[:2], keys, digest, path="m/0/1")
+    assert bound.from_presignature
+    assert schemes.verify(
+        "ecdsa-secp256k1", schemes.public_key_at(record, "m/0/1"), digest, bound.compact
+    )

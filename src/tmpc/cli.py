@@ -245,9 +245,8 @@ def _sign_ecdsa(
     from tmpc import ecdsa_local
     from tmpc.chains.addresses import ethereum_address
 
-    _, tweak = schemes.hd_tweak(record, path)
     public_key = schemes.public_key_at(record, path)
-    sig = ecdsa_local.sign(wallet_dir, record, shares, store_keys, digest, tweak=tweak)
+    sig = ecdsa_local.sign(wallet_dir, record, shares, store_keys, digest, path=path)
     out = {
         "scheme": record.scheme,
         "wallet_id": record.wallet_id,
@@ -278,8 +277,9 @@ def _sign_ecdsa(
 @click.option("--wallet", "wallet_dir", required=True, type=click.Path(path_type=Path))
 @click.option("--signers", required=True, help="Comma-separated party ids, e.g. 1,2,3.")
 @click.option("--count", default=1, show_default=True, type=int, help="How many to make.")
+@click.option("--path", default=None, help="BIP32 child they will sign for (default: m).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def presign(wallet_dir: Path, signers: str, count: int, as_json: bool) -> None:
+def presign(wallet_dir: Path, signers: str, count: int, path: str | None, as_json: bool) -> None:
     """Make presignatures for a signer set ahead of time (ecdsa-secp256k1 wallets).
 
     Each later `tmpc sign` by exactly this signer set then takes one and finishes it with
@@ -292,7 +292,7 @@ def presign(wallet_dir: Path, signers: str, count: int, as_json: bool) -> None:
         raise ParameterError("presignatures exist only for ecdsa-secp256k1 wallets")
     ids = _parse_signers(signers, record)
     shares, store_keys = _open_shares(wallet_dir, record, ids, as_json)
-    stored = ecdsa_local.presign(wallet_dir, record, shares, store_keys, count)
+    stored = ecdsa_local.presign(wallet_dir, record, shares, store_keys, count, path=path)
     _emit(
         {"signers": ids, "made": count, "stored": stored},
         as_json,

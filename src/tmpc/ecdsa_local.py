@@ -24,6 +24,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tmpc import schemes
 from tmpc.ecdsa_format import compact, der_encode
 from tmpc.errors import KeystoreError, ParameterError, ProtocolError, TmpcError
 from tmpc.protocols.ecdsa import dkls23
@@ -176,17 +177,27 @@ def _signers_of(record: WalletRecord, shares: Sequence[KeyShare]) -> list[int]:
     return ids
 
 
+def _pool(record: WalletRecord, path: str | None) -> str:
+    # Presignatures are pooled per wallet *and* BIP32 path: one made for a path is only ever
+    # finished for that path, so a derivation chosen after presigning cannot reach it (the
+    # presignature row of security.md); Groth-Shoup re-randomisation applies on top.
+    return f"{record.wallet_id}@{path or 'm'}"
+
+
 def presign(
     wallet_dir: Path,
     record: WalletRecord,
     shares: Sequence[KeyShare],
     store_keys: dict[int, bytes],
     count: int,
+    *,
+    path: str | None = None,
 ) -> int:
-    """Make ``count`` presignatures for the signer set of ``shares`` and store them.
+    """Make ``count`` presignatures for the signer set of ``shares`` and BIP32 ``path``.
 
-    Returns how many are now stored for that signer set (at the first signer).
+    Returns how many are now stored for that signer set and path (at the first signer).
     """
+    schemes.hd_tweak(record, path)  # refuse a bad path before any work
     if not 1 <= count <= 10_000:
         raise ParameterError("--count must be between 1 and 10000")
     signers = _signers_of(record, shares)
@@ -195,20 +206,21 @@ def presign(
         for _ in range(count):
             presigs = _presign_once(record, shares, stores, signers)
             for i, p in presigs.items():
-                stores[i].presigs.put(record.wallet_id, signers, p.presig_id, p.to_bytes())
-        return stores[signers[0]].presigs.count(record.wallet_id, signers)
+                stores[i].presigs.put(_pool(record, path), signers, p.presig_id, p.to_bytes())
+        return stores[signers[0]].presigs.count(_pool(record, path), signers)
 
 
 def _take_presignatures(
-    record: WalletRecord, stores: dict[int, PartyStores], signers: list[int]
+    record: WalletRecord, stores: dict[int, PartyStores], signers: list[int], path: str | None
 ) -> dict[int, dkls23.Presignature] | None:
-    first = stores[signers[0]].presigs.take(record.wallet_id, signers)
+    pool = _pool(record, path)
+    first = stores[signers[0]].presigs.take(pool, signers)
     if first is None:
         return None
     presig_id, blob = first
     blobs = {signers[0]: blob}
     for i in signers[1:]:
-        got = stores[i].presigs.take(record.wallet_id, signers, presig_id)
+        got = stores[i].presigs.take(pool, signers, presig_id)
         if got is None:
             raise KeystoreError(
                 f"party {i} has no copy of presignature {presig_id.hex()[:16]}; the stores "
@@ -225,21 +237,23 @@ def sign(
     store_keys: dict[int, bytes],
     digest: bytes,
     *,
-    tweak: int = 0,
+    path: str | None = None,
 ) -> EcdsaSignature:
     """Sign a 32-byte ``digest`` with the parties of ``shares``.
 
     Uses a stored presignature for this signer set when there is one (deleted from every
     store before its share is computed), otherwise runs the whole DKLs23 protocol. The
     signature is verified before it is returned. A failed pairwise check deny-lists the
-    blamed party and re-raises. ``tweak`` is the additive (BIP32) key tweak: the signature
-    verifies under ``PK + tweak·G``, and a stored presignature is re-randomised with it.
+    blamed party and re-raises. ``path`` is a non-hardened BIP32 child: the signature
+    verifies under its key, only presignatures made for that path are used, and they are
+    re-randomised with the digest and the path's tweak.
     """
+    _, tweak = schemes.hd_tweak(record, path)
     digest = ecdsa_digest(digest)
     signers = _signers_of(record, shares)
     with open_stores(wallet_dir, shares, store_keys) as stores:
         _refuse_denied(record, stores)
-        presigs = _take_presignatures(record, stores, signers)
+        presigs = _take_presignatures(record, stores, signers, path)
         used = presigs is not None
         if presigs is None:
             presigs = _presign_once(record, shares, stores, signers)

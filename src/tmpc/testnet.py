@@ -50,11 +50,10 @@ def local_signer(
     presignatures, deny-lists); without one, through :func:`tmpc.schemes.sign`.
     """
     if record.scheme == "ecdsa-secp256k1" and wallet_dir is not None and store_keys:
-        _, tweak = schemes.hd_tweak(record, path)
 
         def sign_ecdsa(digest: bytes) -> bytes:
             return ecdsa_local.sign(
-                wallet_dir, record, shares, store_keys, digest, tweak=tweak
+                wallet_dir, record, shares, store_keys, digest, path=path
             ).compact
 
         return sign_ecdsa
