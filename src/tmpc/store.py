@@ -272,6 +272,12 @@ def _signers_key(signers: Sequence[int], party: int) -> str:
     return ",".join(str(i) for i in sorted(ids))
 
 
+def _store_aead(key: bytes, what: str) -> ChaCha20Poly1305:
+    if not isinstance(key, bytes | bytearray) or len(key) != 32:
+        raise ParameterError(f"{what} store key must be 32 bytes")
+    return ChaCha20Poly1305(bytes(key))
+
+
 @dataclass
 class PresignatureStore:
     """Single-use, encrypted presignatures of one party, by wallet and signer set.
@@ -289,9 +295,7 @@ class PresignatureStore:
     key: bytes = field(repr=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.key, bytes | bytearray) or len(self.key) != 32:
-            raise ParameterError("presignature store key must be 32 bytes")
-        self._aead = ChaCha20Poly1305(bytes(self.key))
+        self._aead = _store_aead(self.key, "presignature")
 
     def _ad(self, wallet_id: str, signers: str, presig_id: bytes) -> bytes:
         return lp_join(
@@ -503,9 +507,7 @@ class PairwiseStore:
     key: bytes = field(repr=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.key, bytes | bytearray) or len(self.key) != 32:
-            raise ParameterError("pairwise store key must be 32 bytes")
-        self._aead = ChaCha20Poly1305(bytes(self.key))
+        self._aead = _store_aead(self.key, "pairwise")
 
     def _ad(self, wallet_id: str, version: int) -> bytes:
         return lp_join(

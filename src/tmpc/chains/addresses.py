@@ -23,6 +23,7 @@ from Crypto.Hash import RIPEMD160, keccak
 from tmpc.errors import DecodeError, ParameterError
 from tmpc.group import SECP256K1
 from tmpc.group.base import Point
+from tmpc.protocols.taproot import NETWORK_HRP, network_hrp
 
 __all__ = [
     "P2WPKH_NETWORK_HRP",
@@ -36,12 +37,7 @@ __all__ = [
 ]
 
 #: Human-readable parts of segwit addresses (BIP173; signet shares testnet's).
-P2WPKH_NETWORK_HRP: Final[dict[str, str]] = {
-    "mainnet": "bc",
-    "testnet": "tb",
-    "signet": "tb",
-    "regtest": "bcrt",
-}
+P2WPKH_NETWORK_HRP: Final[dict[str, str]] = NETWORK_HRP
 
 
 def keccak256(data: bytes) -> bytes:
@@ -141,13 +137,7 @@ def p2wpkh_address(public_key: Point | bytes, network: str = "mainnet") -> str:
         DecodeError: not a compressed key on secp256k1.
         ParameterError: an unknown network.
     """
-    try:
-        hrp = P2WPKH_NETWORK_HRP[network]
-    except (KeyError, TypeError):
-        raise ParameterError(
-            f"unknown network {network!r}; use one of {', '.join(P2WPKH_NETWORK_HRP)}"
-        ) from None
-    address = bech32.encode(hrp, 0, hash160(_compressed(public_key)))
+    address = bech32.encode(network_hrp(network), 0, hash160(_compressed(public_key)))
     if address is None:  # cannot happen for a 20-byte program; never return a bad address
         raise ParameterError("bech32 encoding failed")
     return str(address)

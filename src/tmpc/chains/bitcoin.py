@@ -57,6 +57,7 @@ from tmpc.bip340 import schnorr_verify
 from tmpc.ecdsa_format import HALF_N, N, der_decode_strict, der_encode, ecdsa_verify
 from tmpc.errors import CryptoError, DecodeError, ParameterError
 from tmpc.protocols.taproot import NETWORK_HRP
+from tmpc.protocols.taproot import network_hrp as _hrp
 
 __all__ = [
     "MAX_MONEY",
@@ -130,15 +131,6 @@ _PSBT_IN_TAP_KEY_SIG: Final = b"\x13"
 # --------------------------------------------------------------------------------------------
 # Keys, scripts and addresses
 # --------------------------------------------------------------------------------------------
-
-
-def _hrp(network: str) -> str:
-    try:
-        return NETWORK_HRP[network]
-    except (KeyError, TypeError):
-        raise ParameterError(
-            f"unknown network {network!r}; use one of {', '.join(NETWORK_HRP)}"
-        ) from None
 
 
 def _check_public_key(scheme: str, public_key: bytes) -> bytes:

@@ -43,6 +43,7 @@ __all__ = [
     "TapLeaf",
     "TapTree",
     "decode_taproot_address",
+    "network_hrp",
     "tapbranch_hash",
     "tapleaf_hash",
     "taproot_address",
@@ -173,7 +174,8 @@ def taproot_script_pubkey(output_xonly: bytes) -> bytes:
     return b"\x51\x20" + bytes(output_xonly)
 
 
-def _hrp(network: str) -> str:
+def network_hrp(network: str) -> str:
+    """The bech32 human-readable part of a Bitcoin network; :class:`ParameterError` if unknown."""
     try:
         return NETWORK_HRP[network]
     except (KeyError, TypeError):
@@ -196,7 +198,7 @@ def taproot_address(output_xonly: bytes, network: str = "mainnet") -> str:
     """
     if not isinstance(output_xonly, bytes | bytearray) or len(output_xonly) != 32:
         raise DecodeError("the output key must be 32 x-only bytes")
-    hrp = _hrp(network)
+    hrp = network_hrp(network)
     five_bit = bech32.convertbits(bytes(output_xonly), 8, 5)
     if five_bit is None:  # cannot happen for 8-bit input
         raise DecodeError("the output key is not a byte string")
@@ -217,7 +219,7 @@ def decode_taproot_address(address: str, network: str = "mainnet") -> bytes:
             checksum, as ``bech32.encode`` wrongly makes for v1, is rejected).
         ParameterError: an unknown network.
     """
-    hrp = _hrp(network)
+    hrp = network_hrp(network)
     if not isinstance(address, str) or (address.lower() != address and address.upper() != address):
         raise DecodeError("not a bech32m address")
     addr = address.lower()

@@ -229,7 +229,31 @@ def _r_hash(sid32: bytes, r: bytes) -> bytes:
 # --------------------------------------------------------------------------------------------
 
 
-class MulSender:
+class _PairSide:
+    """What both long-lived sides of a pair share: ids, setup id, no copies."""
+
+    __slots__ = ("_ote", "self_id")
+    __reduce_ex__ = _no_copy
+    __copy__ = _no_copy
+    __deepcopy__ = _no_copy
+
+    def __init__(self, self_id: int, ote: OteSender | OteReceiver) -> None:
+        _check_pair(self_id, ote.peer_id)
+        self.self_id = self_id
+        self._ote: OteSender | OteReceiver = ote
+
+    @property
+    def peer_id(self) -> int:
+        """The other party's identifier."""
+        return self._ote.peer_id
+
+    @property
+    def setup_id(self) -> bytes:
+        """32-byte identifier of the pairwise setup (equal on both sides)."""
+        return self._ote.setup_id
+
+
+class MulSender(_PairSide):
     """Alice's side of the multiplication towards one peer (Bob); long-lived and secret.
 
     Holds the OT-extension sender state (``Delta`` and one seed per base OT), the setup id (which
@@ -238,25 +262,11 @@ class MulSender:
     used session ids), so pickling and copying raise :class:`~tmpc.errors.StateError`.
     """
 
-    __slots__ = ("_ote", "self_id")
-    __reduce_ex__ = _no_copy
-    __copy__ = _no_copy
-    __deepcopy__ = _no_copy
+    __slots__ = ()
 
     def __init__(self, self_id: int, ote: OteSender) -> None:
-        _check_pair(self_id, ote.peer_id)
-        self.self_id = self_id
-        self._ote = ote
-
-    @property
-    def peer_id(self) -> int:
-        """Bob's identifier."""
-        return self._ote.peer_id
-
-    @property
-    def setup_id(self) -> bytes:
-        """32-byte identifier of the pairwise setup (equal on both sides)."""
-        return self._ote.setup_id
+        super().__init__(self_id, ote)
+        self._ote: OteSender = ote
 
     def __repr__(self) -> str:
         return f"<MulSender {self.self_id}->{self.peer_id} (secret)>"
@@ -360,7 +370,7 @@ class MulReceiverKeep:
         return "<MulReceiverKeep (secret)>"
 
 
-class MulReceiver:
+class MulReceiver(_PairSide):
     """Bob's side of the multiplication towards one peer (Alice); long-lived and secret.
 
     Holds both seeds of every base OT, the setup id (which fixes the gadget) and the record of
@@ -368,25 +378,11 @@ class MulReceiver:
     pickling and copying raise :class:`~tmpc.errors.StateError`.
     """
 
-    __slots__ = ("_ote", "self_id")
-    __reduce_ex__ = _no_copy
-    __copy__ = _no_copy
-    __deepcopy__ = _no_copy
+    __slots__ = ()
 
     def __init__(self, self_id: int, ote: OteReceiver) -> None:
-        _check_pair(self_id, ote.peer_id)
-        self.self_id = self_id
-        self._ote = ote
-
-    @property
-    def peer_id(self) -> int:
-        """Alice's identifier."""
-        return self._ote.peer_id
-
-    @property
-    def setup_id(self) -> bytes:
-        """32-byte identifier of the pairwise setup (equal on both sides)."""
-        return self._ote.setup_id
+        super().__init__(self_id, ote)
+        self._ote: OteReceiver = ote
 
     def __repr__(self) -> str:
         return f"<MulReceiver {self.peer_id}->{self.self_id} (secret)>"
