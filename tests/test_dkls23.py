@@ -405,3 +405,36 @@ def _wallet_3_5() -> Wallet:
     if "3/5" not in _CACHE:
         _CACHE["3/5"] = make_wallet(3, 5)
     return _CACHE["3/5"]
+
+
+def test_serialising_moves_the_presignature(w35: Wallet) -> None:
+    """to_bytes() leaves one live copy: the original refuses to sign afterwards."""
+    presigs = presign_local(w35.shares, w35.PK, w35.pairwise, [1, 2, 3])
+    stored = {i: p.to_bytes() for i, p in presigs.items()}
+    for p in presigs.values():
+        assert p.consumed and p.u_i == p.v_i == p.phi_i == 0
+        with pytest.raises(StateError):
+            sign_share(p, w35.PK, digest_of(b"original"))
+    restored = {i: Presignature.from_bytes(b) for i, b in stored.items()}
+    digest = digest_of(b"restored")
+    independent_verify(w35.PK, digest, *sign_with_presignatures(restored, w35.PK, digest))
+
+
+def test_round2_repr_hides_psi() -> None:
+    P = SECP256K1.generator()
+    psi = 0x1234567890ABCDEF1234567890ABCDEF
+    m2 = PresignRound2Msg(1, 2, P, b"\x22" * 32, P, P, P, psi, b"\x33" * 32, b"mul")
+    assert str(psi) not in repr(m2) and f"{psi:x}" not in repr(m2).lower()
+
+
+def test_typed_setup_messages_are_validated() -> None:
+    from tmpc.protocols.ecdsa.dkls23 import PairwiseSetupMsg1, PairwiseSetupMsg2, PairwiseSetupMsg3
+
+    with pytest.raises(DecodeError):
+        PairwiseSetupMsg2(1, 2, b"\x00" * 5, b"mul")
+    with pytest.raises(DecodeError):
+        PairwiseSetupMsg1(1, 2, b"\x00" * 31, b"mul")
+    with pytest.raises(ParameterError):
+        PairwiseSetupMsg3(0, 2, b"mul")
+    m = PairwiseSetupMsg2(1, 2, b"\x07" * 32, b"mul")
+    assert PairwiseSetupMsg2.from_bytes(m.to_bytes()) == m

@@ -332,6 +332,12 @@ def sign(
     signer. Returns the signature (64 bytes for schnorr-bip340, ed25519 and ecdsa-secp256k1,
     65 for frost-secp256k1). ``path`` signs for the non-hardened BIP32 child (see
     :func:`public_key_at`).
+
+    For ``ecdsa-secp256k1`` this call keeps **no state**: it runs the whole DKLs23 protocol on
+    the share files' pairwise material, for tests, demos and benchmarks. Custody flows go
+    through :mod:`tmpc.ecdsa_local` (what the CLI uses), which refuses deny-listed pairs, uses
+    redone pairwise setups, records session ids and deny-lists a peer after a failed
+    pairwise check.
     """
     scheme = get_scheme(record.scheme)
     secret_shares = _check_signers(record, shares)

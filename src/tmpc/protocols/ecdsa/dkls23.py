@@ -454,6 +454,15 @@ def _unpack_var(data: bytes, fixed_len: int, what: str) -> tuple[int, int, bytes
     return sender, receiver, fixed, bytes(data[2 * ID_LEN + fixed_len :])
 
 
+def _check_setup_msg(sender: int, receiver: int, fixed: bytes, fixed_len: int, var: bytes) -> None:
+    # Typed messages are checked like decoded ones: ids, the fixed part's length, bytes.
+    _check_int_id(sender, "sender")
+    _check_int_id(receiver, "receiver")
+    expect_len(fixed, fixed_len, "pairwise setup value")
+    if not isinstance(var, bytes | bytearray):
+        raise DecodeError("pairwise setup message: multiplication payload must be bytes")
+
+
 @dataclass(frozen=True, slots=True)
 class PairwiseSetupMsg1:
     """Setup round 1, ``sender -> receiver``: the commitment to ``sender``'s seed contribution
@@ -466,6 +475,9 @@ class PairwiseSetupMsg1:
     receiver: int
     seed_commitment: bytes
     mul_msg: bytes
+
+    def __post_init__(self) -> None:
+        _check_setup_msg(self.sender, self.receiver, self.seed_commitment, HASH_LEN, self.mul_msg)
 
     def to_bytes(self) -> bytes:
         """Encode (``96 + len(mul_msg)`` bytes)."""
@@ -491,6 +503,9 @@ class PairwiseSetupMsg2:
     seed_contribution: bytes = field(repr=False)
     mul_msg: bytes = field(repr=False)
 
+    def __post_init__(self) -> None:
+        _check_setup_msg(self.sender, self.receiver, self.seed_contribution, SEED_LEN, self.mul_msg)
+
     def to_bytes(self) -> bytes:
         """Encode (``96 + len(mul_msg)`` bytes)."""
         return _pack_var(self.sender, self.receiver, self.seed_contribution, self.mul_msg)
@@ -513,6 +528,9 @@ class PairwiseSetupMsg3:
     sender: int
     receiver: int
     mul_msg: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        _check_setup_msg(self.sender, self.receiver, b"", 0, self.mul_msg)
 
     def to_bytes(self) -> bytes:
         """Encode (``64 + len(mul_msg)`` bytes)."""
@@ -875,7 +893,7 @@ class PresignRound2Msg:
     pk: Point
     gamma_u: Point
     gamma_v: Point
-    psi: int
+    psi: int = field(repr=False)
     echo: bytes
     mul_msg: bytes = field(repr=False)
 
@@ -1267,8 +1285,14 @@ class Presignature:
         return values
 
     def to_bytes(self) -> bytes:
-        """Serialise (``230 + 32*len(signers)`` bytes); a consumed one keeps its mark."""
-        return b"".join(
+        """Serialise (``230 + 32*len(signers)`` bytes), **moving** the presignature out.
+
+        An unused presignature is serialised with its scalars and this object is then marked
+        consumed and wiped, so the bytes are the only live copy: serialising and restoring can
+        never yield two presignatures that both sign (two signatures from one presignature
+        reveal the key, re-randomisation notwithstanding). A consumed one keeps its mark.
+        """
+        data = b"".join(
             [
                 b"\x01",
                 b"\x01" if self.consumed else b"\x00",
@@ -1283,6 +1307,10 @@ class Presignature:
                 G.encode_scalar(self.v_i),
             ]
         )
+        if not self.consumed:
+            self.consumed = True
+            self.phi_i = self.u_i = self.v_i = 0
+        return data
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Presignature:
