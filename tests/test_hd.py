@@ -58,7 +58,9 @@ def test_xpub_round_trip_and_invalid() -> None:
         ExtendedPublicKey.decode(BITCOIN_SETS[0]["master"]["base58Priv"])
 
 
-@pytest.mark.parametrize("bad", ["m/0'", "m/1/2h", "m/x", "m/2147483648", "m//1"])
+@pytest.mark.parametrize(
+    "bad", ["m/0'", "m/1/2h", "m/x", "m/2147483648", "m//1", "m/\u00b2", "m/\u0663", "m/\uff10"]
+)
 def test_paths_refused(bad: str) -> None:
     with pytest.raises(ParameterError):
         parse_path(bad)

@@ -9,14 +9,27 @@ from pathlib import Path
 import pytest
 
 from tmpc.errors import CryptoError, KeystoreError
-from tmpc.keystore import FAST_KDF_FOR_TESTS, ShareSecret, open_share, seal_share, write_new_file
+from tmpc.keystore import (
+    FAST_KDF_FOR_TESTS,
+    KdfParams,
+    ShareSecret,
+    open_share,
+    seal_share,
+    write_new_file,
+)
 
 SECRET = ShareSecret(secrets.token_bytes(32), secrets.token_bytes(32))
 
 
 def _seal(party: int = 1, wallet: str = "w1", pw: str = "correct horse") -> bytes:
     return seal_share(
-        SECRET, wallet_id=wallet, party=party, epoch=0, passphrase=pw, kdf=FAST_KDF_FOR_TESTS
+        SECRET,
+        wallet_id=wallet,
+        party=party,
+        epoch=0,
+        passphrase=pw,
+        kdf=FAST_KDF_FOR_TESTS,
+        insecure_kdf_for_tests=True,
     )
 
 
@@ -90,3 +103,19 @@ def test_write_new_file_never_overwrites(tmp_path: Path) -> None:
     assert target.read_bytes() == b"first"
     assert [p.name for p in tmp_path.iterdir()] == ["party-1.share"]
     assert target.stat().st_mode & 0o777 == 0o600
+
+
+def test_weak_kdf_refused_for_sealing() -> None:
+    for kdf in (FAST_KDF_FOR_TESTS, KdfParams(iterations=1), KdfParams(memory_kib=8192)):
+        with pytest.raises(KeystoreError, match="too weak"):
+            seal_share(SECRET, wallet_id="w1", party=1, epoch=0, passphrase="pw", kdf=kdf)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("memory_kib", 4 * 65536 + 1), ("iterations", 13), ("lanes", 17)]
+)
+def test_costly_kdf_header_refused_before_deriving(field: str, value: int) -> None:
+    doc = json.loads(_seal())
+    doc["kdf"][field] = value
+    with pytest.raises(KeystoreError):
+        open_share(json.dumps(doc).encode(), passphrase="correct horse", wallet_id="w1", party=1)

@@ -6,6 +6,7 @@ import itertools
 import json
 import logging
 import random
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -119,3 +120,48 @@ def test_unknown_scheme_and_bad_parameters() -> None:
 def test_faulty_participant_error_shape() -> None:
     err = FaultyParticipantError("x", 3)
     assert err.culprits == (3,)
+
+
+def _tamper_cases(doc: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Edits of single fields of wallet.json that must each be refused."""
+    cases = []
+    d = json.loads(json.dumps(doc))
+    vs = d["verification_shares"]
+    vs["3"] = vs["1"]  # a party beyond the first t
+    cases.append(("verification share of party 3", d))
+    d = json.loads(json.dumps(doc))
+    rd = bytearray(bytes.fromhex(d["recovery_data"]))
+    rd[10] ^= 1
+    d["recovery_data"] = rd.hex()
+    cases.append(("recovery data", d))
+    d = json.loads(json.dumps(doc))
+    d["epoch"] = 7
+    cases.append(("epoch", d))
+    return cases
+
+
+@pytest.mark.parametrize("scheme_id", ["schnorr-bip340", "ecdsa-secp256k1", "ed25519"])
+@pytest.mark.parametrize("case", [0, 1, 2], ids=["verification-share", "recovery-data", "epoch"])
+def test_edited_wallet_json_is_refused(scheme_id: str, case: int) -> None:
+    record, _ = schemes.keygen(scheme_id, 2, 3)
+    _what, bad = _tamper_cases(record.to_json())[case]
+    with pytest.raises(KeystoreError):
+        schemes.WalletRecord.from_json(bad)
+
+
+def test_edited_taproot_merkle_root_is_refused() -> None:
+    record, _ = schemes.keygen("schnorr-bip340", 2, 3)
+    doc = record.to_json()
+    attacker = schemes.WalletRecord(**{**record.__dict__, "taproot_merkle_root": b"\x11" * 32})
+    forged = attacker.to_json()
+    # Every derived field rewritten consistently: the wallet id moved, so no share file opens.
+    assert forged["wallet_id"] != doc["wallet_id"]
+    bad = json.loads(json.dumps(doc))
+    bad["taproot"]["merkle_root"] = "11" * 32
+    bad["public_key"] = forged["public_key"]
+    bad["taproot"]["output_key"] = forged["public_key"]
+    with pytest.raises(KeystoreError):
+        schemes.WalletRecord.from_json(bad)
+    bad["taproot"]["merkle_root"] = "11" * 31
+    with pytest.raises(KeystoreError):
+        schemes.WalletRecord.from_json(bad)

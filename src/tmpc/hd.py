@@ -67,7 +67,8 @@ def parse_path(path: str) -> list[int]:
                 f"hardened step {p!r} in {path!r}: "
                 "a threshold key derives non-hardened children only"
             )
-        if not p.isdigit():
+        # ASCII digits only: str.isdigit() also admits superscripts and other scripts' digits.
+        if not (p.isascii() and p.isdigit()):
             raise ParameterError(f"path {path!r} is not of the form m/0/5")
         i = int(p)
         if i >= HARDENED:

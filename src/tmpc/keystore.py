@@ -51,12 +51,19 @@ class KdfParams:
     lanes: int = 4
     memory_kib: int = 65536
 
-    def check(self) -> None:
-        """Refuse parameters too weak to protect a key share, or absurdly large."""
-        if not (1 <= self.iterations <= 64 and 1 <= self.lanes <= 64):
+    def check(self, *, sealing: bool = False, allow_weak: bool = False) -> None:
+        """Refuse parameters too weak to protect a key share, or too costly to open.
+
+        Opening caps the cost at 4x :data:`DEFAULT_KDF` (the header is read before the tag
+        is checked, so a swapped file must not make us allocate gigabytes). Sealing also
+        requires at least OWASP's Argon2id minimum (19 MiB, 2 passes) unless ``allow_weak``.
+        """
+        if not (1 <= self.iterations <= 12 and 1 <= self.lanes <= 16):
             raise KeystoreError("share file: Argon2id iterations or lanes out of range")
-        if not (8 * self.lanes <= self.memory_kib <= 4 * 1024 * 1024):
+        if not (8 * self.lanes <= self.memory_kib <= 4 * 65536):
             raise KeystoreError("share file: Argon2id memory out of range")
+        if sealing and not allow_weak and (self.memory_kib < 19 * 1024 or self.iterations < 2):
+            raise KeystoreError("Argon2id parameters too weak to protect a key share")
 
 
 DEFAULT_KDF = KdfParams()
@@ -133,14 +140,16 @@ def seal_share(
     epoch: int,
     passphrase: str,
     kdf: KdfParams = DEFAULT_KDF,
+    insecure_kdf_for_tests: bool = False,
 ) -> bytes:
     """Encrypt a share under ``passphrase``; returns the file content (JSON bytes).
 
-    The passphrase **must not** be empty.
+    The passphrase **must not** be empty. ``kdf`` below 19 MiB / 2 passes is refused unless
+    ``insecure_kdf_for_tests`` (test suites only: such a file falls to offline guessing).
     """
     if not passphrase:
         raise KeystoreError("an empty passphrase cannot protect a key share")
-    kdf.check()
+    kdf.check(sealing=True, allow_weak=insecure_kdf_for_tests)
     salt = secrets.token_bytes(16)
     nonce = secrets.token_bytes(12)
     header: dict[str, Any] = {

@@ -19,6 +19,7 @@ share, host public keys, the DKG's recovery data); a :class:`KeyShare` is one pa
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,14 +28,13 @@ from typing import Any
 from tmpc import hd
 from tmpc.bip340 import schnorr_verify
 from tmpc.ecdsa_format import compact, ecdsa_verify
-from tmpc.encoding import tagged_hash
+from tmpc.encoding import lp_join, tagged_hash
 from tmpc.errors import DecodeError, KeystoreError, ParameterError, TmpcError
 from tmpc.group import ED25519, SECP256K1, Group, Point, ed25519, secp256k1
 from tmpc.group.base import Ciphersuite
 from tmpc.group.secp256k1 import SecpPoint
 from tmpc.protocols import bip445, dkg, frost, taproot
 from tmpc.protocols.ecdsa import dkls23
-from tmpc.sharing import lagrange_coefficients
 
 __all__ = [
     "SCHEMES",
@@ -107,13 +107,29 @@ class WalletRecord:
 
     @property
     def wallet_id(self) -> str:
-        """A short identifier binding scheme, threshold, party set and group key (32 hex)."""
+        """A short identifier (32 hex) binding everything public about the wallet.
+
+        Scheme, threshold, parties, group key, every verification share and host key, the
+        Taproot script-tree root, the epoch and the DKG's recovery data (hence the BIP32 chain
+        code), all length-prefixed. Share files bind this id in their associated data, so an
+        edited ``wallet.json`` no longer matches its shares.
+        """
+        root = self.taproot_merkle_root or b""
         h = tagged_hash(
-            "tmpc/wallet-id",
-            self.scheme.encode()
-            + bytes([self.threshold, self.parties])
-            + self.group_public_key.encode()
-            + b"".join(self.host_public_keys[i] for i in self.party_ids),
+            "tmpc/wallet-id/v2",
+            lp_join(
+                [
+                    self.scheme.encode(),
+                    self.threshold.to_bytes(4, "big"),
+                    self.parties.to_bytes(4, "big"),
+                    self.epoch.to_bytes(8, "big"),
+                    self.group_public_key.encode(),
+                    *(self.verification_shares[i].encode() for i in self.party_ids),
+                    *(self.host_public_keys[i] for i in self.party_ids),
+                    root,
+                    hashlib.sha256(self.recovery_data).digest(),
+                ]
+            ),
         )
         return h[:16].hex()
 
@@ -161,8 +177,10 @@ class WalletRecord:
     def from_json(cls, doc: Any) -> WalletRecord:
         """Parse and validate ``wallet.json``; raises :class:`KeystoreError` if malformed.
 
-        Checks every point, that there is one verification share per party, and that any
-        ``threshold`` of them interpolate to the group key.
+        Checks every point, the wallet id over all public fields, and the DKG's recovery data:
+        its certificate (signed by every participant's host key) must verify, and the
+        threshold, host keys, group key and all n verification shares must be the ones the DKG
+        produced, so no field can be edited on its own.
         """
         try:
             if doc["format"] != "tmpc-wallet" or doc["version"] != 1:
@@ -181,6 +199,8 @@ class WalletRecord:
             root = None
             if scheme.id == "schnorr-bip340" and doc["taproot"]["merkle_root"]:
                 root = bytes.fromhex(doc["taproot"]["merkle_root"])
+                if len(root) != 32:
+                    raise KeystoreError("wallet.json: the Taproot merkle root is not 32 bytes")
             rec = cls(
                 scheme=scheme.id,
                 threshold=t,
@@ -196,10 +216,17 @@ class WalletRecord:
             raise KeystoreError("wallet.json is malformed or has an invalid key") from None
         if doc.get("wallet_id") != rec.wallet_id or doc.get("public_key") != rec.public_key.hex():
             raise KeystoreError("wallet.json: wallet id or public key does not match its content")
-        first = rec.party_ids[:t]
-        lam = lagrange_coefficients(g, first)
-        if g.sum_points([vs[i] * lam[i] for i in first]) != pk:
-            raise KeystoreError("wallet.json: verification shares do not match the group key")
+        try:
+            output, params, _ = dkg.chilldkg.recover_output(g, None, rec.recovery_data)
+        except TmpcError:
+            raise KeystoreError("wallet.json: the DKG recovery data does not verify") from None
+        if (
+            params.t != t
+            or list(params.hostpubkeys) != [hosts[i] for i in rec.party_ids]
+            or output.threshold_pubkey != pk
+            or list(output.pubshares) != [vs[i] for i in rec.party_ids]
+        ):
+            raise KeystoreError("wallet.json: keys do not match the DKG's certified transcript")
         return rec
 
 
