@@ -695,9 +695,15 @@ def test_psbt_sign_and_finalize_two_wallets(ecdsa_wallet: Wallet, bip340_wallet:
         utxos, [(PAYEE, 90_000)], 500, bip340_wallet.address(), network="regtest"
     )
     b64 = btc.spend_to_psbt(spend)
+    # CVE-2020-14199: a P2WPKH input's amount is unproven without the previous transaction.
+    with pytest.raises(ParameterError, match="NON_WITNESS_UTXO"):
+        btc.sign_psbt(b64, ecdsa_wallet.signer(), ecdsa_wallet.pk, ECDSA)
+    signed_ecdsa = btc.sign_psbt(
+        b64, ecdsa_wallet.signer(), ecdsa_wallet.pk, ECDSA, trust_witness_utxo=True
+    )
     with pytest.raises(ParameterError, match="input 1 has no Taproot key-path signature"):
-        btc.finalize_psbt(btc.sign_psbt(b64, ecdsa_wallet.signer(), ecdsa_wallet.pk, ECDSA))
-    b64 = btc.sign_psbt(b64, ecdsa_wallet.signer(), ecdsa_wallet.pk, ECDSA)
+        btc.finalize_psbt(signed_ecdsa)
+    b64 = signed_ecdsa
     b64 = btc.sign_psbt(b64, bip340_wallet.signer(), bip340_wallet.pk, BIP340)
     psbt = PSBT.from_base64(b64)
     # BIP174 PSBT_IN_PARTIAL_SIG for the P2WPKH input; BIP371 PSBT_IN_TAP_KEY_SIG (0x13) for

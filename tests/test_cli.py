@@ -37,8 +37,8 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str]) -> None:
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) >= 1
-    assert "error" in proc.stderr.lower()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("tmpc: error: ")
 
 
 @pytest.fixture(scope="module", params=["schnorr-bip340", "ed25519", "frost-secp256k1"])
@@ -183,3 +183,31 @@ def test_bench_json() -> None:
             "max_s",
         }
         assert r["runs"] == 2 and r["min_s"] <= r["median_s"] <= r["max_s"]
+
+
+def test_keygen_os_errors_are_one_line_and_leave_nothing(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert_one_line_error(
+        run("keygen", "--scheme", "ed25519", "-t", "2", "-n", "3", "--out", str(blocker / "w"))
+    )
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        proc = run("keygen", "--scheme", "ed25519", "-t", "2", "-n", "3", "--out", str(ro / "w"))
+        if os.geteuid() != 0:  # root ignores directory permissions
+            assert_one_line_error(proc)
+    finally:
+        ro.chmod(0o700)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "ro"]
+    assert not any((tmp_path / "ro").iterdir()) or os.geteuid() == 0
+
+
+def test_old_wallet_format_is_refused_clearly(wallet: Path, tmp_path: Path) -> None:
+    doc = json.loads((wallet / "wallet.json").read_text())
+    doc["version"] = 1
+    (tmp_path / "wallet.json").write_text(json.dumps(doc))
+    proc = run("address", "--wallet", str(tmp_path))
+    assert_one_line_error(proc)
+    assert "version 1" in proc.stderr

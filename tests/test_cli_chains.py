@@ -213,3 +213,64 @@ def test_run_checks_report_a_wrong_signer(scheme: str) -> None:
     assert results and not any(r.accepted or r.ok for r in results)
     good = run_checks(record, local_signer(None, record, shares[:2]))
     assert all(r.ok for r in good)
+
+
+def test_contradicting_tx_options_refused(wallets: dict[str, Path]) -> None:
+    assert_one_line_error(
+        run(
+            "tx",
+            "ethereum",
+            "--wallet",
+            str(wallets["ecdsa-secp256k1"]),
+            "--to",
+            "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf",
+            "--value",
+            "1",
+            "--nonce",
+            "0",
+            "--chain-id",
+            "1",
+            "--max-fee",
+            "3",
+            "--priority-fee",
+            "1",
+            "--gas-price",
+            "5",
+        )
+    )
+    assert_one_line_error(
+        run(
+            "tx",
+            "bitcoin",
+            "--wallet",
+            str(wallets["schnorr-bip340"]),
+            "--psbt",
+            "cHNidP8=",
+            "--fee",
+            "3",
+        )
+    )
+
+
+def test_tx_bitcoin_reports_the_fee(wallets: dict[str, Path]) -> None:
+    out = json.loads(
+        run(
+            "tx",
+            "bitcoin",
+            "--wallet",
+            str(wallets["schnorr-bip340"]),
+            "--utxo",
+            "ab" * 32 + ":0:100000",
+            "--to",
+            "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080:99700",
+            "--fee",
+            "100",
+            "--network",
+            "regtest",
+            "--json",
+            check=True,
+        ).stdout
+    )
+    # 200 sat of change is below dust: it goes to the fee, and the output says so.
+    assert out["fee_sat"] == 300
+    assert out["outputs"] == [["bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080", 99700]]

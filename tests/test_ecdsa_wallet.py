@@ -17,11 +17,11 @@ from eth_keys import keys as eth_keys_mod
 from tests.test_cli import assert_one_line_error, run
 from tmpc import ecdsa_local, schemes
 from tmpc.chains.addresses import ethereum_address
-from tmpc.errors import ProtocolError
+from tmpc.errors import KeystoreError, ProtocolError
 from tmpc.group import SECP256K1
 from tmpc.protocols.ecdsa import dkls23
 from tmpc.protocols.ecdsa.errors import PairwiseCheckError
-from tmpc.store import PairwiseStore, PresignatureStore, StateDB, state_db_path
+from tmpc.store import DenyList, PairwiseStore, PresignatureStore, StateDB, state_db_path
 
 
 def _recovered_eth_address(sig64: bytes, recid: int, digest: bytes) -> str:
@@ -285,3 +285,22 @@ def test_presignature_is_bound_to_its_path(tmp_path: Path) -> None:
     assert schemes.verify(
         "ecdsa-secp256k1", schemes.public_key_at(record, "m/0/1"), digest, bound.compact
     )
+
+
+def test_lost_state_database_is_reported_not_blamed_on_a_peer(tmp_path: Path) -> None:
+    record, shares, keys = _wallet_in_memory(tmp_path)
+    ecdsa_local.redo_pairwise(tmp_path, record, shares[:2], keys)
+    state_db_path(tmp_path, 1).unlink()  # party 1 lost its database (and its redone setup)
+    for suffix in ("-wal", "-shm"):
+        Path(str(state_db_path(tmp_path, 1)) + suffix).unlink(missing_ok=True)
+    digest = hashlib.sha256(b"after loss").digest()
+    with pytest.raises(KeystoreError, match="pairwise-setup --parties 1,2"):
+        ecdsa_local.sign(tmp_path, record, shares[:2], keys, digest)
+    db = StateDB(state_db_path(tmp_path, 2), party=2)
+    try:
+        assert not DenyList(db).is_denied(record.wallet_id, 1)
+    finally:
+        db.close()
+    ecdsa_local.redo_pairwise(tmp_path, record, shares[:2], keys)
+    sig = ecdsa_local.sign(tmp_path, record, shares[:2], keys, digest)
+    assert schemes.verify("ecdsa-secp256k1", record.public_key, digest, sig.compact)

@@ -151,8 +151,8 @@ def run_bench(scheme_id: str, threshold: int, parties: int, runs: int) -> list[B
     ``presign``, ``sign-online`` (finishing a presignature) and ``sign`` (both), each with the
     bytes a party sends. Raises :class:`~tmpc.errors.ParameterError` for bad parameters.
     """
-    if runs < 1:
-        raise ParameterError("runs must be at least 1")
+    if not 1 <= runs <= 10_000:
+        raise ParameterError("runs must be between 1 and 10000")
     if scheme_id == "ecdsa-secp256k1":
         if not 2 <= threshold <= parties:
             raise ParameterError("ecdsa-secp256k1 needs 2 <= threshold <= parties")

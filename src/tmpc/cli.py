@@ -10,7 +10,9 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -76,7 +78,10 @@ def _parse_signers(
     text: str, record: schemes.WalletRecord, minimum: int | None = None, option: str = "--signers"
 ) -> list[int]:
     try:
-        ids = [int(p) for p in text.split(",") if p.strip()]
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        if not all(p.isascii() and p.isdigit() for p in parts):
+            raise ValueError(text)
+        ids = [int(p) for p in parts]
     except ValueError:
         raise ParameterError(
             f"{option} must be a comma-separated list of ids, got {text!r}"
@@ -141,6 +146,25 @@ def _progress(items: Sequence[T], label: str, quiet: bool) -> Any:
     return click.progressbar(items, label=label, file=sys.stderr)
 
 
+def _install_wallet_dir(out: Path, sealed: list[tuple[Path, bytes]], wallet_json: bytes) -> None:
+    """Write the share files and wallet.json into a fresh hidden directory beside ``out`` and
+    rename it into place, so a failure (disk full, permissions) leaves no half wallet."""
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise KeystoreError(f"{parent} is not an existing directory")
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+    try:
+        for path, content in sealed:
+            write_new_file(staging / path.name, content)
+        write_new_file(staging / "wallet.json", wallet_json, mode=0o644)
+        if out.exists():
+            out.rmdir()  # checked empty above; rmdir refuses anything else
+        os.rename(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tmpc")
 def cli() -> None:
@@ -184,12 +208,7 @@ def keygen(scheme: str, threshold: int, parties: int, out: Path, as_json: bool) 
                 kdf=DEFAULT_KDF,
             )
             sealed.append((share_path(out, s.identifier), content))
-    out.mkdir(parents=True, exist_ok=True)
-    for path, content in sealed:
-        write_new_file(path, content)
-    write_new_file(
-        out / "wallet.json", (json.dumps(wallet_doc, indent=2) + "\n").encode(), mode=0o644
-    )
+    _install_wallet_dir(out, sealed, (json.dumps(wallet_doc, indent=2) + "\n").encode())
     _emit(
         {**wallet_doc, "directory": str(out)},
         as_json,
@@ -491,6 +510,10 @@ def tx_bitcoin(
     record = _load_wallet(wallet_dir)
     if record.scheme not in ("ecdsa-secp256k1", "schnorr-bip340"):
         raise ParameterError("Bitcoin needs an ecdsa-secp256k1 or schnorr-bip340 wallet")
+    if psbt is not None and (utxos or outputs or fee is not None or change):
+        raise ParameterError(
+            "--psbt signs a given PSBT; it does not take --utxo/--to/--fee/--change"
+        )
     if psbt is None:
         if not utxos or not outputs or fee is None:
             raise ParameterError("give --utxo, --to and --fee (or --psbt)")
@@ -509,13 +532,44 @@ def tx_bitcoin(
     record, sign_fn, pk = _signer_for(wallet_dir, signers, path, as_json)
     if psbt is not None:
         signed_psbt = bitcoin.sign_psbt(psbt, sign_fn, pk, record.scheme)
-        _emit({"psbt": signed_psbt}, as_json, [signed_psbt])
+        summary = bitcoin.psbt_summary(signed_psbt, network)
+        _emit(
+            {"psbt": signed_psbt, **summary},
+            as_json,
+            [
+                *(f"pays {a} sat to {addr}" for addr, a in summary["outputs"]),
+                f"fee  {summary['fee_sat']} sat"
+                if summary["fee_sat"] is not None
+                else "fee  unknown",
+                signed_psbt,
+            ],
+        )
         return
     signed = bitcoin.sign_spend(spend, sign_fn, pk, record.scheme)
+    outs_shown = [
+        (bitcoin.script_pubkey_to_address(o.script_pubkey, network), o.amount_sat)
+        for o in spend.outputs
+    ]
     _emit(
-        {"raw": signed.raw.hex(), "txid": signed.txid, "network": network},
+        {
+            "raw": signed.raw.hex(),
+            "txid": signed.txid,
+            "network": network,
+            "fee_sat": spend.fee_sat,
+            "outputs": outs_shown,
+        },
         as_json,
-        [f"txid {signed.txid}", signed.raw.hex()],
+        [
+            *(f"pays {a} sat to {addr}" for addr, a in outs_shown),
+            f"fee  {spend.fee_sat} sat"
+            + (
+                f" (asked {fee}; change below dust added)"
+                if fee is not None and fee != spend.fee_sat
+                else ""
+            ),
+            f"txid {signed.txid}",
+            signed.raw.hex(),
+        ],
     )
 
 
@@ -553,6 +607,10 @@ def tx_ethereum(
 
     payload = bytes_from_hex(data, "--data") if data else b""
     transaction: ethereum.EthTx
+    if gas_price is not None and (max_fee is not None or priority_fee is not None):
+        raise ParameterError(
+            "--gas-price (legacy) and --max-fee/--priority-fee (EIP-1559) exclude each other"
+        )
     if gas_price is not None:
         transaction = ethereum.LegacyTx(nonce, gas_price, gas, to_addr, value, payload, chain_id)
     else:
@@ -622,7 +680,7 @@ def bench(scheme: str, threshold: int, parties: int, runs: int, as_json: bool) -
         return
     for r in records:
         click.echo(
-            f"{r.scheme} {r.op:5} {r.threshold}-of-{r.parties}: median {r.median_s * 1e3:.2f} ms"
+            f"{r.scheme} {r.op:11} {r.threshold}-of-{r.parties}: median {r.median_s * 1e3:.2f} ms"
             f" (min {r.min_s * 1e3:.2f}, max {r.max_s * 1e3:.2f}, {r.runs} runs)"
         )
 
@@ -634,12 +692,17 @@ def main() -> None:
     except click.exceptions.Abort:
         _fail("aborted")
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        hint = " (see tmpc --help)" if isinstance(exc, click.UsageError) else ""
+        message = " ".join(exc.format_message().split())
+        _fail(f"{message}{hint}", exc.exit_code if exc.exit_code > 0 else 2)
     except ProtocolError as exc:
         who = ",".join(map(str, exc.culprits)) or "the coordinator"
         _fail(f"{exc} (blamed: {who})")
     except TmpcError as exc:
         _fail(str(exc))
+    except OSError as exc:
+        # The file system said no (permissions, a file where a directory belongs, a full disk).
+        where = f": {exc.filename}" if exc.filename else ""
+        _fail(f"{exc.strerror or type(exc).__name__}{where}")
     except KeyboardInterrupt:
         _fail("interrupted", 130)

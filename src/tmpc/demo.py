@@ -108,8 +108,21 @@ def main() -> int:
     """Run the demo; returns the process exit status."""
     t, n = 3, 5
     passphrase = secrets.token_urlsafe(16)
-    root = Path(tempfile.mkdtemp(prefix="tmpc-demo-"))
-    print(f"tmpc demo: {t}-of-{n} wallets for every scheme, working directory {root}\n")
+    with tempfile.TemporaryDirectory(prefix="tmpc-demo-") as tmp:
+        print(f"tmpc demo: {t}-of-{n} wallets for every scheme (share files in {tmp}, removed")
+        print("at the end; the passphrase is random and never shown)\n")
+        status = _run(Path(tmp), t, n, passphrase)
+    print(
+        "\nTry it yourself:\n"
+        "  export TMPC_PASSPHRASE='choose a long passphrase'\n"
+        "  .venv/bin/tmpc keygen --scheme ecdsa-secp256k1 -t 3 -n 5 --out my-wallet\n"
+        "  .venv/bin/tmpc address --wallet my-wallet\n"
+        "  .venv/bin/tmpc testnet-check --wallet my-wallet"
+    )
+    return status
+
+
+def _run(root: Path, t: int, n: int, passphrase: str) -> int:
     rows = []
     clusters: dict[str, tuple[schemes.WalletRecord, list[schemes.KeyShare]]] = {}
     for scheme_id in schemes.SCHEMES:

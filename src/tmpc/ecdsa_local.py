@@ -132,9 +132,17 @@ def _mark_sessions(
 
 
 def _current_pairwise(
-    record: WalletRecord, shares: Sequence[KeyShare], stores: dict[int, PartyStores]
+    record: WalletRecord,
+    shares: Sequence[KeyShare],
+    stores: dict[int, PartyStores],
+    *,
+    check_pairs: bool = True,
 ) -> dict[int, dkls23.EcdsaPairwise]:
-    """Each party's pairwise material: the redone one in its database, else its share file's."""
+    """Each party's pairwise material: the redone one in its database, else its share file's.
+
+    With ``check_pairs`` (always, except when redoing the setup), both sides of every pair
+    must hold the same setup, or :class:`KeystoreError` says which pair to redo.
+    """
     material = ecdsa_pairwise(shares)
     for i, st in stores.items():
         blob = st.pairwise.get(record.wallet_id)
@@ -143,6 +151,19 @@ def _current_pairwise(
                 material[i] = dkls23.EcdsaPairwise.from_bytes(blob)
             except TmpcError:
                 raise KeystoreError(f"party {i}'s redone pairwise setup is corrupt") from None
+    # Both sides of every pair must hold the same setup (its id is public). A party whose
+    # state database was lost or restored from an old backup would otherwise run an old
+    # setup against a redone one and fail a pairwise check that blames an honest peer.
+    for i in material if check_pairs else ():
+        for j in material:
+            if i < j and (
+                material[i].senders[j].setup_id != material[j].receivers[i].setup_id
+                or material[i].receivers[j].setup_id != material[j].senders[i].setup_id
+            ):
+                raise KeystoreError(
+                    f"parties {i} and {j} hold different pairwise setups (a state database "
+                    f"is missing or outdated); run: tmpc pairwise-setup --parties {i},{j}"
+                )
     return material
 
 
@@ -282,7 +303,7 @@ def redo_pairwise(
     if len(ids) < 2 or len(set(ids)) != len(ids):
         raise ParameterError("redoing the pairwise setup needs at least two distinct parties")
     with open_stores(wallet_dir, shares, store_keys) as stores:
-        current = _current_pairwise(record, shares, stores)
+        current = _current_pairwise(record, shares, stores, check_pairs=False)
         fresh = dkls23.pairwise_setup_local(ids, secrets.token_bytes(32))
         for i in ids:
             merged = current[i].merged(fresh[i])

@@ -54,6 +54,8 @@ __all__ = [
 ]
 
 MAX_PARTIES = 255
+#: Version of ``wallet.json``; 2 binds every public field into the wallet id.
+WALLET_FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,7 @@ class WalletRecord:
         """The JSON document written to ``wallet.json``."""
         doc: dict[str, Any] = {
             "format": "tmpc-wallet",
-            "version": 1,
+            "version": WALLET_FORMAT_VERSION,
             "wallet_id": self.wallet_id,
             "scheme": self.scheme,
             "threshold": self.threshold,
@@ -183,8 +185,14 @@ class WalletRecord:
         produced, so no field can be edited on its own.
         """
         try:
-            if doc["format"] != "tmpc-wallet" or doc["version"] != 1:
-                raise KeystoreError("wallet.json: not a tmpc wallet of a supported version")
+            if doc["format"] != "tmpc-wallet":
+                raise KeystoreError("wallet.json: not a tmpc wallet")
+            if doc["version"] != WALLET_FORMAT_VERSION:
+                raise KeystoreError(
+                    f"wallet.json: format version {doc['version']} is not supported (this tmpc "
+                    f"reads version {WALLET_FORMAT_VERSION}; version 1 came from a pre-release "
+                    "that did not bind every public field: create the wallet again)"
+                )
             scheme = get_scheme(doc["scheme"])
             t, n = int(doc["threshold"]), int(doc["parties"])
             if not 1 <= t <= n <= MAX_PARTIES:

@@ -77,6 +77,7 @@ __all__ = [
     "build_spend",
     "dust_threshold",
     "finalize_psbt",
+    "psbt_summary",
     "script_pubkey_to_address",
     "sign_psbt",
     "sign_spend",
@@ -927,19 +928,30 @@ def _all_known(spent: list[tuple[int, bytes] | None], what: str) -> list[tuple[i
     return out
 
 
-def sign_psbt(psbt_b64: str, sign_digest: SignDigest, public_key: bytes, scheme: str) -> str:
+def sign_psbt(
+    psbt_b64: str,
+    sign_digest: SignDigest,
+    public_key: bytes,
+    scheme: str,
+    *,
+    trust_witness_utxo: bool = False,
+) -> str:
     """Add the cluster's signature to every input of a PSBT that spends the wallet's output.
 
     An input is the wallet's when its UTXO (``PSBT_IN_WITNESS_UTXO`` or the output of
     ``PSBT_IN_NON_WITNESS_UTXO``, which must hash to the spent txid) has the wallet's
-    scriptPubKey. For each such input the digest is BIP143 (P2WPKH) or BIP341 key path (P2TR,
+    scriptPubKey. P2WPKH inputs are signed only with ``PSBT_IN_NON_WITNESS_UTXO`` present
+    (CVE-2020-14199: otherwise the amount is unproven); Taproot inputs commit to every input's
+    amount, so their witness UTXOs suffice. ``trust_witness_utxo`` lifts that for a PSBT whose
+    amounts the caller itself vouches for (one :func:`spend_to_psbt` built from UTXOs the
+    operator gave). For each such input the digest is BIP143 (P2WPKH) or BIP341 key path (P2TR,
     which needs the UTXO of every input); the signature, checked as in :func:`sign_spend`, goes
     to ``PSBT_IN_PARTIAL_SIG`` (key: the 33-byte key; value: DER || hash type) or to BIP371's
-    ``PSBT_IN_TAP_KEY_SIG`` (64 bytes, or 65 with the hash type when not DEFAULT). The
-    hash type is the input's ``PSBT_IN_SIGHASH_TYPE`` if present and one tmpc signs with
-    (BIP174: "If a sighash type is provided, the signer must check that the sighash is
-    acceptable. If unacceptable, they must fail."), otherwise ALL (P2WPKH) / DEFAULT (P2TR).
-    Other inputs are left untouched.
+    ``PSBT_IN_TAP_KEY_SIG`` (64 bytes, or 65 with the hash type when not DEFAULT). The hash type
+    is the input's ``PSBT_IN_SIGHASH_TYPE`` if present and one tmpc signs with (BIP174: "If a
+    sighash type is provided, the signer must check that the sighash is acceptable. If
+    unacceptable, they must fail."), otherwise ALL (P2WPKH) / DEFAULT (P2TR). Other inputs are
+    left untouched.
 
     Returns:
         The updated PSBT, base64.
@@ -964,6 +976,15 @@ def sign_psbt(psbt_b64: str, sign_digest: SignDigest, public_key: bytes, scheme:
     unsigned = bytes(psbt.tx.serialize())
     for i, (amount, _spk) in ours:
         inp = psbt.inputs[i]
+        if scheme == SCHEME_P2WPKH and inp.non_witness_utxo is None and not trust_witness_utxo:
+            # A segwit v0 signature commits only to its own input's amount, so a PSBT that
+            # lies about amounts (witness_utxo) can make two signing rounds burn the inputs
+            # as fee (CVE-2020-14199). Only the full previous transaction, whose hash is the
+            # spent txid, proves the amount.
+            raise ParameterError(
+                f"input {i}: a P2WPKH input needs its full previous transaction "
+                "(PSBT_IN_NON_WITNESS_UTXO) to prove the amount being signed"
+            )
         hash_type = _default_hash_type(own) if inp.sighash_type is None else inp.sighash_type
         if hash_type not in _SIGNABLE[scheme]:
             raise ParameterError(f"input {i} asks for a sighash type tmpc does not sign with")
@@ -978,6 +999,28 @@ def sign_psbt(psbt_b64: str, sign_digest: SignDigest, public_key: bytes, scheme:
         else:
             inp.unknown = {**inp.unknown, _PSBT_IN_TAP_KEY_SIG: sig_item}
     return base64.b64encode(psbt.serialize()).decode("ascii")
+
+
+def psbt_summary(psbt_b64: str, network: str = "mainnet") -> dict[str, Any]:
+    """What a PSBT pays: ``{"outputs": [(address or script hex, sat)], "fee_sat": int | None}``.
+
+    The fee is None when some input's amount is unknown. Shown to the operator with every
+    signed PSBT, so nobody signs blind.
+    """
+    psbt = _parse_psbt(psbt_b64)
+    outputs: list[tuple[str, int]] = []
+    for o in psbt.tx.vout:
+        spk = bytes(o.script_pubkey.data)
+        try:
+            label = script_pubkey_to_address(spk, network)
+        except (DecodeError, ParameterError):
+            label = "script " + spk.hex()
+        outputs.append((label, int(o.value)))
+    spent = _psbt_spent_outputs(psbt)
+    fee = None
+    if all(item is not None for item in spent):
+        fee = sum(a for a, _ in _all_known(spent, "")) - sum(a for _, a in outputs)
+    return {"outputs": outputs, "fee_sat": fee}
 
 
 def finalize_psbt(psbt_b64: str) -> bytes:
