@@ -66,6 +66,9 @@ def main() -> int:
         "- command: `make bench` (runs `python bench/run.py --out docs/benchmarks.md`); one size:"
         " `tmpc bench --scheme S --threshold T --parties N --runs K [--json]`",
         "",
+        "On this shared 2-core VM figures vary by up to about 2x between runs (the same DKG"
+        " code measures differently for two schemes in one run); compare within a run.",
+        "",
         "Per party: the median divided by the parties doing the work (n for the DKG, t for"
         " signing), a rough figure for one node's CPU. In one process, signing computes the"
         " session values (binding factors, group commitment, challenge) once for all signers, as"
