@@ -53,56 +53,27 @@ def _record(scheme: str, op: str, t: int, n: int, samples: list[float]) -> Bench
 
 
 def _ecdsa_bytes_per_party(threshold: int, parties: int) -> dict[str, float]:
-    """Bytes each party sends, on average, in the pairwise setup, presigning and online step.
-
-    Runs the sans-I/O rounds of :mod:`tmpc.protocols.ecdsa.dkls23` and sums the encoded length
-    of every message a party sends (broadcasts count once per recipient, as sent).
-    """
+    """Bytes each party sends, on average, in the pairwise setup, presigning and online step
+    (broadcasts count once per recipient, as sent)."""
     ids = list(range(1, parties + 1))
-    sid = secrets.token_bytes(32)
-    sent = dict.fromkeys(ids, 0)
-    st: dict[int, Any] = {}
-    msgs: dict[int, Any] = {}
-    for i in ids:
-        st[i], msgs[i] = dkls23.pairwise_setup_round1(i, [j for j in ids if j != i], sid)
-    for step in (dkls23.pairwise_setup_round2, dkls23.pairwise_setup_round3):
-        for i in ids:
-            sent[i] += sum(len(m.to_bytes()) for m in msgs[i].values())
-        inbox = {i: {j: msgs[j][i] for j in ids if j != i} for i in ids}
-        for i in ids:
-            st[i], msgs[i] = step(st[i], inbox[i])
-    for i in ids:
-        sent[i] += sum(len(m.to_bytes()) for m in msgs[i].values())
-    pairwise = {
-        i: dkls23.pairwise_setup_finish(st[i], {j: msgs[j][i] for j in ids if j != i}) for i in ids
-    }
-    setup_bytes = sum(sent.values()) / parties
-
+    setup: dict[int, int] = {}
+    pairwise = dkls23.pairwise_setup_local(ids, secrets.token_bytes(32), traffic=setup)
     signers = ids[:threshold]
     key = SECP256K1.random_scalar()
     shares = shamir_split(SECP256K1, key, threshold, ids)
     pk = SECP256K1.base_mul(key)
-    sent = dict.fromkeys(signers, 0)
-    for i in signers:
-        st[i], msgs[i] = dkls23.presign_round1(
-            i, shares[i], pk, pairwise[i], signers, sid, threshold=threshold
-        )
-    for i in signers:
-        sent[i] += sum(len(m.to_bytes()) for m in msgs[i].values())
-    inbox = {i: {j: msgs[j][i] for j in signers if j != i} for i in signers}
-    for i in signers:
-        st[i], msgs[i] = dkls23.presign_round2(st[i], inbox[i])
-    for i in signers:
-        sent[i] += sum(len(m.to_bytes()) for m in msgs[i].values())
-    presigs = {
-        i: dkls23.presign_round3(st[i], {j: msgs[j][i] for j in signers if j != i}) for i in signers
-    }
-    presign_bytes = sum(sent.values()) / threshold
+    presign: dict[int, int] = {}
+    presigs = dkls23.presign_local(
+        shares, pk, pairwise, signers, threshold=threshold, traffic=presign
+    )
     digest = secrets.token_bytes(32)
     online = {i: dkls23.sign_share(p, pk, digest) for i, p in presigs.items()}
     dkls23.combine_signature_shares(presigs[signers[0]].info, digest, online)
-    online_bytes = sum(len(x.to_bytes()) for x in online.values()) / threshold
-    return {"keygen": setup_bytes, "presign": presign_bytes, "sign-online": online_bytes}
+    return {
+        "keygen": sum(setup.values()) / parties,
+        "presign": sum(presign.values()) / threshold,
+        "sign-online": sum(len(x.to_bytes()) for x in online.values()) / threshold,
+    }
 
 
 def _run_ecdsa(threshold: int, parties: int, runs: int) -> list[BenchRecord]:

@@ -236,7 +236,7 @@ def sign(wallet_dir: Path, signers: str, message: str, path: str | None, as_json
     public_key = schemes.public_key_at(record, path)  # refuse a bad path before, too
     shares, store_keys = _open_shares(wallet_dir, record, ids, as_json)
     if record.scheme == "ecdsa-secp256k1":
-        _sign_ecdsa(wallet_dir, record, shares, store_keys, msg, ids, path, as_json)
+        _sign_ecdsa(wallet_dir, record, shares, store_keys, msg, ids, path, public_key, as_json)
         return
     sig = schemes.sign(record, shares, msg, path=path)
     data_out = {
@@ -259,12 +259,12 @@ def _sign_ecdsa(
     digest: bytes,
     ids: list[int],
     path: str | None,
+    public_key: bytes,
     as_json: bool,
 ) -> None:
     from tmpc import ecdsa_local
     from tmpc.chains.addresses import ethereum_address
 
-    public_key = schemes.public_key_at(record, path)
     sig = ecdsa_local.sign(wallet_dir, record, shares, store_keys, digest, path=path)
     out = {
         "scheme": record.scheme,

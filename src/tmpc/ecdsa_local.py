@@ -172,6 +172,7 @@ def _presign_once(
     shares: Sequence[KeyShare],
     stores: dict[int, PartyStores],
     signers: list[int],
+    pairwise: dict[int, dkls23.EcdsaPairwise],
 ) -> dict[int, dkls23.Presignature]:
     sid = secrets.token_bytes(32)
     _mark_sessions(record, stores, signers, sid)
@@ -179,7 +180,7 @@ def _presign_once(
         return dkls23.presign_local(
             {s.identifier: s.secshare for s in shares},
             record.group_public_key,
-            _current_pairwise(record, shares, stores),
+            pairwise,
             signers,
             sid,
             threshold=record.threshold,
@@ -224,8 +225,11 @@ def presign(
     signers = _signers_of(record, shares)
     with open_stores(wallet_dir, shares, store_keys) as stores:
         _refuse_denied(record, stores)
+        # Parsed once for the batch: the same multiplication objects then also refuse a
+        # repeated session id in memory across the whole batch.
+        pairwise = _current_pairwise(record, shares, stores)
         for _ in range(count):
-            presigs = _presign_once(record, shares, stores, signers)
+            presigs = _presign_once(record, shares, stores, signers, pairwise)
             for i, p in presigs.items():
                 stores[i].presigs.put(_pool(record, path), signers, p.presig_id, p.to_bytes())
         return stores[signers[0]].presigs.count(_pool(record, path), signers)
@@ -277,7 +281,8 @@ def sign(
         presigs = _take_presignatures(record, stores, signers, path)
         used = presigs is not None
         if presigs is None:
-            presigs = _presign_once(record, shares, stores, signers)
+            pairwise = _current_pairwise(record, shares, stores)
+            presigs = _presign_once(record, shares, stores, signers, pairwise)
         r, s, recid = dkls23.sign_with_presignatures(
             presigs, record.group_public_key, digest, tweak=tweak
         )

@@ -778,12 +778,20 @@ def pairwise_setup_finish(
     return EcdsaPairwise(st.identifier, seeds, senders, dict(st.receivers))
 
 
-def pairwise_setup_local(ids: Sequence[int], session_id: bytes) -> dict[int, EcdsaPairwise]:
+def _count_sent(traffic: dict[int, int] | None, sender: int, msgs: Mapping[int, Any]) -> None:
+    if traffic is not None:
+        traffic[sender] = traffic.get(sender, 0) + sum(len(m.to_bytes()) for m in msgs.values())
+
+
+def pairwise_setup_local(
+    ids: Sequence[int], session_id: bytes, *, traffic: dict[int, int] | None = None
+) -> dict[int, EcdsaPairwise]:
     """Run the pairwise setup for every pair of ``ids`` with all parties in one process.
 
     Args:
         ids: the identifiers of all n parties.
         session_id: fresh (at least 16 bytes); **must not** be reused.
+        traffic: if given, ``{i: bytes party i sent}`` is added to it (benchmarks).
 
     Returns:
         ``{i: EcdsaPairwise of i}``.
@@ -799,14 +807,17 @@ def pairwise_setup_local(ids: Sequence[int], session_id: bytes) -> dict[int, Ecd
     m1: dict[int, dict[int, PairwiseSetupMsg1]] = {}
     for i in parties:
         st1[i], m1[i] = pairwise_setup_round1(i, [j for j in parties if j != i], session_id)
+        _count_sent(traffic, i, m1[i])
     st2: dict[int, PairwiseSetupState] = {}
     m2: dict[int, dict[int, PairwiseSetupMsg2]] = {}
     for i in parties:
         st2[i], m2[i] = pairwise_setup_round2(st1[i], {j: m1[j][i] for j in parties if j != i})
+        _count_sent(traffic, i, m2[i])
     st3: dict[int, PairwiseSetupState] = {}
     m3: dict[int, dict[int, PairwiseSetupMsg3]] = {}
     for i in parties:
         st3[i], m3[i] = pairwise_setup_round3(st2[i], {j: m2[j][i] for j in parties if j != i})
+        _count_sent(traffic, i, m3[i])
     return {
         i: pairwise_setup_finish(st3[i], {j: m3[j][i] for j in parties if j != i}) for i in parties
     }
@@ -1460,8 +1471,11 @@ def presign_local(
     session_id: bytes | None = None,
     *,
     threshold: int | None = None,
+    traffic: dict[int, int] | None = None,
 ) -> dict[int, Presignature]:
     """Presign with every signer in one process (rounds 1-3, messages through their bytes).
+
+    ``traffic``, if given, gets ``{i: bytes signer i sent}`` added to it (benchmarks).
 
     Args:
         secret_shares: ``{i: x_i}`` for (at least) every signer.
@@ -1488,10 +1502,12 @@ def presign_local(
         st1[i], m1[i] = presign_round1(
             i, secret_shares[i], public_key, pairwise[i], signer_t, sid, threshold=threshold
         )
+        _count_sent(traffic, i, m1[i])
     st2: dict[int, PresignState2] = {}
     m2: dict[int, dict[int, PresignRound2Msg]] = {}
     for i in signer_t:
         st2[i], m2[i] = presign_round2(st1[i], {j: m1[j][i].to_bytes() for j in signer_t if j != i})
+        _count_sent(traffic, i, m2[i])
     return {
         i: presign_round3(st2[i], {j: m2[j][i].to_bytes() for j in signer_t if j != i})
         for i in signer_t
