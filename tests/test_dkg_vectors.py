@@ -1,4 +1,4 @@
-"""Every ChillDKG vector (bip-frost-dkg draft, ../shared/vectors/chilldkg), valid and error cases.
+"""Every ChillDKG vector (bip-frost-dkg draft, tests/vectors/chilldkg), valid and error cases.
 
 Error mapping: the draft's exception classes map one to one onto tmpc's (see
 ``tmpc.protocols.dkg.exceptions``). The draft's plain ``ValueError`` covers two different

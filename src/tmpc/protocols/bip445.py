@@ -1,7 +1,7 @@
 """FROST signing for BIP340 Schnorr signatures with tweaking: the BIP445 draft.
 
 This module follows the BIP445 draft (siv2r/bip-frost-signing, version 0.6.0, the text that
-produced the vectors in ``shared/vectors/bip445-frost-signing/``) algorithm by algorithm, with
+produced the vectors in ``tests/vectors/bip445-frost-signing/``) algorithm by algorithm, with
 the draft's names: :func:`ValidateSignersCtx`, :func:`DeriveInterpolatingValue`,
 :func:`DeriveThreshPubkey`, :func:`TweakCtxInit`, :func:`ApplyTweak`, :func:`GetXonlyPubkey`,
 :func:`GetPlainPubkey`, :func:`NonceGen`, :func:`NonceAgg`, :func:`GetSessionValues`,
