@@ -9,6 +9,7 @@ are in test_dkls23_adversarial.py.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import itertools
 import pickle
@@ -161,10 +162,10 @@ def test_hd_tweak_verifies_under_tweaked_key(w35: Wallet) -> None:
 
 
 def test_presignature_is_rerandomised(w35: Wallet) -> None:
-    presigs = presign_local(w35.shares, w35.PK, w35.pairwise, [1, 2, 3])
-    info = presigs[1].info
-    assert all(p.info == info for p in presigs.values())
     digest, tweak = digest_of(b"rerandomise"), 7
+    presigs = presign_local(w35.shares, w35.PK, w35.pairwise, [1, 2, 3], tweak=tweak)
+    info = presigs[1].info
+    assert all(p.info == info for p in presigs.values()) and info.tweak == tweak
     delta = rerandomizer(info, digest, tweak)
     assert delta != 0
     r, s, v = sign_with_presignatures(presigs, w35.PK, digest, tweak=tweak)
@@ -184,14 +185,15 @@ def test_presign_then_sign_sans_io_with_combiner(w35: Wallet) -> None:
     digest = digest_of(b"online round")
     shares = {i: sign_share(p, w35.PK, digest).to_bytes() for i, p in presigs.items()}
     assert all(len(b) == 128 for b in shares.values())
-    assert all(p.consumed and p.u_i == p.v_i == p.phi_i == 0 for p in presigs.values())
+    # used up, and what is left holds no secret
+    assert all(p.consumed and p.to_bytes().endswith(bytes(96)) for p in presigs.values())
     independent_verify(w35.PK, digest, *combine_signature_shares(info, digest, shares))
 
 
 def test_presignature_storage_round_trip(w35: Wallet) -> None:
     presigs = presign_local(w35.shares, w35.PK, w35.pairwise, [2, 3, 4])
     stored = {i: p.to_bytes() for i, p in presigs.items()}
-    assert all(len(b) == 230 + 32 * 3 for b in stored.values())
+    assert all(len(b) == 262 + 32 * 3 for b in stored.values())
     restored = {i: Presignature.from_bytes(b) for i, b in stored.items()}
     digest = digest_of(b"after restart")
     independent_verify(w35.PK, digest, *sign_with_presignatures(restored, w35.PK, digest))
@@ -207,7 +209,7 @@ def test_presignature_single_use(w35: Wallet) -> None:
         sign_share(presigs[1], w35.PK, digest_of(b"second"))
     # the consumed mark survives storage: a restored consumed presignature is still refused
     restored = Presignature.from_bytes(presigs[2].to_bytes())
-    assert restored.consumed and restored.u_i == restored.v_i == restored.phi_i == 0
+    assert restored.consumed and restored.to_bytes().endswith(bytes(96))
     with pytest.raises(StateError):
         sign_share(restored, w35.PK, digest_of(b"second"))
 
@@ -226,8 +228,46 @@ def test_presignature_cannot_be_copied_or_pickled(w35: Wallet) -> None:
         with pytest.raises(StateError):
             dup(p)
     text = repr(p)
-    for secret in (p.u_i, p.v_i, p.phi_i):
+    for secret in p._secret.peek():
         assert str(secret) not in text and f"{secret:x}" not in text
+
+
+def test_sign_share_refuses_a_foreign_tweak(w35: Wallet) -> None:
+    """The core pins a presignature to the tweak (BIP32 path) it was made for."""
+    made_for = 11
+    presigs = presign_local(w35.shares, w35.PK, w35.pairwise, [1, 2, 3], tweak=made_for)
+    digest = digest_of(b"late path change")
+    for foreign in (0, 12):
+        with pytest.raises(ParameterError, match="another key derivation"):
+            sign_share(presigs[1], w35.PK, digest, tweak=foreign)
+        with pytest.raises(ParameterError, match="another key derivation"):
+            sign_with_presignatures(presigs, w35.PK, digest, tweak=foreign)
+    # nothing was consumed by the refusals; the right tweak signs under PK + tweak*G
+    assert not any(p.consumed for p in presigs.values())
+    shares = {i: sign_share(p, w35.PK, digest, tweak=made_for) for i, p in presigs.items()}
+    info = presigs[1].info
+    with pytest.raises(ParameterError, match="another key derivation"):
+        combine_signature_shares(info, digest, shares, tweak=0)
+    sig = combine_signature_shares(info, digest, shares)
+    independent_verify(w35.PK + G.base_mul(made_for), digest, *sig)
+    # the tweak is bound into the session: the same session id with another tweak differs
+    assert (
+        made_for.to_bytes(32, "big")
+        in presign_local(w35.shares, w35.PK, w35.pairwise, [1, 2, 3], tweak=made_for)[1].to_bytes()
+    )
+
+
+def test_dataclass_replace_shares_the_single_use(w35: Wallet) -> None:
+    """``dataclasses.replace`` makes no second live presignature (the holder is shared)."""
+    presigs = presign_local(w35.shares, w35.PK, w35.pairwise, [1, 2, 3])
+    twins = {i: dataclasses.replace(p) for i, p in presigs.items()}
+    digest = digest_of(b"original")
+    independent_verify(w35.PK, digest, *sign_with_presignatures(presigs, w35.PK, digest))
+    assert all(t.consumed for t in twins.values())
+    with pytest.raises(StateError):
+        sign_with_presignatures(twins, w35.PK, digest_of(b"the twin's digest"))
+    with pytest.raises(StateError):
+        sign_share(twins[1], w35.PK, digest_of(b"the twin's digest"))
 
 
 def test_presignature_decoding_is_strict(w35: Wallet) -> None:
@@ -235,7 +275,8 @@ def test_presignature_decoding_is_strict(w35: Wallet) -> None:
     for bad in (
         data[:-1],
         data + b"\x00",
-        b"\x02" + data[1:],
+        b"\x01" + data[1:],  # the older format, not bound to a tweak
+        b"\x03" + data[1:],
         data[:1] + b"\x02" + data[2:],
         data[:1] + b"\x01" + data[2:],  # marked consumed but holds scalars
         data[:-32] + N.to_bytes(32, "big"),  # v_i not below n
@@ -412,7 +453,7 @@ def test_serialising_moves_the_presignature(w35: Wallet) -> None:
     presigs = presign_local(w35.shares, w35.PK, w35.pairwise, [1, 2, 3])
     stored = {i: p.to_bytes() for i, p in presigs.items()}
     for p in presigs.values():
-        assert p.consumed and p.u_i == p.v_i == p.phi_i == 0
+        assert p.consumed and p.to_bytes().endswith(bytes(96))
         with pytest.raises(StateError):
             sign_share(p, w35.PK, digest_of(b"original"))
     restored = {i: Presignature.from_bytes(b) for i, b in stored.items()}

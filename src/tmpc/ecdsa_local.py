@@ -14,6 +14,13 @@ check. This module drives :mod:`tmpc.protocols.ecdsa.dkls23` over those stores:
 - :func:`redo_pairwise` runs a fresh pairwise setup among some parties (new base OTs, OT
   extension seeds and zero-sharing seeds), installs it in their state databases and only then
   lifts their deny-list entries for each other.
+
+What a restored or deleted state database would forget is also written to the machine's
+single-use ledger (:mod:`tmpc.ledger`, outside the wallet directory): every presignature id
+used (before its shares are computed), every multiplication session id, every deny-list
+entry. A presignature the ledger knows as used is refused and discarded, and deny-list
+entries are re-learned from the ledger, so restoring the wallet directory from a backup or
+deleting a party's database neither re-enables a presignature nor lifts a blame.
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ from pathlib import Path
 
 from tmpc import schemes
 from tmpc.ecdsa_format import compact, der_encode
-from tmpc.errors import KeystoreError, ParameterError, ProtocolError, TmpcError
+from tmpc.errors import KeystoreError, ParameterError, ProtocolError, StateError, TmpcError
+from tmpc.ledger import Ledger
 from tmpc.protocols.ecdsa import dkls23
 from tmpc.protocols.ecdsa.errors import PairwiseCheckError
 from tmpc.schemes import KeyShare, WalletRecord, ecdsa_digest, ecdsa_pairwise
@@ -74,6 +82,16 @@ class PartyStores:
 
 
 @contextlib.contextmanager
+def _ledger(ledger: Ledger | None) -> Iterator[Ledger]:
+    """The caller's ledger, or the machine's default one (opened and closed here)."""
+    if ledger is not None:
+        yield ledger
+        return
+    with Ledger() as opened:
+        yield opened
+
+
+@contextlib.contextmanager
 def open_stores(
     wallet_dir: Path, shares: Sequence[KeyShare], store_keys: dict[int, bytes]
 ) -> Iterator[dict[int, PartyStores]]:
@@ -98,32 +116,52 @@ def open_stores(
             st.db.close()
 
 
-def _refuse_denied(record: WalletRecord, stores: dict[int, PartyStores]) -> None:
+def _refuse_denied(record: WalletRecord, stores: dict[int, PartyStores], ledger: Ledger) -> None:
+    wid = record.wallet_id
     for i, st in stores.items():
+        # The two records of party i's blame are merged both ways: an entry its (deleted or
+        # restored) database lost is re-learned from the ledger, and one the ledger lacks
+        # (a wallet moved to this machine) is copied into it.
+        in_db, in_ledger = st.deny.denied(wid), ledger.denied(wid, i)
+        for j, reason in in_ledger.items():
+            if j not in in_db:
+                st.deny.add(wid, j, reason)
+        for j, reason in in_db.items():
+            if j not in in_ledger:
+                ledger.deny(wid, i, j, reason)
         for j in stores:
-            if j != i and st.deny.is_denied(record.wallet_id, j):
-                reason = st.deny.reason(record.wallet_id, j)
+            why = in_db.get(j) or in_ledger.get(j)
+            if j != i and why is not None:
                 raise ProtocolError(
-                    f"party {i} refuses to sign with party {j} ({reason}); "
+                    f"party {i} refuses to sign with party {j} ({why}); "
                     "redo the pairwise setup with that party first",
                     (j,),
                 )
 
 
 def _deny_culprits(
-    record: WalletRecord, stores: dict[int, PartyStores], err: ProtocolError
+    record: WalletRecord, stores: dict[int, PartyStores], ledger: Ledger, err: ProtocolError
 ) -> None:
+    reason = f"failed pairwise check: {type(err).__name__}"
     for i, st in stores.items():
         for j in err.culprits:
             if j != i:
-                st.deny.add(record.wallet_id, j, f"failed pairwise check: {type(err).__name__}")
+                # the ledger first: it is the record a restore of the wallet cannot erase
+                ledger.deny(record.wallet_id, i, j, reason)
+                st.deny.add(record.wallet_id, j, reason)
 
 
 def _mark_sessions(
-    record: WalletRecord, stores: dict[int, PartyStores], signers: Sequence[int], sid: bytes
+    record: WalletRecord,
+    stores: dict[int, PartyStores],
+    ledger: Ledger,
+    signers: Sequence[int],
+    sid: bytes,
 ) -> None:
     # Every party records the session id for each peer and role before any message leaves:
-    # the same id can never drive a second multiplication with the same OT setup.
+    # the same id can never drive a second multiplication with the same OT setup, also
+    # after its database is restored (the ledger keeps the record too).
+    ledger.use_sessions(record.wallet_id, [(i, j) for i in signers for j in signers if j != i], sid)
     for i in signers:
         for j in signers:
             if j != i:
@@ -171,11 +209,13 @@ def _presign_once(
     record: WalletRecord,
     shares: Sequence[KeyShare],
     stores: dict[int, PartyStores],
+    ledger: Ledger,
     signers: list[int],
     pairwise: dict[int, dkls23.EcdsaPairwise],
+    tweak: int,
 ) -> dict[int, dkls23.Presignature]:
     sid = secrets.token_bytes(32)
-    _mark_sessions(record, stores, signers, sid)
+    _mark_sessions(record, stores, ledger, signers, sid)
     try:
         return dkls23.presign_local(
             {s.identifier: s.secshare for s in shares},
@@ -184,9 +224,10 @@ def _presign_once(
             signers,
             sid,
             threshold=record.threshold,
+            tweak=tweak,
         )
     except PairwiseCheckError as err:
-        _deny_culprits(record, stores, err)
+        _deny_culprits(record, stores, ledger, err)
         raise
 
 
@@ -214,29 +255,55 @@ def presign(
     count: int,
     *,
     path: str | None = None,
+    ledger: Ledger | None = None,
 ) -> int:
     """Make ``count`` presignatures for the signer set of ``shares`` and BIP32 ``path``.
 
-    Returns how many are now stored for that signer set and path (at the first signer).
+    Each is bound to ``path``'s tweak (it can be finished for no other). ``ledger`` is the
+    single-use ledger (default: the machine's, see :mod:`tmpc.ledger`). Returns how many are
+    now stored for that signer set and path (at the first signer).
     """
-    schemes.hd_tweak(record, path)  # refuse a bad path before any work
+    _, tweak = schemes.hd_tweak(record, path)  # refuse a bad path before any work
     if not 1 <= count <= 10_000:
         raise ParameterError("--count must be between 1 and 10000")
     signers = _signers_of(record, shares)
-    with open_stores(wallet_dir, shares, store_keys) as stores:
-        _refuse_denied(record, stores)
+    with _ledger(ledger) as lg, open_stores(wallet_dir, shares, store_keys) as stores:
+        _refuse_denied(record, stores, lg)
         # Parsed once for the batch: the same multiplication objects then also refuse a
         # repeated session id in memory across the whole batch.
         pairwise = _current_pairwise(record, shares, stores)
         for _ in range(count):
-            presigs = _presign_once(record, shares, stores, signers, pairwise)
+            presigs = _presign_once(record, shares, stores, lg, signers, pairwise, tweak)
             for i, p in presigs.items():
                 stores[i].presigs.put(_pool(record, path), signers, p.presig_id, p.to_bytes())
         return stores[signers[0]].presigs.count(_pool(record, path), signers)
 
 
+def _discard_used(
+    record: WalletRecord,
+    stores: dict[int, PartyStores],
+    ledger: Ledger,
+    signers: list[int],
+    pool: str,
+) -> int:
+    """Delete from every signer's store the presignatures the ledger knows as used.
+
+    Returns how many distinct presignatures were discarded."""
+    discarded: set[bytes] = set()
+    for i in signers:
+        store = stores[i].presigs
+        for pid in ledger.used_presignatures(i, store.ids(pool, signers)):
+            store.take(pool, signers, pid)
+            discarded.add(pid)
+    return len(discarded)
+
+
 def _take_presignatures(
-    record: WalletRecord, stores: dict[int, PartyStores], signers: list[int], path: str | None
+    record: WalletRecord,
+    stores: dict[int, PartyStores],
+    ledger: Ledger,
+    signers: list[int],
+    path: str | None,
 ) -> dict[int, dkls23.Presignature] | None:
     pool = _pool(record, path)
     first = stores[signers[0]].presigs.take(pool, signers)
@@ -252,6 +319,18 @@ def _take_presignatures(
                 "disagree (the presignature is discarded; run presign again)"
             )
         blobs[i] = got[1]
+    # Gone from every store; now recorded as used in the ledger, before any share exists.
+    # A store restored from a backup still holds presignatures used since: refuse them all.
+    try:
+        ledger.use_presignature(record.wallet_id, signers, presig_id)
+    except StateError:
+        more = _discard_used(record, stores, ledger, signers, pool)
+        raise StateError(
+            f"refused a presignature that was already used, and discarded {more} more: the "
+            f"state databases in {stores[signers[0]].db.path.parent} were restored from a "
+            "backup or copied (one-time state must never be restored); nothing was signed, "
+            "run the command again"
+        ) from None
     return {i: dkls23.Presignature.from_bytes(b) for i, b in blobs.items()}
 
 
@@ -263,6 +342,7 @@ def sign(
     digest: bytes,
     *,
     path: str | None = None,
+    ledger: Ledger | None = None,
 ) -> EcdsaSignature:
     """Sign a 32-byte ``digest`` with the parties of ``shares``.
 
@@ -272,17 +352,22 @@ def sign(
     blamed party and re-raises. ``path`` is a non-hardened BIP32 child: the signature
     verifies under its key, only presignatures made for that path are used, and they are
     re-randomised with the digest and the path's tweak.
+
+    A stored presignature that the single-use ledger (``ledger``, default the machine's)
+    records as used -- its store was restored from a backup -- is refused: it and every other
+    such presignature are discarded and :class:`~tmpc.errors.StateError` is raised, with
+    nothing signed.
     """
     _, tweak = schemes.hd_tweak(record, path)
     digest = ecdsa_digest(digest)
     signers = _signers_of(record, shares)
-    with open_stores(wallet_dir, shares, store_keys) as stores:
-        _refuse_denied(record, stores)
-        presigs = _take_presignatures(record, stores, signers, path)
+    with _ledger(ledger) as lg, open_stores(wallet_dir, shares, store_keys) as stores:
+        _refuse_denied(record, stores, lg)
+        presigs = _take_presignatures(record, stores, lg, signers, path)
         used = presigs is not None
         if presigs is None:
             pairwise = _current_pairwise(record, shares, stores)
-            presigs = _presign_once(record, shares, stores, signers, pairwise)
+            presigs = _presign_once(record, shares, stores, lg, signers, pairwise, tweak)
         r, s, recid = dkls23.sign_with_presignatures(
             presigs, record.group_public_key, digest, tweak=tweak
         )
@@ -294,6 +379,8 @@ def redo_pairwise(
     record: WalletRecord,
     shares: Sequence[KeyShare],
     store_keys: dict[int, bytes],
+    *,
+    ledger: Ledger | None = None,
 ) -> list[tuple[int, int]]:
     """Redo the pairwise DKLs23 setup among the parties of ``shares`` (at least two).
 
@@ -307,12 +394,14 @@ def redo_pairwise(
     ids = sorted(s.identifier for s in shares)
     if len(ids) < 2 or len(set(ids)) != len(ids):
         raise ParameterError("redoing the pairwise setup needs at least two distinct parties")
-    with open_stores(wallet_dir, shares, store_keys) as stores:
+    with _ledger(ledger) as lg, open_stores(wallet_dir, shares, store_keys) as stores:
         current = _current_pairwise(record, shares, stores, check_pairs=False)
         fresh = dkls23.pairwise_setup_local(ids, secrets.token_bytes(32))
         for i in ids:
             merged = current[i].merged(fresh[i])
-            stores[i].pairwise.install(
-                record.wallet_id, merged.to_bytes(), [j for j in ids if j != i]
-            )
+            peers = [j for j in ids if j != i]
+            stores[i].pairwise.install(record.wallet_id, merged.to_bytes(), peers)
+            # Lifted in the ledger only once the new setup is installed: a crash between the
+            # two leaves the pair refused (re-learned), never the old setup usable.
+            lg.lift(record.wallet_id, i, peers)
     return [(i, j) for i in ids for j in ids if i < j]

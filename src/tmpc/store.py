@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, ClassVar, Final, Self
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
@@ -47,12 +47,12 @@ __all__ = [
     "DenyList",
     "PairwiseStore",
     "PresignatureStore",
+    "SqliteState",
     "StateDB",
     "UsedSessions",
     "state_db_path",
 ]
 
-FORMAT: Final = "tmpc-party-state"
 SCHEMA_VERSION: Final = 1
 #: Largest presignature blob accepted by :meth:`PresignatureStore.put`.
 MAX_BLOB_LEN: Final = 1 << 20
@@ -63,7 +63,6 @@ _PAIRWISE_AD_TAG: Final = b"tmpc/store/pairwise/v1"
 _BUSY_TIMEOUT_S: Final = 30.0
 
 _SCHEMA: Final = (
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     # seq orders presignatures first in, first out; presig_id is unique among stored rows.
     "CREATE TABLE IF NOT EXISTS presignatures ("
     " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -91,15 +90,15 @@ def state_db_path(directory: Path, party: int) -> Path:
     return Path(directory) / f"party-{party}.db"
 
 
-def _create_private_file(path: Path) -> bool:
+def _create_private_file(path: Path, what: str) -> bool:
     """Create an empty file readable by the owner only; False if it appeared meanwhile."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return False
     except OSError:
-        raise KeystoreError(f"cannot create party state database {path}") from None
+        raise KeystoreError(f"cannot create {what} {path}") from None
     os.close(fd)
     return True
 
@@ -124,42 +123,46 @@ def _check_wallet_id(wallet_id: str) -> str:
     return wallet_id
 
 
-class StateDB:
-    """One party's state database (SQLite, WAL, ``synchronous=FULL``).
+class SqliteState:
+    """Base of tmpc's SQLite state files (WAL, ``synchronous=FULL``, checked format).
+
+    Subclasses set :attr:`FORMAT`, :attr:`VERSION`, :attr:`SCHEMA` (statements creating their
+    tables) and :attr:`WHAT` (how errors name the file), and may bind the file to an
+    identity through :meth:`_identity` (e.g. the party it belongs to).
 
     Open one per thread or process (connections are not shared between threads); several
     may be open on the same file at once, and their write transactions are serialised by
     SQLite. Use as a context manager or call :meth:`close`.
 
-    Args:
-        path: the database file (see :func:`state_db_path`); created if missing.
-        party: this party's identifier; a file created for another party is refused.
-
     Raises:
-        KeystoreError: the file is not a tmpc state database, is corrupt, belongs to another
-            party, or cannot be opened.
+        KeystoreError: the file is not of this kind, is corrupt, belongs to another identity,
+            or cannot be opened.
     """
 
-    def __init__(self, path: Path, *, party: int, create: bool = True) -> None:
+    FORMAT: ClassVar[str]
+    VERSION: ClassVar[int]
+    SCHEMA: ClassVar[tuple[str, ...]]
+    WHAT: ClassVar[str]
+
+    def __init__(self, path: Path, *, create: bool = True) -> None:
         self.path = Path(path)
-        self.party = _check_party(party, "party")
         created = False
         if not self.path.exists():
             if not create:
-                raise KeystoreError(f"party state database not found: {self.path}")
-            created = _create_private_file(self.path)
+                raise KeystoreError(f"{self.WHAT} not found: {self.path}")
+            created = _create_private_file(self.path, self.WHAT)
         try:
             self._conn = sqlite3.connect(
                 str(self.path), timeout=_BUSY_TIMEOUT_S, isolation_level=None
             )
         except sqlite3.Error:
-            raise KeystoreError(f"cannot open party state database {self.path}") from None
+            raise KeystoreError(f"cannot open {self.WHAT} {self.path}") from None
         try:
             self._setup()
         except sqlite3.DatabaseError:
             self._conn.close()
             raise KeystoreError(
-                f"party state database {self.path} is corrupt or not a tmpc database"
+                f"{self.WHAT} {self.path} is corrupt or not a tmpc database"
             ) from None
         except BaseException:
             self._conn.close()
@@ -167,12 +170,16 @@ class StateDB:
         if created:
             _fsync_dir(self.path.parent)
 
+    def _identity(self) -> dict[str, str]:
+        """Meta entries that bind the file to its owner (checked on every open)."""
+        return {}
+
     def _setup(self) -> None:
         c = self._conn
         # Fails with "file is not a database" on garbage, before anything is written.
         mode = c.execute("PRAGMA journal_mode=WAL").fetchone()
         if mode is None or str(mode[0]).lower() != "wal":
-            raise KeystoreError(f"party state database {self.path}: WAL mode unavailable")
+            raise KeystoreError(f"{self.WHAT} {self.path}: WAL mode unavailable")
         c.execute("PRAGMA synchronous=FULL")
         if c.execute("PRAGMA quick_check").fetchall() != [("ok",)]:
             raise sqlite3.DatabaseError("integrity check failed")
@@ -180,25 +187,24 @@ class StateDB:
             tables = {str(r[0]) for r in c.execute("SELECT name FROM sqlite_master")}
             if tables and "meta" not in tables:
                 # Some other SQLite database: never write our tables into it.
-                raise KeystoreError(f"{self.path} is not a tmpc party state database")
-            for stmt in _SCHEMA:
+                raise KeystoreError(f"{self.path} is not a tmpc {self.WHAT}")
+            c.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            for stmt in self.SCHEMA:
                 c.execute(stmt)
             meta = {str(k): str(v) for k, v in c.execute("SELECT key, value FROM meta")}
+            identity = self._identity()
             if not meta:
                 c.executemany(
                     "INSERT INTO meta (key, value) VALUES (?, ?)",
-                    [
-                        ("format", FORMAT),
-                        ("version", str(SCHEMA_VERSION)),
-                        ("party", str(self.party)),
-                    ],
+                    [("format", self.FORMAT), ("version", str(self.VERSION)), *identity.items()],
                 )
-            elif meta.get("format") != FORMAT or meta.get("version") != str(SCHEMA_VERSION):
-                raise KeystoreError(
-                    f"{self.path} is not a tmpc party state database of a supported version"
-                )
-            elif meta.get("party") != str(self.party):
-                raise KeystoreError(f"{self.path} is not party {self.party}'s state database")
+            elif meta.get("format") != self.FORMAT or meta.get("version") != str(self.VERSION):
+                raise KeystoreError(f"{self.path} is not a tmpc {self.WHAT} of a supported version")
+            elif any(meta.get(k) != v for k, v in identity.items()):
+                raise KeystoreError(self._identity_mismatch())
+
+    def _identity_mismatch(self) -> str:
+        return f"{self.path} belongs to another owner"
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -215,7 +221,7 @@ class StateDB:
             c.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError:
             raise KeystoreError(
-                f"party state database {self.path}: cannot start a transaction (busy or unwritable)"
+                f"{self.WHAT} {self.path}: cannot start a transaction (busy or unwritable)"
             ) from None
         try:
             yield c
@@ -234,19 +240,19 @@ class StateDB:
         except sqlite3.IntegrityError:
             raise
         except sqlite3.Error:
-            raise KeystoreError(f"party state database {self.path}: write failed") from None
+            raise KeystoreError(f"{self.WHAT} {self.path}: write failed") from None
 
     def _read(self, sql: str, args: tuple[object, ...]) -> list[tuple[Any, ...]]:
         try:
             return list(self._conn.execute(sql, args).fetchall())
         except sqlite3.Error:
-            raise KeystoreError(f"party state database {self.path}: read failed") from None
+            raise KeystoreError(f"{self.WHAT} {self.path}: read failed") from None
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
         self._conn.close()
 
-    def __enter__(self) -> StateDB:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -256,6 +262,34 @@ class StateDB:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class StateDB(SqliteState):
+    """One party's state database (SQLite, WAL, ``synchronous=FULL``).
+
+    Args:
+        path: the database file (see :func:`state_db_path`); created if missing.
+        party: this party's identifier; a file created for another party is refused.
+
+    Raises:
+        KeystoreError: the file is not a tmpc state database, is corrupt, belongs to another
+            party, or cannot be opened.
+    """
+
+    FORMAT = "tmpc-party-state"
+    VERSION = SCHEMA_VERSION
+    SCHEMA = _SCHEMA
+    WHAT = "party state database"
+
+    def __init__(self, path: Path, *, party: int, create: bool = True) -> None:
+        self.party = _check_party(party, "party")
+        super().__init__(path, create=create)
+
+    def _identity(self) -> dict[str, str]:
+        return {"party": str(self.party)}
+
+    def _identity_mismatch(self) -> str:
+        return f"{self.path} is not party {self.party}'s state database"
 
     def __repr__(self) -> str:
         return f"StateDB(path={str(self.path)!r}, party={self.party})"
@@ -406,6 +440,16 @@ class PresignatureStore:
             (wallet_id, sk),
         )
         return int(rows[0][0])
+
+    def ids(self, wallet_id: str, signers: Sequence[int]) -> list[bytes]:
+        """The ids of the presignatures stored for ``(wallet_id, signers)``, oldest first."""
+        wallet_id = _check_wallet_id(wallet_id)
+        sk = _signers_key(signers, self.db.party)
+        rows = self.db._read(
+            "SELECT presig_id FROM presignatures WHERE wallet_id = ? AND signers = ? ORDER BY seq",
+            (wallet_id, sk),
+        )
+        return [bytes(r[0]) for r in rows]
 
     def was_stored(self, presig_id: bytes) -> bool:
         """True if ``presig_id`` was ever stored in this database (taken or not)."""

@@ -61,6 +61,7 @@ arithmetic in Python (see ``docs/security.md``).
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -484,7 +485,7 @@ class SecNonce:
     :class:`~tmpc.errors.StateError`.
     """
 
-    __slots__ = ("_buf", "_pub", "_used")
+    __slots__ = ("_buf", "_lock", "_pub", "_used")
 
     def __init__(self, k: bytes, pub: tuple[SecpPoint, SecpPoint] | None = None) -> None:
         """Wrap a 64-byte ``secnonce`` (``k_1 || k_2``). Use :func:`NonceGen` instead.
@@ -497,6 +498,8 @@ class SecNonce:
         self._buf = bytearray(k)
         self._pub = pub
         self._used = False
+        # Check-and-mark under one lock: two threads racing to sign get one share at most.
+        self._lock = threading.Lock()
 
     @classmethod
     def dangerous_from_bytes(cls, secnonce: bytes) -> SecNonce:
@@ -517,13 +520,17 @@ class SecNonce:
         """True once :func:`Sign` consumed this nonce."""
         return self._used
 
-    def _consume(self) -> bytes:
+    def _check_unused(self) -> None:
         if self._used:
             raise StateError("secnonce already used: a secret nonce signs at most once")
-        k = bytes(self._buf)
-        # Draft: "securely erase the secnonce argument by overwriting it with 64 zero bytes"
-        self._buf[:] = bytes(64)
-        self._used = True
+
+    def _consume(self) -> bytes:
+        with self._lock:
+            self._check_unused()
+            k = bytes(self._buf)
+            # Draft: "securely erase the secnonce argument by overwriting it with 64 zero bytes"
+            self._buf[:] = bytes(64)
+            self._used = True
         return k
 
     def __repr__(self) -> str:

@@ -47,6 +47,7 @@ from tmpc.errors import (
     StateError,
 )
 from tmpc.group.base import Ciphersuite, Group, Point
+from tmpc.secret import OneTime
 from tmpc.sharing import check_ids, derive_interpolating_value, lagrange_coefficients
 
 __all__ = [
@@ -150,39 +151,22 @@ class SigningCommitments:
         return cls(identifier, hiding, binding)
 
 
-class _NonceCell:
-    """Mutable holder of the two nonce scalars, so a frozen :class:`SigningNonces` can be wiped."""
-
-    __slots__ = ("binding", "consumed", "hiding")
-
-    def __init__(self, hiding: int, binding: int) -> None:
-        self.hiding = hiding
-        self.binding = binding
-        self.consumed = False
-
-    def __repr__(self) -> str:
-        return "<nonces consumed>" if self.consumed else "<nonces redacted>"
-
-    def __reduce_ex__(self, protocol: Any) -> NoReturn:
-        raise StateError("signing nonces cannot be pickled or copied")
-
-
 @dataclass(frozen=True, slots=True, eq=False, repr=False)
 class SigningNonces:
     """Secret round-one state of one signer: ``(hiding_nonce, binding_nonce)`` and the
     commitments they were committed to (RFC 9591 §5.1).
 
-    **Single use.** :func:`sign` consumes the nonces before computing the share; afterwards
-    :attr:`consumed` is True, the scalars are dropped, and any further use raises
-    :class:`~tmpc.errors.StateError`. Copying, deep-copying and pickling raise
-    :class:`~tmpc.errors.StateError` too: a copy could sign a second message, and two shares
-    under one nonce reveal the signer's key share. The secret never appears in ``repr``.
-    Persisting round-one state across a restart needs a durable "consumed" mark first; this
-    object deliberately offers no serialisation.
+    **Single use.** :func:`sign` takes the nonces out of their :class:`~tmpc.secret.OneTime`
+    holder (checked and marked used under a lock, so two threads racing to sign with them get
+    one share at most) before computing the share; afterwards :attr:`consumed` is True and any
+    further use raises :class:`~tmpc.errors.StateError`. Copying, deep-copying and pickling
+    raise :class:`~tmpc.errors.StateError` too, and a ``dataclasses.replace`` copy shares the
+    holder: two shares under one nonce reveal the signer's key share. The secret never
+    appears in ``repr``. This object deliberately offers no serialisation.
     """
 
     commitments: SigningCommitments
-    _cell: _NonceCell = field(repr=False)
+    _cell: OneTime[tuple[int, int]] = field(repr=False)
 
     @property
     def identifier(self) -> int:
@@ -192,36 +176,31 @@ class SigningNonces:
     @property
     def consumed(self) -> bool:
         """True once :func:`sign` has used these nonces."""
-        return self._cell.consumed
+        return self._cell.used
 
     @property
     def hiding_nonce(self) -> int:
         """The hiding nonce ``d_i``; raises :class:`~tmpc.errors.StateError` once consumed."""
-        self._check_fresh()
-        return self._cell.hiding
+        return self._cell.peek()[0]
 
     @property
     def binding_nonce(self) -> int:
         """The binding nonce ``e_i``; raises :class:`~tmpc.errors.StateError` once consumed."""
-        self._check_fresh()
-        return self._cell.binding
+        return self._cell.peek()[1]
 
     def __repr__(self) -> str:
-        state = "consumed" if self._cell.consumed else "unused"
+        state = "consumed" if self._cell.used else "unused"
         return f"SigningNonces(identifier={self.identifier}, {state}, scalars redacted)"
 
-    def _check_fresh(self) -> None:
-        if self._cell.consumed:
-            raise StateError(f"signing nonces of signer {self.identifier} were already used")
-
     def _consume(self) -> tuple[int, int]:
-        """Mark used, drop the scalars, and return them (the only way :func:`sign` reads them)."""
-        self._check_fresh()
-        cell = self._cell
-        cell.consumed = True
-        d, e = cell.hiding, cell.binding
-        cell.hiding = 0
-        cell.binding = 0
+        """Take the scalars out, once (the only way :func:`sign` reads them).
+
+        Raises :class:`~tmpc.errors.StateError` if they were used before, or if they are zero
+        (a holder that was wiped, never a real nonce).
+        """
+        d, e = self._cell.take()
+        if d == 0 or e == 0:
+            raise StateError(f"signing nonces of signer {self.identifier} are zero")
         return d, e
 
     def __reduce_ex__(self, protocol: Any) -> NoReturn:
@@ -587,7 +566,12 @@ def commit(
     comms = SigningCommitments(
         identifier, group.base_mul(hiding_nonce), group.base_mul(binding_nonce)
     )
-    return SigningNonces(comms, _NonceCell(hiding_nonce, binding_nonce)), comms
+    return (
+        SigningNonces(
+            comms, OneTime((hiding_nonce, binding_nonce), f"signing nonces of signer {identifier}")
+        ),
+        comms,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -613,7 +597,7 @@ def _check_round_two_inputs(
     _check_msg(msg)
     if not isinstance(nonces, SigningNonces):
         raise ParameterError("nonces must be SigningNonces from commit()")
-    nonces._check_fresh()
+    nonces._cell.peek()  # early, clear StateError; the real check is the atomic take
     if nonces.identifier != identifier:
         raise ParameterError(f"nonces belong to signer {nonces.identifier}, not {identifier}")
     ids = _check_commitment_list(suite, commitment_list, min_signers)

@@ -135,6 +135,7 @@ from tmpc.protocols.ecdsa.zero_share import (
     seed_commitment,
     zero_share,
 )
+from tmpc.secret import OneTime
 from tmpc.sharing import check_ids, derive_interpolating_value
 
 __all__ = [
@@ -828,10 +829,18 @@ def pairwise_setup_local(
 # --------------------------------------------------------------------------------------------
 
 
-def _context(session_id: bytes, public_key: Point, signers: tuple[int, ...]) -> bytes:
-    """The session context bound into every hash of one presigning session."""
+def _context(session_id: bytes, public_key: Point, signers: tuple[int, ...], tweak: int) -> bytes:
+    """The session context bound into every hash of one presigning session.
+
+    It includes the additive key tweak (the BIP32 path) the presignature is made for, so the
+    presignature id, every commitment and every multiplication session differ per tweak.
+    """
     return _h32(
-        "tmpc/dkls23/presign-context", session_id, public_key.encode(), _signers_bytes(signers)
+        "tmpc/dkls23/presign-context",
+        session_id,
+        public_key.encode(),
+        _signers_bytes(signers),
+        G.encode_scalar(tweak),
     )
 
 
@@ -958,21 +967,23 @@ class PresignRound2Msg:
 class _Secret:
     """Base of the secret per-round states: single use, never printed, copied or pickled."""
 
-    __slots__ = ("used",)
+    __slots__ = ("_once",)
     __reduce_ex__ = _no_copy
 
     def __init__(self) -> None:
-        self.used = False
+        self._once = OneTime(True, f"{type(self).__name__} (presigning state)")
+
+    @property
+    def used(self) -> bool:
+        """True once the next round consumed this state."""
+        return self._once.used
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} ({'used' if self.used else 'secret'})>"
 
     def _consume(self) -> None:
-        if self.used:
-            raise StateError(
-                f"{type(self).__name__} was used before: presigning state is single use"
-            )
-        self.used = True
+        # check-and-mark in one locked step (see tmpc.secret)
+        self._once.take()
 
 
 class PresignState1(_Secret):
@@ -992,6 +1003,7 @@ class PresignState1(_Secret):
         "r",
         "salt",
         "signers",
+        "tweak",
         "x",
         "zeta",
     )
@@ -1004,8 +1016,10 @@ class PresignState1(_Secret):
         pairwise: EcdsaPairwise,
         ctx: bytes,
         x: int,
+        tweak: int,
     ) -> None:
         super().__init__()
+        self.tweak = tweak
         self.identifier = identifier
         self.signers = signers
         self.peers = tuple(j for j in signers if j != identifier)
@@ -1044,10 +1058,12 @@ class PresignState2(_Secret):
         "r",
         "signers",
         "sk",
+        "tweak",
     )
 
     def __init__(self, s1: PresignState1) -> None:
         super().__init__()
+        self.tweak = s1.tweak
         self.identifier = s1.identifier
         self.signers = s1.signers
         self.peers = s1.peers
@@ -1076,6 +1092,7 @@ def presign_round1(
     session_id: bytes,
     *,
     threshold: int | None = None,
+    tweak: int = 0,
     rand: RandBytes | None = None,
 ) -> tuple[PresignState1, dict[int, PresignRound1Msg]]:
     """Presigning round 1 of signer ``identifier`` (Protocol 3.6 steps 4-6).
@@ -1090,6 +1107,8 @@ def presign_round1(
             every pairwise multiplication refuses a session id it has seen.
         threshold: the key's threshold ``t``; fewer signers are refused. Without it, a set
             smaller than ``t`` is only caught in round 3 (``sum pk_j != PK``).
+        tweak: the additive key tweak ``e`` (BIP32 path) the presignature is for; bound into
+            the session context, and the only tweak :func:`sign_share` accepts for it.
         rand: randomness source (``secrets.token_bytes`` if None).
 
     Returns:
@@ -1119,10 +1138,12 @@ def presign_round1(
         raise ParameterError(f"party {me} has no pairwise setup with {missing}")
     if not isinstance(session_id, bytes) or len(session_id) < MIN_SESSION_ID_LEN:
         raise ParameterError(f"session id must be at least {MIN_SESSION_ID_LEN} bytes")
+    tweak = _check_scalar(tweak, "tweak")
+    _tweaked_key(public_key, tweak)
     rand = rand or secrets.token_bytes
 
-    ctx = _context(session_id, public_key, signer_t)
-    st = PresignState1(me, signer_t, public_key, pairwise, ctx, x)
+    ctx = _context(session_id, public_key, signer_t, tweak)
+    st = PresignState1(me, signer_t, public_key, pairwise, ctx, x, tweak)
     # Step 5: "sample the instance key r_i and the inversion mask phi_i; R_i = r_i * G"
     st.r = _rand_scalar(rand)
     st.phi = _rand_scalar(rand)
@@ -1232,14 +1253,19 @@ def _presign_round2(
 class PresignatureInfo:
     """The public part of a presignature, the same at every signer.
 
-    ``presig_id`` (32 bytes) is a hash of the session context and ``R``; ``R = sum R_j`` is
-    the presignature's nonce point before re-randomisation.
+    ``presig_id`` (32 bytes) is a hash of the session context (which includes the tweak) and
+    ``R``; ``R = sum R_j`` is the presignature's nonce point before re-randomisation;
+    ``tweak`` is the additive key tweak (BIP32 path) it can be finished for, and no other.
     """
 
     presig_id: bytes
     signers: tuple[int, ...]
     public_key: Point
     R: Point
+    tweak: int = 0
+
+
+_PRESIG_VERSION: Final = 2
 
 
 @dataclass(eq=False)
@@ -1252,21 +1278,24 @@ class Presignature:
         signers: the signer set, ascending; all of them must finish the signature.
         public_key: the untweaked key ``PK`` it was made for.
         R: the nonce point ``sum_j R_j``.
-        phi_i, u_i, v_i: secret shares (``sum u = r*phi``, ``sum v = x*phi``).
-        consumed: True once :func:`sign_share` used it; its scalars are then zero.
+        tweak: the additive key tweak (BIP32 path) it was made for; :func:`sign_share`
+            refuses any other.
+        consumed: True once :func:`sign_share` used it (or it was serialised away).
 
-    :func:`sign_share` marks it consumed and drops the scalars **before** it computes the
-    signature share, so a second use raises :class:`~tmpc.errors.StateError`. The mark is
-    part of :meth:`to_bytes`, so a consumed presignature stays consumed through storage.
-    A durable store **must** delete (or durably overwrite with the consumed form) the stored
-    presignature **before** the signature share is released: a crash between release and
-    deletion would otherwise leave a second use possible, and two signatures from one
-    presignature reveal the key. Copying and pickling raise :class:`~tmpc.errors.StateError`.
+    The secret shares ``(phi_i, u_i, v_i)`` (``sum u = r*phi``, ``sum v = x*phi``) live in a
+    :class:`~tmpc.secret.OneTime` holder: :func:`sign_share` takes them out (checked and
+    marked used under a lock, so two racing threads get one share at most) **before** it
+    computes the signature share, and a second use raises :class:`~tmpc.errors.StateError`.
+    A ``dataclasses.replace`` copy shares the holder, so it is used up with the original;
+    copying and pickling raise. A durable store **must** delete the stored presignature
+    **before** the signature share is released, and record its id where a restored backup
+    cannot roll it back (:class:`tmpc.ledger.Ledger`): two signatures from one presignature
+    reveal the key.
 
     Wire format (:meth:`to_bytes`, secret; encrypt at rest)::
 
-        0x01 || consumed (1) || presig_id (32) || i (32) || count (2) || signers (32 each)
-        || PK (33) || R (33) || phi_i (32) || u_i (32) || v_i (32)
+        0x02 || consumed (1) || presig_id (32) || i (32) || count (2) || signers (32 each)
+        || PK (33) || R (33) || tweak (32) || phi_i (32) || u_i (32) || v_i (32)
     """
 
     presig_id: bytes
@@ -1274,54 +1303,78 @@ class Presignature:
     signers: tuple[int, ...]
     public_key: Point
     R: Point
-    phi_i: int = field(repr=False)
-    u_i: int = field(repr=False)
-    v_i: int = field(repr=False)
-    consumed: bool = False
+    tweak: int
+    _secret: OneTime[tuple[int, int, int]] = field(repr=False)
 
     __reduce_ex__ = _no_copy
+
+    @classmethod
+    def new(
+        cls,
+        presig_id: bytes,
+        identifier: int,
+        signers: tuple[int, ...],
+        public_key: Point,
+        R: Point,
+        tweak: int,
+        phi_i: int,
+        u_i: int,
+        v_i: int,
+    ) -> Presignature:
+        """A fresh (unused) presignature holding the secret shares ``(phi_i, u_i, v_i)``."""
+        return cls(
+            presig_id,
+            identifier,
+            signers,
+            public_key,
+            R,
+            tweak,
+            OneTime((phi_i, u_i, v_i), f"presignature of signer {identifier}"),
+        )
+
+    @property
+    def consumed(self) -> bool:
+        """True once used (or moved out by :meth:`to_bytes`)."""
+        return self._secret.used
 
     @property
     def info(self) -> PresignatureInfo:
         """The public part (what a combiner needs)."""
-        return PresignatureInfo(self.presig_id, self.signers, self.public_key, self.R)
+        return PresignatureInfo(self.presig_id, self.signers, self.public_key, self.R, self.tweak)
 
     def _take(self) -> tuple[int, int, int]:
-        """Consume: mark used and drop the scalars, then hand them out once."""
-        if self.consumed:
-            raise StateError("presignature already used: a presignature signs at most once")
-        values = (self.phi_i, self.u_i, self.v_i)
-        self.consumed = True
-        self.phi_i = self.u_i = self.v_i = 0
-        return values
+        """Consume: hand the scalars out once (atomically; zero scalars are refused)."""
+        phi, u, v = self._secret.take()
+        if phi == 0:
+            raise StateError("presignature holds no secret (zero); it cannot sign")
+        return phi, u, v
 
     def to_bytes(self) -> bytes:
-        """Serialise (``230 + 32*len(signers)`` bytes), **moving** the presignature out.
+        """Serialise (``262 + 32*len(signers)`` bytes), **moving** the presignature out.
 
-        An unused presignature is serialised with its scalars and this object is then marked
-        consumed and wiped, so the bytes are the only live copy: serialising and restoring can
-        never yield two presignatures that both sign (two signatures from one presignature
-        reveal the key, re-randomisation notwithstanding). A consumed one keeps its mark.
+        An unused presignature is serialised with its scalars and this object is then used up,
+        so the bytes are the only live copy: serialising and restoring can never yield two
+        presignatures that both sign (two signatures from one presignature reveal the key,
+        re-randomisation notwithstanding). A consumed one serialises as consumed (zeros).
         """
-        data = b"".join(
+        consumed = self._secret.used
+        phi, u, v = (0, 0, 0) if consumed else self._secret.take()
+        return b"".join(
             [
-                b"\x01",
-                b"\x01" if self.consumed else b"\x00",
+                bytes([_PRESIG_VERSION]),
+                b"\x01" if consumed else b"\x00",
                 self.presig_id,
                 _id(self.identifier),
                 len(self.signers).to_bytes(2, "big"),
                 _signers_bytes(self.signers),
                 self.public_key.encode(),
                 self.R.encode(),
-                G.encode_scalar(self.phi_i),
-                G.encode_scalar(self.u_i),
-                G.encode_scalar(self.v_i),
+                G.encode_scalar(self.tweak),
+                G.encode_scalar(phi),
+                G.encode_scalar(u),
+                G.encode_scalar(v),
             ]
         )
-        if not self.consumed:
-            self.consumed = True
-            self.phi_i = self.u_i = self.v_i = 0
-        return data
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Presignature:
@@ -1330,10 +1383,15 @@ class Presignature:
         if not isinstance(data, bytes | bytearray) or len(data) < head:
             raise DecodeError("presignature: too short")
         data = bytes(data)
-        if data[0] != 1 or data[1] not in (0, 1):
-            raise DecodeError("presignature: unknown version or flag")
+        if data[0] != _PRESIG_VERSION:
+            raise DecodeError(
+                "presignature: unknown or older format (older presignatures are not bound to a "
+                "derivation path; make new ones)"
+            )
+        if data[1] not in (0, 1):
+            raise DecodeError("presignature: unknown flag")
         count = int.from_bytes(data[head - 2 : head], "big")
-        expect_len(data, head + ID_LEN * count + 2 * POINT_LEN + 3 * SCALAR_LEN, "presignature")
+        expect_len(data, head + ID_LEN * count + 2 * POINT_LEN + 4 * SCALAR_LEN, "presignature")
         consumed = data[1] == 1
         presig_id = data[2 : 2 + HASH_LEN]
         me = _decode_id(data[2 + HASH_LEN : head - 2], "presignature identifier")
@@ -1349,10 +1407,15 @@ class Presignature:
         pk = G.decode_point(data[p : p + POINT_LEN])
         R = G.decode_point(data[p + POINT_LEN : p + 2 * POINT_LEN])
         p += 2 * POINT_LEN
-        phi, u, v = (G.decode_scalar(data[p + k * 32 : p + (k + 1) * 32]) for k in range(3))
+        tweak, phi, u, v = (G.decode_scalar(data[p + k * 32 : p + (k + 1) * 32]) for k in range(4))
         if consumed and (phi or u or v):
             raise DecodeError("presignature: consumed but still holds scalars")
-        return cls(presig_id, me, tuple(signers), pk, R, phi, u, v, consumed)
+        if not consumed and phi == 0:
+            raise DecodeError("presignature: unused but holds no secret")
+        presig = cls.new(presig_id, me, tuple(signers), pk, R, tweak, phi, u, v)
+        if consumed:
+            presig._secret.take()
+        return presig
 
 
 def presign_round3(
@@ -1450,12 +1513,13 @@ def _presign_round3(
     mask = (st.phi + sum(msgs[j].psi for j in st.peers)) % N
     u = (st.r * mask + sum(st.c_u[j] + d_u[j] for j in st.peers)) % N
     v = (st.sk * mask + sum(st.c_v[j] + d_v[j] for j in st.peers)) % N
-    presig = Presignature(
+    presig = Presignature.new(
         _h32("tmpc/dkls23/presig-id", st.ctx, R.encode()),
         me,
         st.signers,
         st.public_key,
         R,
+        st.tweak,
         st.phi,
         u,
         v,
@@ -1471,6 +1535,7 @@ def presign_local(
     session_id: bytes | None = None,
     *,
     threshold: int | None = None,
+    tweak: int = 0,
     traffic: dict[int, int] | None = None,
 ) -> dict[int, Presignature]:
     """Presign with every signer in one process (rounds 1-3, messages through their bytes).
@@ -1484,6 +1549,7 @@ def presign_local(
         signers: the signer set.
         session_id: fresh and unique (32 random bytes if None); **must not** be reused.
         threshold: the key's threshold; fewer signers are refused.
+        tweak: the additive key tweak (BIP32 path) the presignatures are for.
 
     Returns:
         ``{i: Presignature}``, all with the same ``presig_id`` and ``R``.
@@ -1500,7 +1566,14 @@ def presign_local(
     m1: dict[int, dict[int, PresignRound1Msg]] = {}
     for i in signer_t:
         st1[i], m1[i] = presign_round1(
-            i, secret_shares[i], public_key, pairwise[i], signer_t, sid, threshold=threshold
+            i,
+            secret_shares[i],
+            public_key,
+            pairwise[i],
+            signer_t,
+            sid,
+            threshold=threshold,
+            tweak=tweak,
         )
         _count_sent(traffic, i, m1[i])
     st2: dict[int, PresignState2] = {}
@@ -1559,6 +1632,23 @@ def _check_digest_tweak(digest: bytes, tweak: int) -> tuple[bytes, int]:
     return bytes(digest), _check_scalar(tweak, "tweak")
 
 
+def _bound_tweak(info: PresignatureInfo, tweak: int | None) -> int:
+    """The presignature's own tweak; a caller's tweak must be that one.
+
+    A presignature is finished only for the key derivation it was made for: finishing it for
+    a path chosen afterwards lowers security (Groth-Shoup), so any other tweak is refused.
+    """
+    if tweak is None:
+        return info.tweak
+    tweak = _check_scalar(tweak, "tweak")
+    if tweak != info.tweak:
+        raise ParameterError(
+            "the presignature was made for another key derivation (tweak); it signs only "
+            "for the BIP32 path it was made for"
+        )
+    return tweak
+
+
 def rerandomizer(info: PresignatureInfo, digest: bytes, tweak: int = 0) -> int:
     """Groth-Shoup ``delta`` of a presignature for a digest and an additive key tweak.
 
@@ -1612,7 +1702,7 @@ def _share(presig: Presignature, on: _Online) -> SignatureShare:
 
 
 def sign_share(
-    presig: Presignature, public_key: Point, digest: bytes, *, tweak: int = 0
+    presig: Presignature, public_key: Point, digest: bytes, *, tweak: int | None = None
 ) -> SignatureShare:
     """The online step of one signer: consume the presignature, return its share.
 
@@ -1621,14 +1711,15 @@ def sign_share(
         public_key: the untweaked key ``PK`` (must be the presignature's).
         digest: the 32-byte message hash; the ECDSA scalar is ``int(digest) mod n``.
         tweak: additive key tweak ``e`` (HD derivation); the signature verifies under
-            ``PK + e*G``.
+            ``PK + e*G``. It **must** be the tweak the presignature was made for (None: that
+            one); any other is refused.
 
     Returns:
         the :class:`SignatureShare` to send to the combiner.
 
     Raises:
         StateError: the presignature was used before.
-        ParameterError: wrong key, digest length or tweak range.
+        ParameterError: wrong key, digest length, or a tweak the presignature was not made for.
     """
     if not isinstance(presig, Presignature):
         raise ParameterError("not a presignature")
@@ -1636,8 +1727,9 @@ def sign_share(
         raise StateError("presignature already used: a presignature signs at most once")
     if presig.public_key != public_key:
         raise ParameterError("the presignature was made for another public key")
-    digest, tweak = _check_digest_tweak(digest, tweak)
-    return _share(presig, _online(presig.info, digest, tweak))
+    info = presig.info
+    digest, tweak = _check_digest_tweak(digest, _bound_tweak(info, tweak))
+    return _share(presig, _online(info, digest, tweak))
 
 
 def _tweaked_key(public_key: Point, tweak: int) -> Point:
@@ -1698,7 +1790,7 @@ def combine_signature_shares(
     digest: bytes,
     shares: Mapping[int, SignatureShare | bytes],
     *,
-    tweak: int = 0,
+    tweak: int | None = None,
 ) -> tuple[int, int, int]:
     """Combine the signers' shares into an ECDSA signature and verify it.
 
@@ -1706,7 +1798,8 @@ def combine_signature_shares(
         info: the presignature's public part (:attr:`Presignature.info`).
         digest: the 32-byte message hash the shares were made for.
         shares: ``{j: share from j}`` (typed or 128 bytes), exactly one per signer.
-        tweak: the additive key tweak the shares were made with.
+        tweak: the additive key tweak the shares were made with (None: the presignature's;
+            any other is refused).
 
     Returns:
         ``(r, s, recovery_id)`` with ``s <= n/2``; verifies under ``PK + tweak*G`` over
@@ -1719,7 +1812,7 @@ def combine_signature_shares(
         ProtocolError: (no culprits) the signature does not verify: not attributable,
             because no signer's ``u_i`` / ``w_i`` (or earlier ``psi``) can be checked alone.
     """
-    digest, tweak = _check_digest_tweak(digest, tweak)
+    digest, tweak = _check_digest_tweak(digest, _bound_tweak(info, tweak))
     return _finish(info, _online(info, digest, tweak), shares)
 
 
@@ -1728,7 +1821,7 @@ def sign_with_presignatures(
     public_key: Point,
     digest: bytes,
     *,
-    tweak: int = 0,
+    tweak: int | None = None,
 ) -> tuple[int, int, int]:
     """The online round with every signer in one process.
 
@@ -1739,7 +1832,8 @@ def sign_with_presignatures(
         presigs: ``{i: Presignature}`` of one presigning session, one per signer.
         public_key: the untweaked key ``PK``.
         digest: the 32-byte message hash.
-        tweak: additive key tweak ``e``; the signature verifies under ``PK + e*G``.
+        tweak: additive key tweak ``e``; the signature verifies under ``PK + e*G``. None: the
+            presignatures' own; any other tweak is refused.
 
     Returns:
         ``(r, s, recovery_id)``, low-s.
@@ -1766,7 +1860,7 @@ def sign_with_presignatures(
         raise StateError("presignature already used: a presignature signs at most once")
     if info.public_key != public_key:
         raise ParameterError("the presignatures were made for another public key")
-    digest, tweak = _check_digest_tweak(digest, tweak)
+    digest, tweak = _check_digest_tweak(digest, _bound_tweak(info, tweak))
     on = _online(info, digest, tweak)
     shares = {i: _share(p, on) for i, p in presigs.items()}
     return _finish(info, on, shares)
@@ -1788,5 +1882,7 @@ def sign_local(
     :func:`presign_local` and :func:`sign_with_presignatures` raise.
     """
     _check_digest_tweak(digest, tweak)
-    presigs = presign_local(secret_shares, public_key, pairwise, signers, threshold=threshold)
+    presigs = presign_local(
+        secret_shares, public_key, pairwise, signers, threshold=threshold, tweak=tweak
+    )
     return sign_with_presignatures(presigs, public_key, digest, tweak=tweak)
