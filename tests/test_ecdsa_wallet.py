@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -157,26 +159,30 @@ def _wallet_in_memory(
     return record, shares, {s.identifier: bytes([s.identifier]) * 32 for s in shares}
 
 
-def test_failed_pairwise_check_denies_the_peer_also_after_restart(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    record, shares, keys = _wallet_in_memory(tmp_path)
-    digest = hashlib.sha256(b"m").digest()
+@contextlib.contextmanager
+def party2_sends_a_bad_gamma() -> Iterator[None]:
+    """While active, party 2 sends party 1 a wrong Gamma^u in presigning round 2 (signer set
+    {1, 2}): the DKLs23 consistency check must catch it and name party 2."""
     real_round2 = dkls23.presign_round2
 
     def cheating_round2(state: Any, received: Any, **kw: Any) -> Any:
         st, out = real_round2(state, received, **kw)
         if 3 in out or 1 not in out:
             return st, out
-        # Party 2 sends party 1 a wrong Gamma^u: the DKLs23 consistency check must catch it.
         bad = dataclasses.replace(out[1], gamma_u=out[1].gamma_u + SECP256K1.generator())
         return st, {**out, 1: bad}
 
-    monkeypatch.setattr(dkls23, "presign_round2", cheating_round2)
-    with pytest.raises(PairwiseCheckError) as ei:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(dkls23, "presign_round2", cheating_round2)
+        yield
+
+
+def test_failed_pairwise_check_denies_the_peer_also_after_restart(tmp_path: Path) -> None:
+    record, shares, keys = _wallet_in_memory(tmp_path)
+    digest = hashlib.sha256(b"m").digest()
+    with party2_sends_a_bad_gamma(), pytest.raises(PairwiseCheckError) as ei:
         ecdsa_local.sign(tmp_path, record, shares[:2], keys, digest)
     assert ei.value.culprits == (2,)
-    monkeypatch.setattr(dkls23, "presign_round2", real_round2)
 
     # Honest again, but the pair is refused before any secret-dependent work ...
     with pytest.raises(ProtocolError) as again:

@@ -12,7 +12,6 @@ ledger re-teaches the entry.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import shutil
@@ -23,13 +22,13 @@ import coincurve
 import pytest
 
 from tests.test_cli import assert_one_line_error, run
+from tests.test_ecdsa_wallet import party2_sends_a_bad_gamma
 from tmpc import ecdsa_local, schemes
 from tmpc.errors import ProtocolError, StateError
-from tmpc.group import SECP256K1
 from tmpc.ledger import Ledger, default_ledger_path
 from tmpc.protocols.ecdsa import dkls23
 from tmpc.protocols.ecdsa.errors import PairwiseCheckError
-from tmpc.store import PresignatureStore, StateDB, state_db_path
+from tmpc.store import DenyList, PresignatureStore, StateDB, state_db_path
 
 
 def _wallet(
@@ -125,24 +124,9 @@ def _induce_gamma_failure(
     shares: list[schemes.KeyShare],
     keys: dict[int, bytes],
 ) -> None:
-    real_round2 = dkls23.presign_round2
-
-    def cheating_round2(state: Any, received: Any, **kw: Any) -> Any:
-        st, out = real_round2(state, received, **kw)
-        if 3 in out or 1 not in out:
-            return st, out
-        # party 2 sends party 1 a wrong Gamma^u: the consistency check must catch it
-        bad = dataclasses.replace(out[1], gamma_u=out[1].gamma_u + SECP256K1.generator())
-        return st, {**out, 1: bad}
-
-    mp = pytest.MonkeyPatch()
-    try:
-        mp.setattr(dkls23, "presign_round2", cheating_round2)
-        with pytest.raises(PairwiseCheckError) as ei:
-            ecdsa_local.sign(wallet, record, shares[:2], keys, hashlib.sha256(b"m").digest())
-        assert ei.value.culprits == (2,)
-    finally:
-        mp.undo()
+    with party2_sends_a_bad_gamma(), pytest.raises(PairwiseCheckError) as ei:
+        ecdsa_local.sign(wallet, record, shares[:2], keys, hashlib.sha256(b"m").digest())
+    assert ei.value.culprits == (2,)
 
 
 def _remove_db(wallet: Path, party: int) -> None:
@@ -161,8 +145,6 @@ def test_deleting_the_victims_database_does_not_lift_the_blame(tmp_path: Path) -
             ecdsa_local.sign(wallet, record, shares[:2], keys, hashlib.sha256(b"m").digest())
         assert ei.value.culprits == (2,)
     with StateDB(state_db_path(wallet, 1), party=1) as db:
-        from tmpc.store import DenyList
-
         assert DenyList(db).is_denied(record.wallet_id, 2)
     # the documented way out: a fresh pairwise setup lifts it everywhere
     ecdsa_local.redo_pairwise(wallet, record, shares[:2], keys)
