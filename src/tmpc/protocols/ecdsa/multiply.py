@@ -165,7 +165,12 @@ def _setup_context(session_id: bytes, alice: int, bob: int) -> bytes:
 
 def _setup_id(context: bytes, B: bytes, A: bytes) -> bytes:
     """32-byte identifier of one pairwise setup: binds the context and the whole base-OT
-    transcript (``B`` and every ``A_i``), so correlations of two setups never mix."""
+    transcript (``B`` and every ``A_i``), so correlations of two setups never mix.
+
+    ``B`` is not length-prefixed, so it must be exactly one 33-byte point encoding: then the
+    boundary between ``B`` and ``A`` is fixed and no two transcripts hash alike (TSSHOCK).
+    """
+    B = expect_len(B, 33, "setup id: base-OT public key")
     return hashlib.sha256(lp(b"tmpc/dkls23/mul-setup-id") + lp(context) + B + A).digest()
 
 
@@ -221,6 +226,8 @@ def _check_vector(chi: list[int], z: list[int], beta: list[int] | None = None, u
 
 
 def _r_hash(sid32: bytes, r: bytes) -> bytes:
+    # sid32 is not length-prefixed: exactly 32 bytes keeps the boundary to r fixed (TSSHOCK)
+    sid32 = expect_len(sid32, 32, "multiplication session digest")
     return hashlib.sha256(lp(b"tmpc/dkls23/mul-r") + sid32 + r).digest()
 
 

@@ -193,7 +193,9 @@ def _check_values(blocks: Bits, tables: _Words) -> Bits:
 
 def _check_matrix(sid32: bytes, u: bytes) -> _Words:
     # Consistency check, step 1 (Fiat-Shamir, as DKLs23 suggests): "sample chi_1..chi_m";
-    # chi = H(session, u) once u is fixed
+    # chi = H(session, u) once u is fixed. sid32 is not length-prefixed: exactly 32 bytes
+    # keeps the boundary to u fixed, so no other (session, u) split hashes alike (TSSHOCK).
+    sid32 = expect_len(sid32, 32, "OT-extension session digest")
     d = hashlib.shake_256(lp(b"tmpc/dkls23/ote-chi") + sid32 + u).digest(_BLOCKS * _CHUNK)
     mats = [
         gf_mul_matrix(int.from_bytes(d[k * _CHUNK : (k + 1) * _CHUNK], "little"))
