@@ -33,8 +33,16 @@ def run(*args: str, pw: str | None = PW, check: bool = False) -> subprocess.Comp
     return proc
 
 
-def assert_one_line_error(proc: subprocess.CompletedProcess[str]) -> None:
+#: Exit status of a usage or input error (README, CLI section).
+EXIT_INPUT = 2
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int | None = None) -> None:
+    """One line ``tmpc: error: ...`` on standard error, no traceback, a non-zero exit status
+    (``code`` if given: the documented status of that kind of error)."""
     assert proc.returncode != 0
+    if code is not None:
+        assert proc.returncode == code, (proc.returncode, proc.stderr)
     assert "Traceback" not in proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, proc.stderr
@@ -90,7 +98,7 @@ def test_address(wallet: Path) -> None:
         doc = json.loads((wallet / "wallet.json").read_text())
         assert base58.b58decode(proc.stdout.strip()) == bytes.fromhex(doc["public_key"])
     else:
-        assert_one_line_error(proc)
+        assert_one_line_error(proc, EXIT_INPUT)
 
 
 @pytest.mark.parametrize(
@@ -107,13 +115,13 @@ def test_address(wallet: Path) -> None:
     ids=["too-few", "unknown", "duplicate", "non-numeric", "bad-hex", "wrong-pw", "no-pw"],
 )
 def test_sign_user_errors(wallet: Path, args: tuple[str, ...], pw: str | None) -> None:
-    assert_one_line_error(run("sign", "--wallet", str(wallet), *args, pw=pw))
+    assert_one_line_error(run("sign", "--wallet", str(wallet), *args, pw=pw), EXIT_INPUT)
 
 
 def test_keygen_refuses_to_overwrite(wallet: Path) -> None:
     before = {p.name: p.read_bytes() for p in wallet.iterdir()}
     proc = run("keygen", "--scheme", "ed25519", "-t", "2", "-n", "3", "--out", str(wallet))
-    assert_one_line_error(proc)
+    assert_one_line_error(proc, EXIT_INPUT)
     assert {p.name: p.read_bytes() for p in wallet.iterdir()} == before
 
 
@@ -128,17 +136,18 @@ def test_tampered_share_and_missing_wallet(wallet: Path, tmp_path: Path) -> None
     doc["ciphertext"] = ct.hex()
     (copy / "party-2.share").write_text(json.dumps(doc))
     proc = run("sign", "--wallet", str(copy), "--signers", "1,2,3", "--message", "00")
-    assert_one_line_error(proc)
+    assert_one_line_error(proc, EXIT_INPUT)
     assert "party 2" in proc.stderr
     (copy / "party-2.share").write_bytes((copy / "party-3.share").read_bytes())
     swapped = run("sign", "--wallet", str(copy), "--signers", "1,2,3", "--message", "00")
-    assert_one_line_error(swapped)
+    assert_one_line_error(swapped, EXIT_INPUT)
     assert_one_line_error(
-        run("sign", "--wallet", str(tmp_path / "nope"), "--signers", "1,2,3", "--message", "00")
+        run("sign", "--wallet", str(tmp_path / "nope"), "--signers", "1,2,3", "--message", "00"),
+        EXIT_INPUT,
     )
     (copy / "wallet.json").write_text("{not json")
     assert_one_line_error(
-        run("verify", "--wallet", str(copy), "--message", "00", "--signature", "00")
+        run("verify", "--wallet", str(copy), "--message", "00", "--signature", "00"), EXIT_INPUT
     )
 
 
@@ -162,7 +171,7 @@ def test_usage_errors(args: tuple[str, ...], tmp_path: Path) -> None:
         env={**os.environ, "TMPC_PASSPHRASE": PW},
         timeout=60,
     )
-    assert_one_line_error(proc)
+    assert_one_line_error(proc, EXIT_INPUT)
     assert not (tmp_path / "unused-dir").exists()
 
 
@@ -189,7 +198,8 @@ def test_keygen_os_errors_are_one_line_and_leave_nothing(tmp_path: Path) -> None
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     assert_one_line_error(
-        run("keygen", "--scheme", "ed25519", "-t", "2", "-n", "3", "--out", str(blocker / "w"))
+        run("keygen", "--scheme", "ed25519", "-t", "2", "-n", "3", "--out", str(blocker / "w")),
+        EXIT_INPUT,
     )
     ro = tmp_path / "ro"
     ro.mkdir()
@@ -197,7 +207,7 @@ def test_keygen_os_errors_are_one_line_and_leave_nothing(tmp_path: Path) -> None
     try:
         proc = run("keygen", "--scheme", "ed25519", "-t", "2", "-n", "3", "--out", str(ro / "w"))
         if os.geteuid() != 0:  # root ignores directory permissions
-            assert_one_line_error(proc)
+            assert_one_line_error(proc, 4)  # permission denied: a local system failure
     finally:
         ro.chmod(0o700)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "ro"]
@@ -209,5 +219,5 @@ def test_old_wallet_format_is_refused_clearly(wallet: Path, tmp_path: Path) -> N
     doc["version"] = 1
     (tmp_path / "wallet.json").write_text(json.dumps(doc))
     proc = run("address", "--wallet", str(tmp_path))
-    assert_one_line_error(proc)
+    assert_one_line_error(proc, EXIT_INPUT)
     assert "version 1" in proc.stderr

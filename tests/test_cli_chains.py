@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from solders.transaction import Transaction
 
-from tests.test_cli import assert_one_line_error, run
+from tests.test_cli import EXIT_INPUT, assert_one_line_error, run
 from tmpc.chains.bitcoin_check import flip_signature_byte, kernel_verify_input
 from tmpc.chains.ethereum import recover_sender
 
@@ -70,7 +70,9 @@ def test_testnet_check_on_hd_child(wallets: dict[str, Path]) -> None:
 
 
 def test_testnet_check_refuses_generic_frost(wallets: dict[str, Path]) -> None:
-    assert_one_line_error(run("testnet-check", "--wallet", str(wallets["frost-secp256k1"])))
+    assert_one_line_error(
+        run("testnet-check", "--wallet", str(wallets["frost-secp256k1"])), EXIT_INPUT
+    )
 
 
 def test_tx_bitcoin_spend_verifies_in_the_kernel(wallets: dict[str, Path]) -> None:
@@ -181,7 +183,7 @@ def test_tx_user_errors(wallets: dict[str, Path], args: tuple[str, ...]) -> None
     scheme = {"bitcoin": "schnorr-bip340", "ethereum": "ecdsa-secp256k1", "solana": "ed25519"}[
         args[1]
     ]
-    assert_one_line_error(run(*args[:2], "--wallet", str(wallets[scheme]), *args[2:]))
+    assert_one_line_error(run(*args[:2], "--wallet", str(wallets[scheme]), *args[2:]), EXIT_INPUT)
 
 
 def test_tx_wrong_scheme(wallets: dict[str, Path]) -> None:
@@ -197,7 +199,8 @@ def test_tx_wrong_scheme(wallets: dict[str, Path]) -> None:
             "1",
             "--blockhash",
             "4sGjMW1sUnHzSxGspuhpqLDx6wiyjNtZAMdL4VZHirAn",
-        )
+        ),
+        EXIT_INPUT,
     )
 
 
@@ -236,7 +239,8 @@ def test_contradicting_tx_options_refused(wallets: dict[str, Path]) -> None:
             "1",
             "--gas-price",
             "5",
-        )
+        ),
+        EXIT_INPUT,
     )
     assert_one_line_error(
         run(
@@ -248,7 +252,8 @@ def test_contradicting_tx_options_refused(wallets: dict[str, Path]) -> None:
             "cHNidP8=",
             "--fee",
             "3",
-        )
+        ),
+        EXIT_INPUT,
     )
 
 

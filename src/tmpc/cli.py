@@ -1,45 +1,173 @@
 """The ``tmpc`` command line: a thin shell over :mod:`tmpc.schemes` and :mod:`tmpc.keystore`.
 
 Human output by default, ``--json`` for scripts. Every error a user can cause ends in one line
-on standard error and a non-zero exit status, never a traceback.
+on standard error (``tmpc: error: ...``), never a traceback, and one of these exit statuses:
+
+====  =========================================================================================
+0     success
+1     a signature is invalid or a check failed (``verify``, ``testnet-check``)
+2     a usage or input error: unknown option, bad value, missing or corrupt file, wrong
+      passphrase (:class:`~tmpc.errors.InputError`, :class:`~tmpc.errors.CryptoError`)
+3     a protocol abort that names a misbehaving party (:class:`~tmpc.errors.ProtocolError`)
+4     a local system failure: disk full, I/O error, permission denied, database busy
+128+N killed by signal N: 130 SIGINT, 143 SIGTERM, 129 SIGHUP (temporary files removed)
+====  =========================================================================================
+
+``tmpc`` and ``tmpc tx`` without a command print their help on standard output and exit 2.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from types import FrameType
+from typing import Any, Final, NoReturn, TypeVar
 
 import click
 
 from tmpc import schemes
 from tmpc.encoding import bytes_from_hex
-from tmpc.errors import CryptoError, KeystoreError, ParameterError, ProtocolError, TmpcError
+from tmpc.errors import (
+    CryptoError,
+    InputError,
+    KeystoreError,
+    ParameterError,
+    ProtocolError,
+    TmpcError,
+)
 from tmpc.keystore import (
     DEFAULT_KDF,
+    MAX_SHARE_FILE_BYTES,
     ShareSecret,
+    check_passphrase,
     open_share,
     read_json,
+    read_limited,
     seal_share,
     share_path,
     write_new_file,
 )
 
-__all__ = ["cli", "main"]
+__all__ = [
+    "EXIT_CHECK_FAILED",
+    "EXIT_INPUT",
+    "EXIT_OK",
+    "EXIT_PROTOCOL",
+    "EXIT_SYSTEM",
+    "Interrupted",
+    "cli",
+    "main",
+]
 
 T = TypeVar("T")
 
 PASSPHRASE_ENV = "TMPC_PASSPHRASE"  # noqa: S105 (a variable name)
 
+EXIT_OK: Final = 0
+#: A signature is invalid or a check failed.
+EXIT_CHECK_FAILED: Final = 1
+#: A usage or input error (the caller's mistake).
+EXIT_INPUT: Final = 2
+#: A protocol abort naming a misbehaving party.
+EXIT_PROTOCOL: Final = 3
+#: A local system failure (disk full, I/O error, permission denied, database busy).
+EXIT_SYSTEM: Final = 4
 
-def _fail(message: str, code: int = 1) -> NoReturn:
+# A file-system error about the path the user named (missing, a file where a directory
+# belongs, exists already) is an input error; any other (full disk, I/O error, permission
+# denied, read-only file system) is a failure of the local system.
+_PATH_ERRNOS: Final = frozenset(
+    {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.ELOOP}
+)
+#: Largest message ``--message-file`` reads.
+MAX_MESSAGE_FILE_BYTES: Final = 64 << 20
+
+
+# --------------------------------------------------------------------------------------------
+# Signals: SIGINT, SIGTERM and SIGHUP unwind the command (so that temporary files are removed)
+# and end it with one line and status 128 + N.
+# --------------------------------------------------------------------------------------------
+
+_SIGNAL_NAMES: Final = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+class Interrupted(BaseException):
+    """Raised by tmpc's signal handler: unwinds like ``KeyboardInterrupt`` so cleanup runs.
+
+    A ``BaseException`` (as ``KeyboardInterrupt``), so ``except Exception`` does not catch it,
+    and not a ``KeyboardInterrupt``, so click does not turn it into ``Abort``.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _SignalState:
+    """What the handler has seen; module-level because signal handlers are process-wide."""
+
+    received: int | None = None  # the first signal; later ones are ignored while unwinding
+    pending: bool = False  # received inside a deferred section, not raised yet
+    deferring: int = 0  # depth of :func:`_signals_deferred` sections
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    if _SignalState.received is not None:
+        return  # already unwinding: let the cleanup finish
+    _SignalState.received = signum
+    if _SignalState.deferring:
+        _SignalState.pending = True
+        return
+    raise Interrupted(signum)
+
+
+def _install_signal_handlers() -> None:
+    if sys.platform == "win32":  # pragma: no cover (tmpc runs on POSIX systems)
+        return
+    with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+        for name in _SIGNAL_NAMES:
+            signal.signal(getattr(signal, name), _on_signal)
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """A section a signal must not cut in two (create-and-record, rename-and-forget).
+
+    A signal that arrives inside is raised as :class:`Interrupted` when the outermost such
+    section ends normally; if the section raises, the pending signal is reported by
+    :func:`main` instead.
+    """
+    _SignalState.deferring += 1
+    try:
+        yield
+    finally:
+        _SignalState.deferring -= 1
+    signum = _SignalState.received
+    if not _SignalState.deferring and _SignalState.pending and signum is not None:
+        _SignalState.pending = False
+        raise Interrupted(signum)
+
+
+def _fail(message: str, code: int = EXIT_INPUT) -> NoReturn:
+    # Once an outcome is being reported, a signal must not cut the report (or add a second
+    # line): it is only recorded.
+    _SignalState.deferring += 1
     click.echo(f"tmpc: error: {message}", err=True)
     sys.exit(code)
 
@@ -52,8 +180,26 @@ def _emit(data: dict[str, Any], as_json: bool, human: list[str]) -> None:
             click.echo(line)
 
 
+def _env_passphrase() -> str | None:
+    """``TMPC_PASSPHRASE`` decoded as UTF-8 whatever the locale, or None if unset."""
+    if os.supports_bytes_environ:
+        raw = os.environb.get(PASSPHRASE_ENV.encode())
+        if raw is None:
+            return None
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise KeystoreError(
+                f"passphrase is not valid UTF-8: {PASSPHRASE_ENV} holds bytes that are not "
+                "UTF-8 text"
+            ) from None
+    return os.environ.get(PASSPHRASE_ENV)  # pragma: no cover (Windows)
+
+
 def _passphrase(confirm: bool) -> str:
-    value = os.environ.get(PASSPHRASE_ENV)
+    """The share passphrase, from ``TMPC_PASSPHRASE`` or a prompt; refused if empty or not
+    UTF-8 (see :mod:`tmpc.keystore` for how it is normalised)."""
+    value = _env_passphrase()
     if value is not None:
         if not value:
             raise KeystoreError(f"{PASSPHRASE_ENV} is set but empty")
@@ -65,6 +211,12 @@ def _passphrase(confirm: bool) -> str:
     )
     if not text:
         raise KeystoreError("an empty passphrase cannot protect a key share")
+    try:
+        check_passphrase(text)
+    except KeystoreError:
+        raise KeystoreError(
+            "passphrase is not valid UTF-8: check the terminal's encoding (locale)"
+        ) from None
     return text
 
 
@@ -106,16 +258,15 @@ def _open_party_share(
 
     Returns the key share and the party's presignature store key (ECDSA wallets)."""
     path = share_path(wallet_dir, i)
-    try:
-        data = path.read_bytes()
-    except OSError:
-        raise KeystoreError(f"share file of party {i} not found: {path}") from None
+    data = read_limited(path, f"share file of party {i}", MAX_SHARE_FILE_BYTES)
     try:
         secret = open_share(
             data, passphrase=passphrase, wallet_id=record.wallet_id, party=i, epoch=record.epoch
         )
     except CryptoError:
         raise CryptoError(f"party {i}: wrong passphrase or tampered share file") from None
+    except KeystoreError as exc:
+        raise KeystoreError(f"party {i}: {exc}: {path}") from None
     try:
         secshare = schemes.get_scheme(record.scheme).group.decode_scalar(secret.secshare)
     except TmpcError:
@@ -146,23 +297,84 @@ def _progress(items: Sequence[T], label: str, quiet: bool) -> Any:
     return click.progressbar(items, label=label, file=sys.stderr)
 
 
-def _install_wallet_dir(out: Path, sealed: list[tuple[Path, bytes]], wallet_json: bytes) -> None:
-    """Write the share files and wallet.json into a fresh hidden directory beside ``out`` and
-    rename it into place, so a failure (disk full, permissions) leaves no half wallet."""
+def _remove_staging(staging: Path) -> None:
+    with _signals_deferred():  # a signal must not leave half a staging directory behind
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _install_wallet_dir(out: Path, files: Iterable[tuple[str, bytes, int]]) -> None:
+    """Write ``files`` (name, content, mode) into a fresh hidden directory beside ``out`` and
+    rename it into place, so a failure (disk full, permissions) or a signal leaves no half
+    wallet and no staging directory. ``files`` may be a generator: it runs (e.g. seals the
+    shares) while the staging directory exists, and an error or signal in it cleans up too.
+
+    Raises:
+        KeystoreError: ``out``'s parent is not a directory.
+        OSError: the file system failed; the message says that nothing was written.
+    """
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise KeystoreError(f"{parent} is not an existing directory")
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+    staging: Path | None = None
     try:
-        for path, content in sealed:
-            write_new_file(staging / path.name, content)
-        write_new_file(staging / "wallet.json", wallet_json, mode=0o644)
-        if out.exists():
-            out.rmdir()  # checked empty above; rmdir refuses anything else
-        os.rename(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        with _signals_deferred():  # created and recorded, or neither
+            staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+        for name, content, mode in files:
+            write_new_file(staging / name, content, mode=mode)
+        with _signals_deferred():  # renamed and forgotten, or neither
+            if out.exists():
+                out.rmdir()  # checked empty above; rmdir refuses anything else
+            os.rename(staging, out)
+            staging = None
+    except OSError as exc:
+        if staging is not None:
+            _remove_staging(staging)
+            staging = None
+        reason = exc.strerror or type(exc).__name__
+        raise OSError(
+            exc.errno, f"cannot write the wallet {out}: {reason}; nothing was written"
+        ) from None
+    finally:
+        if staging is not None:
+            _remove_staging(staging)
+    _fsync_dir(parent)  # the rename itself is durable
+
+
+def _wallet_files(
+    record: schemes.WalletRecord,
+    shares: Sequence[schemes.KeyShare],
+    passphrase: str,
+    wallet_json: bytes,
+    quiet: bool,
+) -> Iterator[tuple[str, bytes, int]]:
+    """Seal each share as it is written (Argon2id takes a while per party), then wallet.json."""
+    group = schemes.get_scheme(record.scheme).group
+    with _progress(shares, "Encrypting shares (Argon2id)", quiet) as bar:
+        for s in bar:
+            secret = ShareSecret(
+                group.encode_scalar(s.secshare),
+                s.hostseckey,
+                s.pairwise,
+                secrets.token_bytes(32) if s.pairwise is not None else None,
+            )
+            content = seal_share(
+                secret,
+                wallet_id=record.wallet_id,
+                party=s.identifier,
+                epoch=record.epoch,
+                passphrase=passphrase,
+                kdf=DEFAULT_KDF,
+            )
+            yield share_path(Path(), s.identifier).name, content, 0o600
+    yield "wallet.json", wallet_json, 0o644
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -188,27 +400,9 @@ def keygen(scheme: str, threshold: int, parties: int, out: Path, as_json: bool) 
         raise KeystoreError(f"{out} exists and is not an empty directory; refusing to overwrite")
     passphrase = _passphrase(confirm=True)
     record, shares = schemes.keygen(scheme, threshold, parties)
-    group = schemes.get_scheme(scheme).group
     wallet_doc = record.to_json()
-    sealed = []
-    with _progress(shares, "Encrypting shares (Argon2id)", as_json) as bar:
-        for s in bar:
-            secret = ShareSecret(
-                group.encode_scalar(s.secshare),
-                s.hostseckey,
-                s.pairwise,
-                secrets.token_bytes(32) if s.pairwise is not None else None,
-            )
-            content = seal_share(
-                secret,
-                wallet_id=record.wallet_id,
-                party=s.identifier,
-                epoch=record.epoch,
-                passphrase=passphrase,
-                kdf=DEFAULT_KDF,
-            )
-            sealed.append((share_path(out, s.identifier), content))
-    _install_wallet_dir(out, sealed, (json.dumps(wallet_doc, indent=2) + "\n").encode())
+    wallet_json = (json.dumps(wallet_doc, indent=2) + "\n").encode()
+    _install_wallet_dir(out, _wallet_files(record, shares, passphrase, wallet_json, as_json))
     _emit(
         {**wallet_doc, "directory": str(out)},
         as_json,
@@ -220,17 +414,58 @@ def keygen(scheme: str, threshold: int, parties: int, out: Path, as_json: bool) 
     )
 
 
+def _read_message(message: str | None, message_file: str | None) -> bytes:
+    """The message of ``--message`` (hex) or ``--message-file`` (raw bytes; ``-``: stdin)."""
+    if message is not None and message_file is not None:
+        raise ParameterError("give the message with --message (hex) or --message-file, not both")
+    if message is not None:
+        return bytes_from_hex(message, "--message")
+    if message_file is None:
+        raise ParameterError(
+            "give the message: --message HEX or --message-file FILE ('-' for standard input)"
+        )
+    too_big = f"--message-file: the message is larger than {MAX_MESSAGE_FILE_BYTES} bytes"
+    if message_file == "-":
+        data = sys.stdin.buffer.read(MAX_MESSAGE_FILE_BYTES + 1)
+    else:
+        try:
+            with open(message_file, "rb") as fh:
+                data = fh.read(MAX_MESSAGE_FILE_BYTES + 1)
+        except (FileNotFoundError, NotADirectoryError):
+            raise ParameterError(f"--message-file not found: {message_file}") from None
+        except IsADirectoryError:
+            raise ParameterError(f"--message-file is a directory: {message_file}") from None
+    if len(data) > MAX_MESSAGE_FILE_BYTES:
+        raise ParameterError(too_big)
+    return data
+
+
+_MESSAGE_FILE_HELP = "Read the message's raw bytes from FILE ('-': standard input)."
+
+
 @cli.command()
 @click.option("--wallet", "wallet_dir", required=True, type=click.Path(path_type=Path))
 @click.option("--signers", required=True, help="Comma-separated party ids, e.g. 1,3,4.")
-@click.option("--message", required=True, help="Message to sign, hex.")
+@click.option("--message", default=None, help="Message to sign, hex.")
+@click.option("--message-file", default=None, metavar="FILE", help=_MESSAGE_FILE_HELP)
 @click.option("--path", default=None, help="BIP32 child, e.g. m/0/5 (ECDSA and Taproot).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def sign(wallet_dir: Path, signers: str, message: str, path: str | None, as_json: bool) -> None:
-    """Sign MESSAGE with the shares of the listed parties (all in this process)."""
+def sign(
+    wallet_dir: Path,
+    signers: str,
+    message: str | None,
+    message_file: str | None,
+    path: str | None,
+    as_json: bool,
+) -> None:
+    """Sign a message with the shares of the listed parties (all in this process).
+
+    The message is --message (hex) or --message-file (raw bytes); exactly one of them. For
+    ecdsa-secp256k1 wallets it is the 32-byte digest.
+    """
+    msg = _read_message(message, message_file)
     record = _load_wallet(wallet_dir)
     ids = _parse_signers(signers, record)
-    msg = bytes_from_hex(message, "--message")
     if record.scheme == "ecdsa-secp256k1":
         schemes.ecdsa_digest(msg)  # refuse a wrong length before asking for the passphrase
     public_key = schemes.public_key_at(record, path)  # refuse a bad path before, too
@@ -346,19 +581,30 @@ def pairwise_setup(wallet_dir: Path, parties: str, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--wallet", "wallet_dir", required=True, type=click.Path(path_type=Path))
-@click.option("--message", required=True, help="Signed message, hex.")
+@click.option("--message", default=None, help="Signed message, hex.")
+@click.option("--message-file", default=None, metavar="FILE", help=_MESSAGE_FILE_HELP)
 @click.option("--signature", required=True, help="Signature, hex.")
 @click.option("--path", default=None, help="BIP32 child the signature is for, e.g. m/0/5.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def verify(wallet_dir: Path, message: str, signature: str, path: str | None, as_json: bool) -> None:
-    """Check a signature under the wallet's public key (exit 1 if invalid)."""
+def verify(
+    wallet_dir: Path,
+    message: str | None,
+    message_file: str | None,
+    signature: str,
+    path: str | None,
+    as_json: bool,
+) -> None:
+    """Check a signature under the wallet's public key (exit 1 if invalid).
+
+    The message is --message (hex) or --message-file (raw bytes); exactly one of them.
+    """
+    msg = _read_message(message, message_file)
     record = _load_wallet(wallet_dir)
-    msg = bytes_from_hex(message, "--message")
     sig = bytes_from_hex(signature, "--signature")
     ok = schemes.verify(record.scheme, schemes.public_key_at(record, path), msg, sig)
     _emit({"valid": ok, "scheme": record.scheme}, as_json, ["valid" if ok else "INVALID"])
     if not ok:
-        sys.exit(1)
+        sys.exit(EXIT_CHECK_FAILED)
 
 
 @cli.command()
@@ -464,7 +710,7 @@ def testnet_check(wallet_dir: Path, signers: str | None, path: str | None, as_js
         rows,
     )
     if failed:
-        sys.exit(1)
+        sys.exit(EXIT_CHECK_FAILED)
 
 
 @cli.group()
@@ -491,6 +737,11 @@ def _split_pair(text: str, what: str) -> tuple[str, int]:
     "--network", type=click.Choice(["mainnet", "testnet", "signet", "regtest"]), default="mainnet"
 )
 @click.option("--path", default=None, help="BIP32 child that owns the UTXOs, e.g. m/0/5.")
+@click.option(
+    "--allow-high-fee",
+    is_flag=True,
+    help="Sign a fee above 0.1 BTC or 10000 sat/vB (Bitcoin Core's -maxtxfee / maxfeerate).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def tx_bitcoin(
     wallet_dir: Path,
@@ -502,9 +753,15 @@ def tx_bitcoin(
     psbt: str | None,
     network: str,
     path: str | None,
+    allow_high_fee: bool,
     as_json: bool,
 ) -> None:
-    """Spend the wallet's P2WPKH (ECDSA) or P2TR (Taproot) outputs, or sign a PSBT."""
+    """Spend the wallet's P2WPKH (ECDSA) or P2TR (Taproot) outputs, or sign a PSBT.
+
+    Refuses a fee rate below 1 sat/vB (nodes do not relay it) and, unless --allow-high-fee, a
+    fee above 0.1 BTC or a fee rate above 10000 sat/vB, as Bitcoin Core does; for a PSBT,
+    also Taproot inputs whose internal key or merkle root is not the wallet's.
+    """
     from tmpc.chains import bitcoin
 
     record = _load_wallet(wallet_dir)
@@ -529,9 +786,18 @@ def tx_bitcoin(
         outs = [_split_pair(o, "--to") for o in outputs]
         change_addr = change or bitcoin.wallet_address(record.scheme, pk, network)
         spend = bitcoin.build_spend(coins, outs, fee, change_addr, network=network)
+        bitcoin.check_spend_fee(spend, allow_high_fee=allow_high_fee)  # before the passphrase
+    psbt_options: dict[str, Any] = {"allow_high_fee": allow_high_fee}
+    if psbt is not None:
+        if record.scheme == "schnorr-bip340":
+            internal, _tweak = schemes.hd_tweak(record, path)
+            psbt_options["taproot_internal_key"] = internal.encode()[1:]
+            psbt_options["taproot_merkle_root"] = record.taproot_merkle_root
+        pk = schemes.public_key_at(record, path)
+        bitcoin.check_psbt(psbt, pk, record.scheme, **psbt_options)  # before the passphrase
     record, sign_fn, pk = _signer_for(wallet_dir, signers, path, as_json)
     if psbt is not None:
-        signed_psbt = bitcoin.sign_psbt(psbt, sign_fn, pk, record.scheme)
+        signed_psbt = bitcoin.sign_psbt(psbt, sign_fn, pk, record.scheme, **psbt_options)
         summary = bitcoin.psbt_summary(signed_psbt, network)
         _emit(
             {"psbt": signed_psbt, **summary},
@@ -545,7 +811,7 @@ def tx_bitcoin(
             ],
         )
         return
-    signed = bitcoin.sign_spend(spend, sign_fn, pk, record.scheme)
+    signed = bitcoin.sign_spend(spend, sign_fn, pk, record.scheme, allow_high_fee=allow_high_fee)
     outs_shown = [
         (bitcoin.script_pubkey_to_address(o.script_pubkey, network), o.amount_sat)
         for o in spend.outputs
@@ -685,24 +951,56 @@ def bench(scheme: str, threshold: int, parties: int, runs: int, as_json: bool) -
         )
 
 
-def main() -> None:
-    """Console entry point: runs :func:`cli` and turns every expected error into one line."""
+def _os_error_message(exc: OSError) -> str:
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{exc.strerror or type(exc).__name__}{where}"
+
+
+def _run() -> int:
+    """Run the command line; every expected outcome becomes an exit status (and one line)."""
     try:
-        cli.main(standalone_mode=False)
+        rc = cli.main(prog_name="tmpc", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        # ``tmpc`` or ``tmpc tx`` alone: the help, readable, where help goes; still a usage
+        # error for a script that forgot its command.
+        click.echo(exc.ctx.get_help())
+        _fail("missing command (see the help above)", EXIT_INPUT)
     except click.exceptions.Abort:
-        _fail("aborted")
+        _fail("aborted", EXIT_INPUT)  # end of input at a prompt
     except click.ClickException as exc:
         hint = " (see tmpc --help)" if isinstance(exc, click.UsageError) else ""
         message = " ".join(exc.format_message().split())
-        _fail(f"{message}{hint}", exc.exit_code if exc.exit_code > 0 else 2)
+        _fail(f"{message}{hint}", EXIT_INPUT)
     except ProtocolError as exc:
         who = ",".join(map(str, exc.culprits)) or "the coordinator"
-        _fail(f"{exc} (blamed: {who})")
+        _fail(f"{exc} (blamed: {who})", EXIT_PROTOCOL)
+    except (InputError, CryptoError) as exc:
+        _fail(str(exc), EXIT_INPUT)
     except TmpcError as exc:
-        _fail(str(exc))
+        _fail(str(exc), EXIT_INPUT)
     except OSError as exc:
-        # The file system said no (permissions, a file where a directory belongs, a full disk).
-        where = f": {exc.filename}" if exc.filename else ""
-        _fail(f"{exc.strerror or type(exc).__name__}{where}")
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
+        # The file system said no: about the path the user gave (input), or the machine
+        # itself (full disk, I/O error, permissions: a system failure).
+        code = EXIT_INPUT if exc.errno in _PATH_ERRNOS else EXIT_SYSTEM
+        _fail(_os_error_message(exc), code)
+    except MemoryError:
+        _fail("out of memory", EXIT_SYSTEM)
+    return rc if isinstance(rc, int) else EXIT_OK
+
+
+def main() -> NoReturn:
+    """Console entry point: runs :func:`cli` and turns every expected outcome into an exit
+    status (see the module docs); errors print one line on standard error.
+
+    SIGINT, SIGTERM and SIGHUP raise :class:`Interrupted` in the command, which unwinds it
+    (temporary files are removed) and exits with 128 + the signal number.
+    """
+    _install_signal_handlers()
+    try:
+        code = _run()
+    except Interrupted as exc:
+        _fail(f"interrupted by {_signal_name(exc.signum)}", 128 + exc.signum)
+    signum = _SignalState.received
+    if signum is not None:  # a signal arrived while the outcome was being settled
+        _fail(f"interrupted by {_signal_name(signum)}", 128 + signum)
+    sys.exit(code)

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import re
 from collections.abc import Iterable
+from typing import Any, Final
 
 from tmpc.errors import DecodeError
 
 __all__ = [
+    "JSON_MAX_BYTES",
+    "JSON_MAX_DEPTH",
     "bytes_from_hex",
     "ct_equal",
     "expect_len",
@@ -22,6 +27,7 @@ __all__ = [
     "int_to_be",
     "lp",
     "lp_join",
+    "parse_json",
     "tagged_hash",
     "xor_bytes",
 ]
@@ -82,3 +88,90 @@ def bytes_from_hex(text: str, what: str = "hex input") -> bytes:
         return bytes.fromhex(s)
     except ValueError:
         raise DecodeError(f"{what} is not valid hex") from None
+
+
+#: Default size limit of :func:`parse_json` (16 MiB; tmpc's largest wallet.json is ~5 MB).
+JSON_MAX_BYTES: Final = 16 << 20
+#: Default nesting limit of :func:`parse_json`; tmpc's own documents nest 3 levels deep.
+JSON_MAX_DEPTH: Final = 32
+
+# A JSON string (RFC 8259 section 7), escapes included; unrolled so that long strings do not
+# backtrack.
+_JSON_STRING: Final = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_JSON_NOT_BRACKET: Final = re.compile(r"[^\[\]{}]+")
+
+
+def _json_depth_exceeds(text: str, max_depth: int) -> bool:
+    """Whether the arrays and objects of ``text`` nest deeper than ``max_depth``.
+
+    A linear scan of the brackets outside strings; it does not validate the JSON (that is
+    :func:`json.loads`'s job once the depth is known to be safe for its recursion).
+    """
+    depth = 0
+    for c in _JSON_NOT_BRACKET.sub("", _JSON_STRING.sub("", text)):
+        if c in "[{":
+            depth += 1
+            if depth > max_depth:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def _refuse_json_constant(name: str) -> Any:
+    # Python's json reads NaN, Infinity and -Infinity, which RFC 8259 does not allow (and
+    # int(Infinity) raises OverflowError far from here).
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(
+    data: bytes | str,
+    what: str,
+    *,
+    max_bytes: int = JSON_MAX_BYTES,
+    max_depth: int = JSON_MAX_DEPTH,
+) -> Any:
+    """Parse untrusted JSON text with a size and a nesting limit; every JSON parser in tmpc.
+
+    Both limits are checked *before* :func:`json.loads` runs, so neither a huge file nor
+    deeply nested brackets (which make the standard library raise ``RecursionError``) get
+    past this function as anything but one :class:`DecodeError`.
+
+    Args:
+        data: UTF-8 encoded bytes or text (a byte order mark is refused, as RFC 8259 allows).
+        what: what the text is, for the error message (e.g. ``"wallet.json"``); **must not**
+            contain secrets.
+        max_bytes: the largest accepted size in bytes (UTF-8 length for text).
+        max_depth: the deepest accepted nesting of arrays and objects.
+
+    Returns:
+        The parsed value (dict, list, str, int, float, bool or None).
+
+    Raises:
+        DecodeError: larger than ``max_bytes``, not UTF-8, nested deeper than ``max_depth``,
+            or not valid JSON (RFC 8259: ``NaN`` and ``Infinity`` are refused). The message
+            names ``what`` and never quotes the content.
+    """
+    if isinstance(data, str):
+        try:
+            raw = data.encode("utf-8")
+        except UnicodeEncodeError:
+            raise DecodeError(f"{what} is not UTF-8 text") from None
+    elif isinstance(data, bytes | bytearray):
+        raw = bytes(data)
+    else:
+        raise DecodeError(f"{what}: JSON input must be bytes or text")
+    if len(raw) > max_bytes:
+        raise DecodeError(f"{what} is larger than {max_bytes} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DecodeError(f"{what} is not UTF-8 text") from None
+    if _json_depth_exceeds(text, max_depth):
+        raise DecodeError(f"{what} nests arrays or objects deeper than {max_depth} levels")
+    try:
+        return json.loads(text, parse_constant=_refuse_json_constant)
+    except (ValueError, RecursionError):
+        # ValueError covers JSONDecodeError, NaN / Infinity, and integers beyond Python's
+        # digit limit.
+        raise DecodeError(f"{what} is not valid JSON") from None

@@ -2,14 +2,21 @@
 
 A share file is JSON with a clear-text header and an AEAD ciphertext::
 
-    {"format": "tmpc-share", "version": 1, "wallet_id": "...", "party": 3, "epoch": 0,
+    {"format": "tmpc-share", "version": 2, "wallet_id": "...", "party": 3, "epoch": 0,
      "kdf": {"alg": "argon2id", "salt": "...", "iterations": 3, "lanes": 4, "memory_kib": 65536},
-     "aead": "chacha20poly1305", "nonce": "...", "ciphertext": "..."}
+     "passphrase_form": "NFC", "aead": "chacha20poly1305", "nonce": "...", "ciphertext": "..."}
 
 The key is Argon2id(passphrase, salt) (RFC 9106's second recommended parameter set by default);
 the AEAD's associated data is the canonical encoding of the whole header, so a file edited in any
 field, or another party's or wallet's file swapped in, fails to open with one opaque error.
 Writes are atomic (temporary file, fsync, rename) and never replace an existing file.
+
+Passphrases are Unicode text and must be valid UTF-8. The same passphrase can arrive in two
+byte forms (a macOS keyboard gives "e" + combining accent, NFD, where Linux gives one
+precomposed character, NFC), so version 2 files derive the key from the UTF-8 of the passphrase
+normalised to NFC (``"passphrase_form": "NFC"``, authenticated with the rest of the header).
+Version 1 files (no ``passphrase_form``) were sealed with the passphrase exactly as typed; they
+still open, trying the NFC form, then the form as given, then the NFD form.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,22 +33,32 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
-from tmpc.errors import CryptoError, KeystoreError
+from tmpc.encoding import JSON_MAX_BYTES, parse_json
+from tmpc.errors import CryptoError, DecodeError, KeystoreError
 
 __all__ = [
     "DEFAULT_KDF",
     "FAST_KDF_FOR_TESTS",
+    "MAX_SHARE_FILE_BYTES",
     "KdfParams",
     "ShareSecret",
+    "check_passphrase",
     "open_share",
     "read_json",
+    "read_limited",
     "seal_share",
     "share_path",
     "write_new_file",
 ]
 
 FORMAT = "tmpc-share"
-VERSION = 1
+#: Version written by :func:`seal_share`; version 1 (passphrase not normalised) still opens.
+VERSION = 2
+_READABLE_VERSIONS = (1, 2)
+#: How version 2 files turn the passphrase into bytes: UTF-8 of its NFC normal form.
+PASSPHRASE_FORM = "NFC"  # noqa: S105 (a Unicode normal form, not a password)
+#: Largest share file :func:`open_share` reads (an ECDSA share of a 255-party wallet is ~13 MB).
+MAX_SHARE_FILE_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -97,7 +115,7 @@ class ShareSecret:
     def from_plaintext(cls, data: bytes) -> ShareSecret:
         """Parse :meth:`to_plaintext` output; a malformed plaintext is a corrupt file."""
         try:
-            obj = json.loads(data)
+            obj = parse_json(data, "share file content", max_bytes=MAX_SHARE_FILE_BYTES)
             pairwise = obj.get("pairwise")
             store_key = obj.get("store_key")
             secret = cls(
@@ -106,7 +124,7 @@ class ShareSecret:
                 bytes.fromhex(pairwise) if pairwise is not None else None,
                 bytes.fromhex(store_key) if store_key is not None else None,
             )
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError, DecodeError):
             raise KeystoreError("share file: decrypted content is malformed") from None
         if secret.store_key is not None and len(secret.store_key) != 32:
             raise KeystoreError("share file: decrypted content is malformed")
@@ -122,14 +140,48 @@ def _header_ad(header: dict[str, Any]) -> bytes:
     return json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
 
 
-def _derive(passphrase: str, salt: bytes, kdf: KdfParams) -> bytes:
+def check_passphrase(passphrase: str) -> None:
+    """Refuse a passphrase that cannot protect a share: not text, empty, or not valid UTF-8.
+
+    A passphrase read from the environment or a terminal with bytes that are not UTF-8 arrives
+    as text with lone surrogates (Python's ``surrogateescape``); no UTF-8 encoding of it
+    exists, so it is refused here instead of failing deep inside the key derivation.
+
+    Raises:
+        KeystoreError: with a message that never quotes the passphrase.
+    """
+    if not isinstance(passphrase, str):
+        raise KeystoreError("the passphrase must be text")
+    if not passphrase:
+        raise KeystoreError("an empty passphrase cannot protect a key share")
+    try:
+        passphrase.encode("utf-8")
+    except UnicodeEncodeError:
+        raise KeystoreError(
+            "passphrase is not valid UTF-8 (it holds bytes that are not UTF-8 text)"
+        ) from None
+
+
+def _passphrase_candidates(passphrase: str, version: int) -> list[bytes]:
+    """The byte strings to try as the passphrase of a file of ``version``, in order."""
+    check_passphrase(passphrase)
+    nfc = unicodedata.normalize("NFC", passphrase)
+    if version >= 2:
+        return [nfc.encode("utf-8")]
+    # Version 1 sealed the passphrase as typed: try the canonical form, then the typed one,
+    # then the decomposed one (typed on another system). Equal forms are tried once.
+    forms = [nfc, passphrase, unicodedata.normalize("NFD", passphrase)]
+    return [f.encode("utf-8") for i, f in enumerate(forms) if f not in forms[:i]]
+
+
+def _derive(passphrase: bytes, salt: bytes, kdf: KdfParams) -> bytes:
     return Argon2id(
         salt=salt,
         length=32,
         iterations=kdf.iterations,
         lanes=kdf.lanes,
         memory_cost=kdf.memory_kib,
-    ).derive(passphrase.encode())
+    ).derive(passphrase)
 
 
 def seal_share(
@@ -144,11 +196,11 @@ def seal_share(
 ) -> bytes:
     """Encrypt a share under ``passphrase``; returns the file content (JSON bytes).
 
-    The passphrase **must not** be empty. ``kdf`` below 19 MiB / 2 passes is refused unless
+    The passphrase **must not** be empty and must be valid UTF-8; its NFC normal form is used
+    (see the module docs). ``kdf`` below 19 MiB / 2 passes is refused unless
     ``insecure_kdf_for_tests`` (test suites only: such a file falls to offline guessing).
     """
-    if not passphrase:
-        raise KeystoreError("an empty passphrase cannot protect a key share")
+    (pw,) = _passphrase_candidates(passphrase, VERSION)
     kdf.check(sealing=True, allow_weak=insecure_kdf_for_tests)
     salt = secrets.token_bytes(16)
     nonce = secrets.token_bytes(12)
@@ -165,9 +217,10 @@ def seal_share(
             "lanes": kdf.lanes,
             "memory_kib": kdf.memory_kib,
         },
+        "passphrase_form": PASSPHRASE_FORM,
         "aead": "chacha20poly1305",
     }
-    key = _derive(passphrase, salt, kdf)
+    key = _derive(pw, salt, kdf)
     ct = ChaCha20Poly1305(key).encrypt(nonce, secret.to_plaintext(), _header_ad(header))
     doc = dict(header, nonce=nonce.hex(), ciphertext=ct.hex())
     return json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n"
@@ -176,17 +229,29 @@ def seal_share(
 def open_share(
     data: bytes, *, passphrase: str, wallet_id: str, party: int, epoch: int | None = None
 ) -> ShareSecret:
-    """Decrypt a share file's content.
+    """Decrypt a share file's content (at most :data:`MAX_SHARE_FILE_BYTES`).
 
-    Raises :class:`KeystoreError` if the file is not a tmpc share file or belongs to another
-    wallet, party or epoch, and :class:`CryptoError` ("wrong passphrase or tampered share file")
-    if authentication fails; the two causes are deliberately indistinguishable.
+    Opens version 2 files (passphrase normalised to NFC) and version 1 files (passphrase as
+    typed; see the module docs for the forms tried).
+
+    Raises :class:`KeystoreError` if the file is not a tmpc share file (including JSON that is
+    too large or nested too deep), belongs to another wallet, party or epoch, or the passphrase
+    is not valid UTF-8; and :class:`CryptoError` ("wrong passphrase or tampered share file") if
+    authentication fails; the two causes of the latter are deliberately indistinguishable.
     """
+    check_passphrase(passphrase)
     try:
-        doc = json.loads(data)
-        header = {
-            k: doc[k] for k in ("format", "version", "wallet_id", "party", "epoch", "kdf", "aead")
-        }
+        doc = parse_json(data, "share file", max_bytes=MAX_SHARE_FILE_BYTES)
+    except DecodeError as exc:
+        raise KeystoreError(f"not a readable tmpc share file ({exc})") from None
+    try:
+        version = doc["version"]
+        if type(version) is not int or version not in _READABLE_VERSIONS:
+            raise KeystoreError("not a tmpc share file of a supported version")
+        keys = ["format", "version", "wallet_id", "party", "epoch", "kdf", "aead"]
+        if version >= 2:
+            keys.append("passphrase_form")
+        header = {k: doc[k] for k in keys}
         nonce = bytes.fromhex(doc["nonce"])
         ct = bytes.fromhex(doc["ciphertext"])
         kdf_doc = header["kdf"]
@@ -194,10 +259,12 @@ def open_share(
         kdf = KdfParams(
             int(kdf_doc["iterations"]), int(kdf_doc["lanes"]), int(kdf_doc["memory_kib"])
         )
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, OverflowError):
         raise KeystoreError("not a readable tmpc share file") from None
-    if header["format"] != FORMAT or header["version"] != VERSION:
+    if header["format"] != FORMAT:
         raise KeystoreError("not a tmpc share file of a supported version")
+    if version >= 2 and header["passphrase_form"] != PASSPHRASE_FORM:
+        raise KeystoreError("share file uses an unsupported passphrase form")
     if kdf_doc.get("alg") != "argon2id" or header["aead"] != "chacha20poly1305":
         raise KeystoreError("share file uses an unsupported KDF or cipher")
     if header["wallet_id"] != wallet_id:
@@ -209,12 +276,14 @@ def open_share(
     if len(nonce) != 12 or len(salt) != 16:
         raise KeystoreError("share file header is malformed")
     kdf.check()
-    key = _derive(passphrase, salt, kdf)
-    try:
-        plaintext = ChaCha20Poly1305(key).decrypt(nonce, ct, _header_ad(header))
-    except InvalidTag:
-        raise CryptoError("wrong passphrase or tampered share file") from None
-    return ShareSecret.from_plaintext(plaintext)
+    ad = _header_ad(header)
+    for pw in _passphrase_candidates(passphrase, version):
+        try:
+            plaintext = ChaCha20Poly1305(_derive(pw, salt, kdf)).decrypt(nonce, ct, ad)
+        except InvalidTag:
+            continue
+        return ShareSecret.from_plaintext(plaintext)
+    raise CryptoError("wrong passphrase or tampered share file")
 
 
 def write_new_file(path: Path, content: bytes, mode: int = 0o600) -> None:
@@ -246,11 +315,36 @@ def write_new_file(path: Path, content: bytes, mode: int = 0o600) -> None:
         os.close(dir_fd)
 
 
-def read_json(path: Path, what: str) -> Any:
-    """Read a JSON file or raise :class:`KeystoreError` naming ``what`` is wrong with it."""
+def read_limited(path: Path, what: str, max_bytes: int) -> bytes:
+    """Read at most ``max_bytes`` of the file ``path``; a larger file is refused unread.
+
+    Raises:
+        KeystoreError: ``path`` is missing, is a directory, or is larger than ``max_bytes``.
+        OSError: any other failure of the file system (permission denied, I/O error): a local
+            system failure, not a problem with the file's content.
+    """
     try:
-        return json.loads(path.read_bytes())
-    except FileNotFoundError:
+        with open(path, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except (FileNotFoundError, NotADirectoryError):
         raise KeystoreError(f"{what} not found: {path}") from None
-    except (OSError, ValueError):
-        raise KeystoreError(f"{what} is unreadable or not JSON: {path}") from None
+    except IsADirectoryError:
+        raise KeystoreError(f"{what} is a directory, not a file: {path}") from None
+    if len(data) > max_bytes:
+        raise KeystoreError(f"{what} is larger than {max_bytes} bytes: {path}")
+    return data
+
+
+def read_json(path: Path, what: str, *, max_bytes: int = JSON_MAX_BYTES) -> Any:
+    """Read a JSON file through :func:`~tmpc.encoding.parse_json` (size and nesting limits).
+
+    Raises:
+        KeystoreError: naming ``what`` and ``path``: missing, too large, not UTF-8, nested too
+            deep, or not JSON.
+        OSError: the file system failed (see :func:`read_limited`).
+    """
+    data = read_limited(path, what, max_bytes)
+    try:
+        return parse_json(data, what, max_bytes=max_bytes)
+    except DecodeError as exc:
+        raise KeystoreError(f"{exc}: {path}") from None

@@ -35,7 +35,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Final
 
-from tmpc.errors import KeystoreError, ParameterError, StateError
+from tmpc.errors import ParameterError, StateError
 from tmpc.store import SqliteState
 
 __all__ = ["LEDGER_ENV", "Ledger", "default_ledger_path"]
@@ -118,8 +118,8 @@ class Ledger(SqliteState):
                 f"presignature {pid.hex()[:16]} was already used (the ledger {self.path} "
                 "records it): a state database was restored from a backup or copied"
             ) from None
-        except sqlite3.Error:
-            raise KeystoreError(f"{self.WHAT} {self.path}: write failed") from None
+        except sqlite3.Error as exc:
+            raise self._error(exc, "write to", f"{self.WHAT} {self.path}: write failed") from None
 
     def used_presignatures(self, party: int, presig_ids: Iterable[bytes]) -> set[bytes]:
         """Which of ``presig_ids`` ``party`` has used."""
@@ -161,8 +161,8 @@ class Ledger(SqliteState):
                 "a multiplication session id was already used (recorded in the ledger); "
                 "OT correlations are single use"
             ) from None
-        except sqlite3.Error:
-            raise KeystoreError(f"{self.WHAT} {self.path}: write failed") from None
+        except sqlite3.Error as exc:
+            raise self._error(exc, "write to", f"{self.WHAT} {self.path}: write failed") from None
 
     # ---- blame ---------------------------------------------------------------------------
 

@@ -197,6 +197,9 @@ class WalletRecord:
             t, n = int(doc["threshold"]), int(doc["parties"])
             if not 1 <= t <= n <= MAX_PARTIES:
                 raise KeystoreError("wallet.json: threshold or party count out of range")
+            epoch = int(doc["epoch"])
+            if not 0 <= epoch < 1 << 64:  # the wallet id encodes it in 8 bytes
+                raise KeystoreError("wallet.json: epoch out of range")
             g = scheme.group
             pk = g.decode_point(bytes.fromhex(doc["group_public_key"]))
             vs_doc, host_doc = doc["verification_shares"], doc["host_public_keys"]
@@ -218,9 +221,10 @@ class WalletRecord:
                 host_public_keys=hosts,
                 recovery_data=bytes.fromhex(doc["recovery_data"]),
                 taproot_merkle_root=root,
-                epoch=int(doc["epoch"]),
+                epoch=epoch,
             )
-        except (KeyError, TypeError, ValueError, DecodeError, ParameterError):
+        except (KeyError, TypeError, ValueError, OverflowError, DecodeError, ParameterError):
+            # OverflowError: int() of an infinity, which Python's json writes and reads
             raise KeystoreError("wallet.json is malformed or has an invalid key") from None
         if doc.get("wallet_id") != rec.wallet_id or doc.get("public_key") != rec.public_key.hex():
             raise KeystoreError("wallet.json: wallet id or public key does not match its content")

@@ -25,6 +25,7 @@ one line that says which file is wrong.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import sqlite3
@@ -62,6 +63,22 @@ _AD_TAG: Final = b"tmpc/store/presignature/v1"
 _PAIRWISE_AD_TAG: Final = b"tmpc/store/pairwise/v1"
 _BUSY_TIMEOUT_S: Final = 30.0
 
+# SQLite result codes that mean the machine failed, not the file (https://sqlite.org/rescode.html;
+# an extended code's low byte is its primary code), with the errno under which they are
+# reported: an OSError, which the command line reports as a local system failure (exit 4).
+# SQLITE_IOERR includes IOERR_WRITE / IOERR_SHMSIZE / IOERR_FSYNC: a disk that filled up part
+# way or a limit on file size (SQLite reports SQLITE_FULL only for ENOSPC on a data write).
+_SYSTEM_FAILURES: Final = {
+    sqlite3.SQLITE_FULL: (errno.ENOSPC, "disk full"),
+    sqlite3.SQLITE_IOERR: (errno.EIO, "I/O error (is the disk full?)"),
+    sqlite3.SQLITE_CANTOPEN: (errno.EACCES, "cannot open the file"),
+    sqlite3.SQLITE_READONLY: (errno.EROFS, "read-only file or file system"),
+    sqlite3.SQLITE_PERM: (errno.EACCES, "permission denied"),
+    sqlite3.SQLITE_BUSY: (errno.EBUSY, "busy: another process holds it"),
+    sqlite3.SQLITE_LOCKED: (errno.EBUSY, "locked by another connection"),
+    sqlite3.SQLITE_NOMEM: (errno.ENOMEM, "out of memory"),
+}
+
 _SCHEMA: Final = (
     # seq orders presignatures first in, first out; presig_id is unique among stored rows.
     "CREATE TABLE IF NOT EXISTS presignatures ("
@@ -97,10 +114,16 @@ def _create_private_file(path: Path, what: str) -> bool:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return False
-    except OSError:
-        raise KeystoreError(f"cannot create {what} {path}") from None
+    except OSError as exc:  # full disk, permissions: the machine, reported as such
+        raise OSError(exc.errno, f"cannot create {what} {path}: {exc.strerror}") from None
     os.close(fd)
     return True
+
+
+def _remove_new_database(path: Path) -> None:
+    """Remove a database file this process has just created, with its WAL and shared memory."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -155,20 +178,40 @@ class SqliteState:
             self._conn = sqlite3.connect(
                 str(self.path), timeout=_BUSY_TIMEOUT_S, isolation_level=None
             )
-        except sqlite3.Error:
-            raise KeystoreError(f"cannot open {self.WHAT} {self.path}") from None
+        except sqlite3.Error as exc:
+            if created:
+                _remove_new_database(self.path)
+            raise self._error(exc, "open", f"cannot open {self.WHAT} {self.path}") from None
         try:
             self._setup()
-        except sqlite3.DatabaseError:
+        except sqlite3.DatabaseError as exc:
             self._conn.close()
-            raise KeystoreError(
-                f"{self.WHAT} {self.path} is corrupt or not a tmpc database"
+            if created:  # nothing of it is left behind
+                _remove_new_database(self.path)
+            raise self._error(
+                exc,
+                "create" if created else "open",
+                f"{self.WHAT} {self.path} is corrupt or not a tmpc database",
             ) from None
         except BaseException:
             self._conn.close()
+            if created:
+                _remove_new_database(self.path)
             raise
         if created:
             _fsync_dir(self.path.parent)
+
+    def _error(self, exc: sqlite3.Error, doing: str, message: str) -> Exception:
+        """What to raise for ``exc``: an :class:`OSError` if the machine failed (full disk, I/O
+        error, busy, permissions; the transaction was rolled back, so nothing was changed),
+        else :class:`KeystoreError` with ``message`` (the file itself is wrong)."""
+        code = getattr(exc, "sqlite_errorcode", None)
+        if isinstance(code, int) and (code & 0xFF) in _SYSTEM_FAILURES:
+            err, reason = _SYSTEM_FAILURES[code & 0xFF]
+            return OSError(
+                err, f"cannot {doing} {self.WHAT} {self.path}: {reason}; nothing was changed"
+            )
+        return KeystoreError(message)
 
     def _identity(self) -> dict[str, str]:
         """Meta entries that bind the file to its owner (checked on every open)."""
@@ -219,9 +262,11 @@ class SqliteState:
         c = self._conn
         try:
             c.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError:
-            raise KeystoreError(
-                f"{self.WHAT} {self.path}: cannot start a transaction (busy or unwritable)"
+        except sqlite3.OperationalError as exc:
+            raise self._error(
+                exc,
+                "write to",
+                f"{self.WHAT} {self.path}: cannot start a transaction (busy or unwritable)",
             ) from None
         try:
             yield c
@@ -239,14 +284,14 @@ class SqliteState:
                     c.execute(sql, args)
         except sqlite3.IntegrityError:
             raise
-        except sqlite3.Error:
-            raise KeystoreError(f"{self.WHAT} {self.path}: write failed") from None
+        except sqlite3.Error as exc:
+            raise self._error(exc, "write to", f"{self.WHAT} {self.path}: write failed") from None
 
     def _read(self, sql: str, args: tuple[object, ...]) -> list[tuple[Any, ...]]:
         try:
             return list(self._conn.execute(sql, args).fetchall())
-        except sqlite3.Error:
-            raise KeystoreError(f"{self.WHAT} {self.path}: read failed") from None
+        except sqlite3.Error as exc:
+            raise self._error(exc, "read", f"{self.WHAT} {self.path}: read failed") from None
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
@@ -418,8 +463,10 @@ class PresignatureStore:
                 if row is not None:
                     c.execute("DELETE FROM presignatures WHERE seq = ?", (row[0],))
             # Committed: the row is gone on disk before anything below runs.
-        except sqlite3.Error:
-            raise KeystoreError(f"party state database {self.db.path}: take failed") from None
+        except sqlite3.Error as exc:
+            raise self.db._error(
+                exc, "write to", f"party state database {self.db.path}: take failed"
+            ) from None
         if row is None:
             return None
         _, pid, nonce, ct = row
@@ -606,8 +653,10 @@ class PairwiseStore:
                     c.execute(
                         "DELETE FROM deny_list WHERE wallet_id = ? AND peer = ?", (wallet_id, p)
                     )
-        except sqlite3.Error:
-            raise KeystoreError(f"party state database {self.db.path}: write failed") from None
+        except sqlite3.Error as exc:
+            raise self.db._error(
+                exc, "write to", f"party state database {self.db.path}: write failed"
+            ) from None
         return version
 
 

@@ -30,6 +30,11 @@ Serialisation, the BIP143 / BIP341 digests, bech32/bech32m and the PSBT containe
 - embit's transaction parser accepts truncated fields: raw transactions must round-trip byte
   for byte.
 
+Fees: :func:`sign_spend` and :func:`sign_psbt` refuse a fee that Bitcoin Core would refuse to
+send -- above ``-maxtxfee`` (0.1 BTC) or ``maxfeerate`` (0.1 BTC/kvB) -- unless the caller
+passes ``allow_high_fee=True``, and always refuse a fee rate below 1 sat/vB, which nodes do not
+relay by default (:func:`check_fee`).
+
 Amounts are integers in satoshis. Transaction ids are hex strings in the order block explorers
 and Bitcoin Core's RPC display them (the reverse of the bytes inside a transaction).
 """
@@ -58,9 +63,13 @@ from tmpc.ecdsa_format import HALF_N, N, der_decode_strict, der_encode, ecdsa_ve
 from tmpc.errors import CryptoError, DecodeError, ParameterError
 from tmpc.protocols.taproot import NETWORK_HRP
 from tmpc.protocols.taproot import network_hrp as _hrp
+from tmpc.protocols.taproot import taproot_output_key as _taproot_output_key
 
 __all__ = [
+    "MAX_FEERATE_SAT_PER_KVB",
+    "MAX_FEE_SAT",
     "MAX_MONEY",
+    "MIN_RELAY_FEERATE_SAT_PER_KVB",
     "NETWORK_HRP",
     "SCHEME_P2TR",
     "SCHEME_P2WPKH",
@@ -75,7 +84,11 @@ __all__ = [
     "bip143_sighash",
     "bip341_sighash",
     "build_spend",
+    "check_fee",
+    "check_psbt",
+    "check_spend_fee",
     "dust_threshold",
+    "estimate_vsize",
     "finalize_psbt",
     "psbt_summary",
     "script_pubkey_to_address",
@@ -92,6 +105,17 @@ SignDigest = Callable[[bytes], bytes]
 
 #: Consensus ``MAX_MONEY``: 21 million BTC in satoshis; every amount and sum must stay within.
 MAX_MONEY: Final = 21_000_000 * 100_000_000
+
+#: Bitcoin Core's ``-maxtxfee`` default (DEFAULT_TRANSACTION_MAXFEE): 0.1 BTC. A larger fee is
+#: almost always a typo (satoshis for bitcoins, a missing change output).
+MAX_FEE_SAT: Final = 10_000_000
+#: Bitcoin Core's ``maxfeerate`` default of ``sendrawtransaction`` / ``testmempoolaccept``
+#: (DEFAULT_MAX_RAW_TX_FEE_RATE): 0.1 BTC/kvB, i.e. 10 000 sat/vB.
+MAX_FEERATE_SAT_PER_KVB: Final = 10_000_000
+#: The lowest fee rate tmpc signs: 1 sat/vB, Bitcoin Core's ``-minrelaytxfee`` default up to
+#: version 29. Version 30 lowered its default to 0.1 sat/vB (bitcoin/bitcoin#33106), but a
+#: transaction below 1 sat/vB is still dropped by every older node, so it may never propagate.
+MIN_RELAY_FEERATE_SAT_PER_KVB: Final = 1_000
 
 SIGHASH_DEFAULT: Final = 0x00
 SIGHASH_ALL: Final = 0x01
@@ -127,6 +151,14 @@ _SIGNABLE: Final = {
 
 # BIP371: PSBT_IN_TAP_KEY_SIG, key type 0x13, no key data.
 _PSBT_IN_TAP_KEY_SIG: Final = b"\x13"
+
+# Upper bounds of a finished input's witness in weight units (BIP141: one per byte): the item
+# count, then per item its length and bytes. P2WPKH: [DER signature + hash type (at most
+# 73 bytes), 33-byte key]; P2TR key path: [64-byte signature + optional hash type].
+_P2WPKH_WITNESS_WU: Final = 1 + (1 + 73) + (1 + 33)
+_P2TR_KEYPATH_WITNESS_WU: Final = 1 + (1 + 65)
+# BIP144: the segwit marker and flag bytes, witness data (one weight unit each).
+_SEGWIT_MARKER_WU: Final = 2
 
 
 # --------------------------------------------------------------------------------------------
@@ -565,6 +597,96 @@ def build_spend(
 
 
 # --------------------------------------------------------------------------------------------
+# Fees
+# --------------------------------------------------------------------------------------------
+
+
+def _vsize(base_size: int, witnesses: Sequence[int]) -> int:
+    # BIP141: weight = base size * 3 + total size; virtual size = weight / 4, rounded up. Once
+    # any input has a witness, every input serialises one (an empty one is a single 0x00).
+    weight = base_size * 4
+    if any(witnesses):
+        weight += _SEGWIT_MARKER_WU + sum(w or 1 for w in witnesses)
+    return (weight + 3) // 4
+
+
+def _input_witness_wu(script_pubkey: bytes) -> int:
+    if _is_p2wpkh(script_pubkey):
+        return _P2WPKH_WITNESS_WU
+    if _is_p2tr(script_pubkey):
+        return _P2TR_KEYPATH_WITNESS_WU
+    return 0
+
+
+def estimate_vsize(spend: UnsignedSpend) -> int:
+    """The virtual size (BIP141 vbytes) of ``spend`` once signed, rounded up.
+
+    Exact but for the length of each ECDSA signature, which is counted at its maximum
+    (73 bytes with the hash type), and a P2TR signature counted with a hash type byte: the
+    result is never below the real size, so a fee rate computed with it is never above the
+    real one.
+    """
+    if not isinstance(spend, UnsignedSpend):
+        raise ParameterError("spend must be an UnsignedSpend (see build_spend)")
+    witnesses = [_input_witness_wu(u.script_pubkey) for u in spend.inputs]
+    return _vsize(len(spend.to_bytes()), witnesses)
+
+
+def _feerate_text(fee_sat: int, vsize: int) -> str:
+    return f"{fee_sat / vsize:.1f} sat/vB"
+
+
+def check_fee(fee_sat: int, vsize: int, *, allow_high_fee: bool = False) -> None:
+    """Refuse a fee that would make a signed transaction useless or ruinous.
+
+    Always refused: a fee rate below :data:`MIN_RELAY_FEERATE_SAT_PER_KVB` (1 sat/vB), which
+    nodes do not relay. Refused unless ``allow_high_fee``: a fee above :data:`MAX_FEE_SAT`
+    (0.1 BTC, Bitcoin Core's ``-maxtxfee``) or a fee rate above
+    :data:`MAX_FEERATE_SAT_PER_KVB` (0.1 BTC/kvB, its ``maxfeerate``).
+
+    Args:
+        fee_sat: the fee in satoshis (inputs minus outputs).
+        vsize: the transaction's virtual size in vbytes (see :func:`estimate_vsize`).
+        allow_high_fee: the caller explicitly accepts a fee above Bitcoin Core's limits.
+
+    Raises:
+        ParameterError: any of the above, naming the fee, the fee rate and the limit.
+    """
+    fee = _check_amount(fee_sat, "the fee")
+    if not isinstance(vsize, int) or isinstance(vsize, bool) or vsize < 1:
+        raise ParameterError("the virtual size must be a positive integer")
+    if fee * 1000 < MIN_RELAY_FEERATE_SAT_PER_KVB * vsize:
+        raise ParameterError(
+            f"the fee of {fee} sat for {vsize} vB ({_feerate_text(fee, vsize)}) is below the "
+            f"minimum relay fee rate of {MIN_RELAY_FEERATE_SAT_PER_KVB // 1000} sat/vB: nodes "
+            "would not relay the transaction"
+        )
+    if allow_high_fee:
+        return
+    override = "refusing to sign it unless a high fee is explicitly allowed (--allow-high-fee)"
+    if fee > MAX_FEE_SAT:
+        raise ParameterError(
+            f"the fee of {fee} sat is above {MAX_FEE_SAT} sat (0.1 BTC, Bitcoin Core's "
+            f"-maxtxfee); {override}"
+        )
+    if fee * 1000 > MAX_FEERATE_SAT_PER_KVB * vsize:
+        raise ParameterError(
+            f"the fee rate of {_feerate_text(fee, vsize)} ({fee} sat for {vsize} vB) is above "
+            f"{MAX_FEERATE_SAT_PER_KVB // 1000} sat/vB (0.1 BTC/kvB, Bitcoin Core's "
+            f"maxfeerate); {override}"
+        )
+
+
+def check_spend_fee(spend: UnsignedSpend, *, allow_high_fee: bool = False) -> None:
+    """:func:`check_fee` for ``spend``'s fee and :func:`estimate_vsize`.
+
+    Raises:
+        ParameterError: as :func:`check_fee`.
+    """
+    check_fee(spend.fee_sat, estimate_vsize(spend), allow_high_fee=allow_high_fee)
+
+
+# --------------------------------------------------------------------------------------------
 # Signature hashes
 # --------------------------------------------------------------------------------------------
 
@@ -747,6 +869,8 @@ def sign_spend(
     public_key: bytes,
     scheme: str,
     sighash_type: int | None = None,
+    *,
+    allow_high_fee: bool = False,
 ) -> SignedSpend:
     """Have the cluster sign every input of ``spend`` and return the finished transaction.
 
@@ -764,14 +888,16 @@ def sign_spend(
         scheme: ``ecdsa-secp256k1`` or ``schnorr-bip340``.
         sighash_type: None (ALL for P2WPKH, DEFAULT for P2TR), SIGHASH_ALL, or for P2TR
             SIGHASH_DEFAULT.
+        allow_high_fee: sign even a fee above Bitcoin Core's limits (see :func:`check_fee`,
+            which runs before anything is signed).
 
     Returns:
         :class:`SignedSpend` with the raw transaction and its txid.
 
     Raises:
         DecodeError: a bad public key.
-        ParameterError: an input that is not the wallet's, an unsupported hash type, a signature
-            of the wrong length or with high s.
+        ParameterError: an input that is not the wallet's, a fee refused by :func:`check_fee`,
+            an unsupported hash type, a signature of the wrong length or with high s.
         CryptoError: a signature from ``sign_digest`` that does not verify.
     """
     if not isinstance(spend, UnsignedSpend):
@@ -784,6 +910,7 @@ def sign_spend(
     hash_type = _default_hash_type(own) if sighash_type is None else sighash_type
     if hash_type not in _SIGNABLE[scheme]:
         raise ParameterError("unsupported sighash type for this scheme")
+    check_spend_fee(spend, allow_high_fee=allow_high_fee)
     tx = spend.transaction()
     unsigned = bytes(tx.serialize())
     spent = spend.spent_outputs
@@ -928,6 +1055,159 @@ def _all_known(spent: list[tuple[int, bytes] | None], what: str) -> list[tuple[i
     return out
 
 
+def _psbt_vsize(psbt: Any, spent: Sequence[tuple[int, bytes]]) -> int:
+    """Virtual size of the PSBT's transaction once finalised (see :func:`estimate_vsize`).
+
+    P2WPKH and P2TR inputs are counted at their largest key-path witness; inputs that are
+    already finalised with their final scriptSig and witness; any other input without a
+    witness (a lower bound)."""
+    base = len(bytes(psbt.tx.serialize()))
+    witnesses = []
+    for i, inp in enumerate(psbt.inputs):
+        if inp.final_scriptwitness is not None and len(inp.final_scriptwitness.items) > 0:
+            witnesses.append(len(bytes(inp.final_scriptwitness.serialize())))
+        else:
+            witnesses.append(_input_witness_wu(bytes(spent[i][1])))
+        if inp.final_scriptsig is not None and len(inp.final_scriptsig.data) > 0:
+            base += len(bytes(inp.final_scriptsig.serialize())) - 1  # replaces the empty one
+    return _vsize(base, witnesses)
+
+
+def _check_taproot_fields(
+    index: int,
+    inp: Any,
+    output_key: bytes,
+    internal_key: bytes | None,
+    merkle_root: bytes | None,
+) -> None:
+    """Refuse a Taproot input whose BIP371 key fields contradict the wallet.
+
+    ``PSBT_IN_TAP_INTERNAL_KEY`` and ``PSBT_IN_TAP_MERKLE_ROOT`` say how the spent output key
+    was made. A signer that ignores them would sign for an output whose script tree (and so
+    whose other spending paths) it never agreed to, or hand a watch-only wallet a PSBT that
+    describes another key: either field that disagrees with the wallet is refused, and so is
+    an internal key that, tweaked with the stated root (or none), is not the output key.
+    """
+    stated_key = (
+        None if inp.taproot_internal_key is None else bytes(inp.taproot_internal_key.xonly())
+    )
+    stated_root = None if inp.taproot_merkle_root is None else bytes(inp.taproot_merkle_root)
+    if stated_root is not None and len(stated_root) != 32:
+        raise DecodeError(f"input {index}: PSBT_IN_TAP_MERKLE_ROOT is not 32 bytes (BIP371)")
+    if internal_key is not None and stated_key is not None and stated_key != internal_key:
+        raise ParameterError(
+            f"input {index}: PSBT_IN_TAP_INTERNAL_KEY is not this wallet's Taproot internal "
+            "key; refusing to sign"
+        )
+    if internal_key is not None and stated_root is not None and stated_root != merkle_root:
+        detail = " (the wallet has no script tree)" if merkle_root is None else ""
+        raise ParameterError(
+            f"input {index}: PSBT_IN_TAP_MERKLE_ROOT is not this wallet's Taproot script tree "
+            f"root{detail}; refusing to sign"
+        )
+    if stated_key is not None and _taproot_output_key(stated_key, stated_root)[0] != output_key:
+        fields = (
+            "PSBT_IN_TAP_INTERNAL_KEY without a PSBT_IN_TAP_MERKLE_ROOT"
+            if stated_root is None
+            else "PSBT_IN_TAP_INTERNAL_KEY with PSBT_IN_TAP_MERKLE_ROOT"
+        )
+        raise ParameterError(
+            f"input {index}: {fields} does not give this wallet's output key; refusing to sign"
+        )
+
+
+def _plan_psbt(
+    psbt_b64: str,
+    public_key: bytes,
+    scheme: str,
+    *,
+    trust_witness_utxo: bool,
+    allow_high_fee: bool,
+    taproot_internal_key: bytes | None,
+    taproot_merkle_root: bytes | None,
+) -> tuple[Any, bytes, list[tuple[int, bytes, int]]]:
+    """Every check of :func:`sign_psbt`; returns the parsed PSBT, the checked public key and
+    ``(input index, digest, hash type)`` of each input to sign."""
+    pk = _check_public_key(scheme, public_key)
+    own = wallet_script_pubkey(scheme, pk)
+    if taproot_internal_key is not None and (
+        not isinstance(taproot_internal_key, bytes | bytearray) or len(taproot_internal_key) != 32
+    ):
+        raise DecodeError("the Taproot internal key must be 32 x-only bytes")
+    if taproot_merkle_root is not None and (
+        not isinstance(taproot_merkle_root, bytes | bytearray) or len(taproot_merkle_root) != 32
+    ):
+        raise DecodeError("the Taproot merkle root must be 32 bytes")
+    psbt = _parse_psbt(psbt_b64)
+    spent = _psbt_spent_outputs(psbt)
+    ours = [(i, item) for i, item in enumerate(spent) if item is not None and item[1] == own]
+    if not ours:
+        raise ParameterError(f"no input of this PSBT spends this wallet's {scheme} output")
+    if all(item is not None for item in spent):
+        known = _all_known(spent, "")
+        total_in = sum(a for a, _ in known)
+        total_out = sum(o.value for o in psbt.tx.vout)
+        if total_out > total_in:
+            raise ParameterError("the PSBT's outputs exceed its inputs")
+        check_fee(total_in - total_out, _psbt_vsize(psbt, known), allow_high_fee=allow_high_fee)
+    unsigned = bytes(psbt.tx.serialize())
+    plan = []
+    for i, (amount, _spk) in ours:
+        inp = psbt.inputs[i]
+        if scheme == SCHEME_P2WPKH and inp.non_witness_utxo is None and not trust_witness_utxo:
+            # A segwit v0 signature commits only to its own input's amount, so a PSBT that
+            # lies about amounts (witness_utxo) can make two signing rounds burn the inputs
+            # as fee (CVE-2020-14199). Only the full previous transaction, whose hash is the
+            # spent txid, proves the amount.
+            raise ParameterError(
+                f"input {i}: a P2WPKH input needs its full previous transaction "
+                "(PSBT_IN_NON_WITNESS_UTXO) to prove the amount being signed"
+            )
+        hash_type = _default_hash_type(own) if inp.sighash_type is None else inp.sighash_type
+        if hash_type not in _SIGNABLE[scheme]:
+            raise ParameterError(f"input {i} asks for a sighash type tmpc does not sign with")
+        if scheme == SCHEME_P2TR:
+            _check_taproot_fields(
+                i,
+                inp,
+                pk,
+                None if taproot_internal_key is None else bytes(taproot_internal_key),
+                None if taproot_merkle_root is None else bytes(taproot_merkle_root),
+            )
+            full = _all_known(spent, "a Taproot signature commits to every input's UTXO")
+            digest = bip341_sighash(unsigned, i, full, hash_type)
+        else:
+            digest = bip143_sighash(unsigned, i, own, amount, hash_type)
+        plan.append((i, digest, hash_type))
+    return psbt, pk, plan
+
+
+def check_psbt(
+    psbt_b64: str,
+    public_key: bytes,
+    scheme: str,
+    *,
+    trust_witness_utxo: bool = False,
+    allow_high_fee: bool = False,
+    taproot_internal_key: bytes | None = None,
+    taproot_merkle_root: bytes | None = None,
+) -> None:
+    """Make every refusal :func:`sign_psbt` would make, without signing anything.
+
+    Lets a caller refuse a PSBT before it unlocks key shares. Arguments and exceptions are
+    those of :func:`sign_psbt`.
+    """
+    _plan_psbt(
+        psbt_b64,
+        public_key,
+        scheme,
+        trust_witness_utxo=trust_witness_utxo,
+        allow_high_fee=allow_high_fee,
+        taproot_internal_key=taproot_internal_key,
+        taproot_merkle_root=taproot_merkle_root,
+    )
+
+
 def sign_psbt(
     psbt_b64: str,
     sign_digest: SignDigest,
@@ -935,6 +1215,9 @@ def sign_psbt(
     scheme: str,
     *,
     trust_witness_utxo: bool = False,
+    allow_high_fee: bool = False,
+    taproot_internal_key: bytes | None = None,
+    taproot_merkle_root: bytes | None = None,
 ) -> str:
     """Add the cluster's signature to every input of a PSBT that spends the wallet's output.
 
@@ -953,46 +1236,39 @@ def sign_psbt(
     unacceptable, they must fail."), otherwise ALL (P2WPKH) / DEFAULT (P2TR). Other inputs are
     left untouched.
 
+    When every input's amount is known, the fee goes through :func:`check_fee` (with the
+    virtual size the finalised transaction will have); when some is unknown (a P2WPKH wallet
+    co-signing with inputs described elsewhere) the fee cannot be checked here.
+
+    A Taproot input's ``PSBT_IN_TAP_INTERNAL_KEY`` / ``PSBT_IN_TAP_MERKLE_ROOT`` (BIP371), if
+    present, must agree with the wallet: with ``taproot_internal_key`` (32-byte x-only internal
+    key at the signing path) and ``taproot_merkle_root`` (None: no script tree) each field is
+    compared with the wallet's; in any case the stated key tweaked with the stated root must be
+    ``public_key``.
+
     Returns:
         The updated PSBT, base64.
 
     Raises:
-        DecodeError: not a valid PSBT (or inconsistent UTXO fields), a bad public key.
+        DecodeError: not a valid PSBT (or inconsistent UTXO fields), a bad public key, a
+            malformed BIP371 field.
         ParameterError: no input is the wallet's, missing UTXO information, a sighash type
-            tmpc refuses, outputs above inputs, a signature of wrong length or high s.
+            tmpc refuses, outputs above inputs, a fee refused by :func:`check_fee`, Taproot key
+            fields that contradict the wallet (naming the input and the field), a signature of
+            wrong length or high s.
         CryptoError: a signature from ``sign_digest`` that does not verify.
     """
-    pk = _check_public_key(scheme, public_key)
-    own = wallet_script_pubkey(scheme, pk)
-    psbt = _parse_psbt(psbt_b64)
-    spent = _psbt_spent_outputs(psbt)
-    ours = [(i, item) for i, item in enumerate(spent) if item is not None and item[1] == own]
-    if not ours:
-        raise ParameterError(f"no input of this PSBT spends this wallet's {scheme} output")
-    if all(item is not None for item in spent):
-        known = _all_known(spent, "")
-        if sum(o.value for o in psbt.tx.vout) > sum(a for a, _ in known):
-            raise ParameterError("the PSBT's outputs exceed its inputs")
-    unsigned = bytes(psbt.tx.serialize())
-    for i, (amount, _spk) in ours:
+    psbt, pk, plan = _plan_psbt(
+        psbt_b64,
+        public_key,
+        scheme,
+        trust_witness_utxo=trust_witness_utxo,
+        allow_high_fee=allow_high_fee,
+        taproot_internal_key=taproot_internal_key,
+        taproot_merkle_root=taproot_merkle_root,
+    )
+    for i, digest, hash_type in plan:
         inp = psbt.inputs[i]
-        if scheme == SCHEME_P2WPKH and inp.non_witness_utxo is None and not trust_witness_utxo:
-            # A segwit v0 signature commits only to its own input's amount, so a PSBT that
-            # lies about amounts (witness_utxo) can make two signing rounds burn the inputs
-            # as fee (CVE-2020-14199). Only the full previous transaction, whose hash is the
-            # spent txid, proves the amount.
-            raise ParameterError(
-                f"input {i}: a P2WPKH input needs its full previous transaction "
-                "(PSBT_IN_NON_WITNESS_UTXO) to prove the amount being signed"
-            )
-        hash_type = _default_hash_type(own) if inp.sighash_type is None else inp.sighash_type
-        if hash_type not in _SIGNABLE[scheme]:
-            raise ParameterError(f"input {i} asks for a sighash type tmpc does not sign with")
-        if scheme == SCHEME_P2TR:
-            full = _all_known(spent, "a Taproot signature commits to every input's UTXO")
-            digest = bip341_sighash(unsigned, i, full, hash_type)
-        else:
-            digest = bip143_sighash(unsigned, i, own, amount, hash_type)
         sig_item = _sign_input(scheme, pk, digest, sign_digest, hash_type)
         if scheme == SCHEME_P2WPKH:
             inp.partial_sigs[_EcPublicKey.parse(pk)] = sig_item
