@@ -11,6 +11,7 @@ does put both threads past the check (so the tests above it cannot pass vacuousl
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import secrets
 import threading
 import time
@@ -162,3 +163,20 @@ def test_control_without_the_lock_both_threads_pass_the_check(
     outcomes, passed = race(monkeypatch, OneTime, "_check_unused", lambda tag: locked.take())
     assert passed == 1
     assert one_share_at_most(outcomes) == (5, 7)
+
+
+@pytest.mark.parametrize("suite", SUITES, ids=["secp256k1", "ed25519"])
+def test_dataclass_replace_of_frost_nonces_shares_the_single_use(suite: Ciphersuite) -> None:
+    """``dataclasses.replace`` makes no second live set of nonces (the holder is shared)."""
+    w = make_wallet(suite)
+    r = round_one(w, [1, 2, 3])
+    twin = dataclasses.replace(r.nonces[1])
+    shares = {
+        i: frost.sign(suite, i, w.shares[i], w.PK, r.nonces[i], b"pay alice", r.clist)
+        for i in (1, 2, 3)
+    }
+    sig = frost.aggregate(suite, r.clist, b"pay alice", w.PK, shares, w.verifying)
+    assert frost_independent_verify(suite, w.PK, b"pay alice", sig)
+    assert twin.consumed
+    with pytest.raises(StateError):
+        frost.sign(suite, 1, w.shares[1], w.PK, twin, b"pay mallory", r.clist)

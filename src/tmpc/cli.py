@@ -56,6 +56,7 @@ from tmpc.keystore import (
     share_path,
     write_new_file,
 )
+from tmpc.store import fsync_dir
 
 __all__ = [
     "EXIT_CHECK_FAILED",
@@ -302,14 +303,6 @@ def _remove_staging(staging: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _install_wallet_dir(out: Path, files: Iterable[tuple[str, bytes, int]]) -> None:
     """Write ``files`` (name, content, mode) into a fresh hidden directory beside ``out`` and
     rename it into place, so a failure (disk full, permissions) or a signal leaves no half
@@ -345,7 +338,7 @@ def _install_wallet_dir(out: Path, files: Iterable[tuple[str, bytes, int]]) -> N
     finally:
         if staging is not None:
             _remove_staging(staging)
-    _fsync_dir(parent)  # the rename itself is durable
+    fsync_dir(parent)  # the rename itself is durable
 
 
 def _wallet_files(

@@ -51,6 +51,7 @@ __all__ = [
     "SqliteState",
     "StateDB",
     "UsedSessions",
+    "fsync_dir",
     "state_db_path",
 ]
 
@@ -126,7 +127,8 @@ def _remove_new_database(path: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a directory's entries (a file created or renamed in it) durable."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -199,7 +201,7 @@ class SqliteState:
                 _remove_new_database(self.path)
             raise
         if created:
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
 
     def _error(self, exc: sqlite3.Error, doing: str, message: str) -> Exception:
         """What to raise for ``exc``: an :class:`OSError` if the machine failed (full disk, I/O
