@@ -38,7 +38,6 @@ from tmpc import schemes
 from tmpc.encoding import bytes_from_hex
 from tmpc.errors import (
     CryptoError,
-    InputError,
     KeystoreError,
     ParameterError,
     ProtocolError,
@@ -417,19 +416,13 @@ def _read_message(message: str | None, message_file: str | None) -> bytes:
         raise ParameterError(
             "give the message: --message HEX or --message-file FILE ('-' for standard input)"
         )
-    too_big = f"--message-file: the message is larger than {MAX_MESSAGE_FILE_BYTES} bytes"
-    if message_file == "-":
-        data = sys.stdin.buffer.read(MAX_MESSAGE_FILE_BYTES + 1)
-    else:
-        try:
-            with open(message_file, "rb") as fh:
-                data = fh.read(MAX_MESSAGE_FILE_BYTES + 1)
-        except (FileNotFoundError, NotADirectoryError):
-            raise ParameterError(f"--message-file not found: {message_file}") from None
-        except IsADirectoryError:
-            raise ParameterError(f"--message-file is a directory: {message_file}") from None
+    if message_file != "-":
+        return read_limited(Path(message_file), "--message-file", MAX_MESSAGE_FILE_BYTES)
+    data = sys.stdin.buffer.read(MAX_MESSAGE_FILE_BYTES + 1)
     if len(data) > MAX_MESSAGE_FILE_BYTES:
-        raise ParameterError(too_big)
+        raise ParameterError(
+            f"--message-file: the message is larger than {MAX_MESSAGE_FILE_BYTES} bytes"
+        )
     return data
 
 
@@ -967,9 +960,7 @@ def _run() -> int:
     except ProtocolError as exc:
         who = ",".join(map(str, exc.culprits)) or "the coordinator"
         _fail(f"{exc} (blamed: {who})", EXIT_PROTOCOL)
-    except (InputError, CryptoError) as exc:
-        _fail(str(exc), EXIT_INPUT)
-    except TmpcError as exc:
+    except TmpcError as exc:  # input errors, wrong passphrase, refused state
         _fail(str(exc), EXIT_INPUT)
     except OSError as exc:
         # The file system said no: about the path the user gave (input), or the machine

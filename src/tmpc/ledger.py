@@ -35,8 +35,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Final
 
-from tmpc.errors import ParameterError, StateError
-from tmpc.store import SqliteState
+from tmpc.errors import StateError
+from tmpc.store import SqliteState, _check_party
 
 __all__ = ["LEDGER_ENV", "Ledger", "default_ledger_path"]
 
@@ -66,12 +66,6 @@ def default_ledger_path() -> Path:
     return root / "tmpc" / "ledger.db"
 
 
-def _check_party(value: int, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ParameterError(f"{what} must be a positive integer")
-    return value
-
-
 class Ledger(SqliteState):
     """The machine's single-use ledger (see the module docstring).
 
@@ -93,6 +87,17 @@ class Ledger(SqliteState):
     def __repr__(self) -> str:
         return f"Ledger(path={str(self.path)!r})"
 
+    def _insert_once(self, sql: str, rows: Sequence[tuple[object, ...]], used: str) -> None:
+        """Insert ``rows`` in one fsync'd transaction; if any was there, none is, and
+        :class:`StateError` says ``used``."""
+        try:
+            with self.transaction() as c:
+                c.executemany(sql, rows)
+        except sqlite3.IntegrityError:
+            raise StateError(used) from None
+        except sqlite3.Error as exc:
+            raise self._error(exc, "write to", f"{self.WHAT} {self.path}: write failed") from None
+
     # ---- presignatures -------------------------------------------------------------------
 
     def use_presignature(self, wallet_id: str, parties: Sequence[int], presig_id: bytes) -> None:
@@ -106,20 +111,12 @@ class Ledger(SqliteState):
             KeystoreError: the ledger cannot be written.
         """
         pid = bytes(presig_id)
-        rows = [(_check_party(p, "party"), pid, wallet_id) for p in parties]
-        try:
-            with self.transaction() as c:
-                c.executemany(
-                    "INSERT INTO used_presignatures (party, presig_id, wallet_id) VALUES (?, ?, ?)",
-                    rows,
-                )
-        except sqlite3.IntegrityError:
-            raise StateError(
-                f"presignature {pid.hex()[:16]} was already used (the ledger {self.path} "
-                "records it): a state database was restored from a backup or copied"
-            ) from None
-        except sqlite3.Error as exc:
-            raise self._error(exc, "write to", f"{self.WHAT} {self.path}: write failed") from None
+        self._insert_once(
+            "INSERT INTO used_presignatures (party, presig_id, wallet_id) VALUES (?, ?, ?)",
+            [(_check_party(p, "party"), pid, wallet_id) for p in parties],
+            f"presignature {pid.hex()[:16]} was already used (the ledger {self.path} "
+            "records it): a state database was restored from a backup or copied",
+        )
 
     def used_presignatures(self, party: int, presig_ids: Iterable[bytes]) -> set[bytes]:
         """Which of ``presig_ids`` ``party`` has used."""
@@ -146,23 +143,12 @@ class Ledger(SqliteState):
             KeystoreError: the ledger cannot be written.
         """
         sid = bytes(session_id)
-        rows = [
-            (wallet_id, _check_party(i, "party"), _check_party(j, "peer"), sid) for i, j in pairs
-        ]
-        try:
-            with self.transaction() as c:
-                c.executemany(
-                    "INSERT INTO used_sessions (wallet_id, party, peer, session_id)"
-                    " VALUES (?, ?, ?, ?)",
-                    rows,
-                )
-        except sqlite3.IntegrityError:
-            raise StateError(
-                "a multiplication session id was already used (recorded in the ledger); "
-                "OT correlations are single use"
-            ) from None
-        except sqlite3.Error as exc:
-            raise self._error(exc, "write to", f"{self.WHAT} {self.path}: write failed") from None
+        self._insert_once(
+            "INSERT INTO used_sessions (wallet_id, party, peer, session_id) VALUES (?, ?, ?, ?)",
+            [(wallet_id, _check_party(a, "party"), _check_party(b, "peer"), sid) for a, b in pairs],
+            "a multiplication session id was already used (recorded in the ledger); "
+            "OT correlations are single use",
+        )
 
     # ---- blame ---------------------------------------------------------------------------
 
