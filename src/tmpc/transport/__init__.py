@@ -1,0 +1,1 @@
+"""Transports: untrusted movers of envelope bytes between the nodes of a cluster."""
