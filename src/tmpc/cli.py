@@ -34,7 +34,7 @@ from typing import Any, Final, NoReturn, TypeVar
 
 import click
 
-from tmpc import schemes
+from tmpc import cli_node, schemes
 from tmpc.encoding import bytes_from_hex
 from tmpc.errors import (
     CryptoError,
@@ -430,26 +430,43 @@ _MESSAGE_FILE_HELP = "Read the message's raw bytes from FILE ('-': standard inpu
 
 
 @cli.command()
-@click.option("--wallet", "wallet_dir", required=True, type=click.Path(path_type=Path))
-@click.option("--signers", required=True, help="Comma-separated party ids, e.g. 1,3,4.")
+@click.option("--wallet", "wallet_ref", required=True, help="Wallet directory, or id with --node.")
+@click.option("--signers", default=None, help="Comma-separated party ids, e.g. 1,3,4.")
 @click.option("--message", default=None, help="Message to sign, hex.")
 @click.option("--message-file", default=None, metavar="FILE", help=_MESSAGE_FILE_HELP)
 @click.option("--path", default=None, help="BIP32 child, e.g. m/0/5 (ECDSA and Taproot).")
+@click.option("--node", default=None, metavar="URL", help="Sign across the cluster via a node.")
+@click.option("--auth", default=None, metavar="FILE", help="Operator credential (or TMPC_AUTH).")
+@click.option("--request-id", default=None, help="Idempotency key for --node.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def sign(
-    wallet_dir: Path,
-    signers: str,
+    wallet_ref: str,
+    signers: str | None,
     message: str | None,
     message_file: str | None,
     path: str | None,
+    node: str | None,
+    auth: str | None,
+    request_id: str | None,
     as_json: bool,
 ) -> None:
-    """Sign a message with the shares of the listed parties (all in this process).
+    """Sign a message: with the shares of the listed parties (all in this process), or with
+    --node, across the cluster's nodes (the node picks a quorum of ready parties).
 
     The message is --message (hex) or --message-file (raw bytes); exactly one of them. For
     ecdsa-secp256k1 wallets it is the 32-byte digest.
     """
     msg = _read_message(message, message_file)
+    if node is not None:
+        if signers is not None:
+            raise click.UsageError("--signers is for local wallets; a node picks the quorum")
+        res = cli_node.sign_via_node(node, auth, wallet_ref, msg, path, request_id)
+        signer_text = ",".join(map(str, res.get("signers", [])))
+        _emit(res, as_json, [f"signature {res['signature']}", f"signers   {signer_text}"])
+        return
+    if signers is None:
+        raise click.UsageError("Missing option '--signers'.")
+    wallet_dir = Path(wallet_ref)
     record = _load_wallet(wallet_dir)
     ids = _parse_signers(signers, record)
     if record.scheme == "ecdsa-secp256k1":
@@ -935,6 +952,9 @@ def bench(scheme: str, threshold: int, parties: int, runs: int, as_json: bool) -
             f"{r.scheme} {r.op:11} {r.threshold}-of-{r.parties}: median {r.median_s * 1e3:.2f} ms"
             f" (min {r.min_s * 1e3:.2f}, max {r.max_s * 1e3:.2f}, {r.runs} runs)"
         )
+
+
+cli_node.register(cli)
 
 
 def _os_error_message(exc: OSError) -> str:

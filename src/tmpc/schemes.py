@@ -33,8 +33,11 @@ from tmpc.errors import DecodeError, KeystoreError, ParameterError, TmpcError
 from tmpc.group import ED25519, SECP256K1, Group, Point, ed25519, secp256k1
 from tmpc.group.base import Ciphersuite
 from tmpc.group.secp256k1 import SecpPoint
-from tmpc.protocols import bip445, dkg, frost, taproot
+from tmpc.local import run_machines
+from tmpc.protocols import dkg, frost, taproot
+from tmpc.protocols.dkg.machine import DkgMachine
 from tmpc.protocols.ecdsa import dkls23
+from tmpc.protocols.frost_machine import Bip445SignMachine, FrostSignMachine
 
 __all__ = [
     "SCHEMES",
@@ -275,7 +278,14 @@ def keygen(
     if merkle_root is not None and (scheme.id != "schnorr-bip340" or len(merkle_root) != 32):
         raise ParameterError("a 32-byte Taproot merkle root applies to schnorr-bip340 only")
     hostseckeys = [secrets.token_bytes(32) for _ in range(parties)]
-    results = dkg.run_dkg(scheme.group, hostseckeys, threshold)
+    hostpubkeys = [dkg.hostpubkey_gen(k) for k in hostseckeys]
+    # ChillDKG peer to peer: one machine per party, each its own coordinator.
+    machines = {
+        i: DkgMachine(scheme.group, hostseckeys[i - 1], hostpubkeys, threshold, i)
+        for i in range(1, parties + 1)
+    }
+    run_machines(machines)
+    results = [machines[i].output for i in sorted(machines)]
     first = results[0]
     record = WalletRecord(
         scheme=scheme.id,
@@ -393,6 +403,8 @@ def sign(
             threshold=record.threshold,
         )
         return compact(r, s)
+    # Every signer runs its own machine (peer to peer, no coordinator), all in this process.
+    signers = sorted(secret_shares)
     if scheme.suite is None:
         assert isinstance(record.group_public_key, SecpPoint)
         internal = child if child is not None else record.group_public_key
@@ -400,22 +412,37 @@ def sign(
         if tweak:
             # BIP32 child first (a plain tweak of the DKG key), then its Taproot tweak.
             tweaks.insert(0, (tweak.to_bytes(32, "big"), False))
-        return bip445.sign_local(
-            secret_shares,
-            vs,
-            record.group_public_key,
-            message,
-            tweaks=tweaks,
-            min_signers=record.threshold,
-        )
-    return frost.sign_local(
-        scheme.suite,
-        secret_shares,
-        record.group_public_key,
-        message,
-        verifying_shares=vs,
-        min_signers=record.threshold,
-    )
+        machines: dict[int, Bip445SignMachine | FrostSignMachine] = {
+            i: Bip445SignMachine(
+                i,
+                secret_shares[i],
+                record.group_public_key,
+                vs,
+                signers,
+                message,
+                min_signers=record.threshold,
+                tweaks=tweaks,
+            )
+            for i in signers
+        }
+    else:
+        suite = scheme.suite
+        machines = {
+            i: FrostSignMachine(
+                suite,
+                i,
+                secret_shares[i],
+                record.group_public_key,
+                vs,
+                signers,
+                message,
+                min_signers=record.threshold,
+            )
+            for i in signers
+        }
+    # Every signer aggregates and verifies the same signature; any one of them will do.
+    run_machines(machines)
+    return machines[signers[0]].signature
 
 
 def ecdsa_digest(message: bytes) -> bytes:

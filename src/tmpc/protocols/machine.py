@@ -97,7 +97,8 @@ class Machine(ABC):
         """Take one message addressed to this party; returns the messages to send now.
 
         Raises :class:`~tmpc.errors.ProtocolError` naming the sender of an invalid message,
-        and :class:`~tmpc.errors.StateError` once the machine is done or failed."""
+        and :class:`~tmpc.errors.StateError` once the machine failed (a machine may drop, or
+        refuse with :class:`~tmpc.errors.StateError`, a message arriving after it is done)."""
 
     @property
     @abstractmethod
@@ -259,7 +260,7 @@ class RoundMachine(Machine):
             except BaseException:
                 self._failed = True
                 raise
-            del self._inbox[r]
+            self._inbox.pop(r, None)
             self._round = r + 1
             if r == self.rounds and not self._done:
                 self._failed = True

@@ -1,0 +1,429 @@
+"""Command-line commands for party nodes: ``tmpc node``, ``tmpc cluster``, ``tmpc wallet``,
+``tmpc sessions`` and the ``--node URL`` form of ``tmpc sign``.
+
+Registered on the main group by :mod:`tmpc.cli`; errors follow its exit codes (2 input,
+3 a protocol abort naming parties, 4 a system failure).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import string
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tmpc import keystore
+from tmpc.errors import KeystoreError, ParameterError, ProtocolError
+from tmpc.node import config as node_config
+from tmpc.node.client import ApiError, Credential, NodeClient, make_credential
+
+__all__ = ["NODE_PASSPHRASE_ENV", "register", "sign_via_node"]
+
+NODE_PASSPHRASE_ENV = "TMPC_NODE_PASSPHRASE"  # noqa: S105 (a variable name)
+
+#: Argon2id cost of a local (loopback, demo) cluster's node files: OWASP's minimum (19 MiB,
+#: 2 passes), so that N nodes start quickly on a laptop; `tmpc node init` uses the default.
+LOCAL_KDF = keystore.KdfParams(iterations=2, lanes=1, memory_kib=19 * 1024)
+
+
+def _node_passphrase(passphrase_file: Path | None, *, confirm: bool = False) -> str:
+    """The node passphrase: ``--passphrase-file``, ``TMPC_NODE_PASSPHRASE`` or a prompt."""
+    if passphrase_file is not None:
+        text = keystore.read_limited(passphrase_file, "passphrase file", 4096)
+        try:
+            value = text.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise KeystoreError(f"{passphrase_file}: the passphrase is not UTF-8") from None
+    else:
+        env = os.environ.get(NODE_PASSPHRASE_ENV)
+        if env is not None:
+            value = env
+        elif sys.stdin.isatty():
+            value = click.prompt(
+                "Node passphrase", hide_input=True, confirmation_prompt=confirm, err=True
+            )
+        else:
+            raise KeystoreError(
+                f"no node passphrase: use --passphrase-file FILE, set {NODE_PASSPHRASE_ENV}, "
+                "or run in a terminal"
+            )
+    if not value:
+        raise KeystoreError("an empty passphrase cannot protect a node's keys")
+    keystore.check_passphrase(value)
+    return value
+
+
+def _emit(data: dict[str, Any], as_json: bool, human: list[str]) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        for line in human:
+            click.echo(line)
+
+
+def _client(node: str, auth: str | None) -> NodeClient:
+    return NodeClient(node, Credential.load(auth))
+
+
+def _api(client: NodeClient, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    try:
+        return client.call(method, path, body)
+    except ApiError as exc:
+        culprits = exc.body.get("culprits") or []
+        if exc.status == 409 and culprits:
+            raise ProtocolError(f"{exc} (node {client.url})", tuple(culprits)) from None
+        raise ParameterError(f"{exc} (node {client.url})") from None
+
+
+_passphrase_file = click.option(
+    "--passphrase-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help=f"File holding the node passphrase (else ${NODE_PASSPHRASE_ENV} or a prompt).",
+)
+_auth = click.option(
+    "--auth", default=None, metavar="FILE", help="Operator credential (else $TMPC_AUTH)."
+)
+
+
+@click.group()
+def node() -> None:
+    """Set up and run a party node."""
+
+
+@node.command("init")
+@click.option("--dir", "directory", required=True, type=click.Path(path_type=Path))
+@click.option("--name", required=True, help="The node's name in the cluster.")
+@click.option("--listen", required=True, help="HOST:PORT to listen on.")
+@click.option("--url", default=None, help="URL peers reach it at (default https://HOST:PORT).")
+@_passphrase_file
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def node_init(
+    directory: Path,
+    name: str,
+    listen: str,
+    url: str | None,
+    passphrase_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Create a node: identity key, TLS certificate, configuration."""
+    passphrase = _node_passphrase(passphrase_file, confirm=True)
+    cfg = node_config.init_node(directory, name, listen, passphrase, url=url)
+    _emit(
+        {"name": cfg.name, "dir": str(directory), "url": cfg.url},
+        as_json,
+        [f"node {cfg.name} created in {directory}", f"url {cfg.url}"],
+    )
+
+
+@node.command("card")
+@click.option("--dir", "directory", required=True, type=click.Path(path_type=Path))
+@_passphrase_file
+def node_card(directory: Path, passphrase_file: Path | None) -> None:
+    """Print the node's public card (JSON) for the cluster file."""
+    cfg = node_config.load_config(directory)
+    identity = node_config.open_identity(cfg, _node_passphrase(passphrase_file))
+    click.echo(json.dumps(node_config.card_of(cfg, identity), indent=2))
+
+
+@node.command("run")
+@click.option("--dir", "directory", required=True, type=click.Path(path_type=Path))
+@_passphrase_file
+@click.option("--round-timeout", default=5.0, show_default=True, help="Seconds per round.")
+@click.option("--ready-timeout", default=2.0, show_default=True, help="Seconds to be ready.")
+def node_run(
+    directory: Path, passphrase_file: Path | None, round_timeout: float, ready_timeout: float
+) -> None:
+    """Run the node until SIGTERM or SIGINT."""
+    from tmpc.node.engine import EngineSettings
+    from tmpc.node.server import run_node
+
+    if round_timeout <= 0 or ready_timeout <= 0:
+        raise ParameterError("timeouts must be positive")
+    passphrase = _node_passphrase(passphrase_file)
+    settings = EngineSettings(ready_timeout=ready_timeout, round_timeout=round_timeout)
+    run_node(directory, passphrase, settings)
+
+
+@click.group()
+def cluster() -> None:
+    """Form a cluster of nodes, or run a local one."""
+
+
+@cluster.command("join")
+@click.option("--dir", "directory", required=True, type=click.Path(path_type=Path))
+@click.option("--cluster", "cluster_file", required=True, type=click.Path(path_type=Path))
+@_passphrase_file
+def cluster_join(directory: Path, cluster_file: Path, passphrase_file: Path | None) -> None:
+    """Install the cluster file (every member's card) in a node directory."""
+    cfg = node_config.load_config(directory)
+    identity = node_config.open_identity(cfg, _node_passphrase(passphrase_file))
+    c = node_config.join_cluster(directory, cluster_file, identity)
+    click.echo(f"{cfg.name} joined cluster {c.id} ({', '.join(c.names)})")
+
+
+@cluster.command("create")
+@click.option("--card", "cards", multiple=True, required=True, type=click.Path(path_type=Path))
+@click.option("--operator", "operator_name", default="operator", show_default=True)
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Cluster file.")
+@click.option("--auth-out", required=True, type=click.Path(path_type=Path), help="Credential.")
+def cluster_create(cards: tuple[Path, ...], operator_name: str, out: Path, auth_out: Path) -> None:
+    """Write a cluster file from member cards, with a new operator credential."""
+    docs = [keystore.read_json(p, "node card") for p in cards]
+    parsed = [
+        node_config.Card.from_json(d, f"node card {p}") for d, p in zip(docs, cards, strict=True)
+    ]
+    operator, key = node_config.make_operator(operator_name)
+    data = node_config.make_cluster_file(docs, [operator])
+    node_config.parse_cluster(data)
+    keystore.write_new_file(out, data, 0o644)
+    keystore.write_new_file(auth_out, make_credential(operator, key, [c.tls_cert for c in parsed]))
+    click.echo(f"cluster file {out}; operator credential {auth_out}")
+
+
+def _free_ports(n: int) -> list[int]:
+    socks, ports = [], []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+            ports.append(s.getsockname()[1])
+    finally:
+        for s in socks:
+            s.close()
+    return ports
+
+
+def _node_names(n: int) -> list[str]:
+    if n <= 26:
+        return list(string.ascii_lowercase[:n])
+    return [f"n{i}" for i in range(1, n + 1)]
+
+
+def create_local_cluster(directory: Path, parties: int) -> tuple[list[str], Path, Path]:
+    """Create (or reuse) the node directories of a loopback cluster under ``directory``.
+
+    Returns the node names, the passphrase file and the operator credential file."""
+    if not 2 <= parties <= 26:
+        raise ParameterError("--parties must be between 2 and 26 for a local cluster")
+    names = _node_names(parties)
+    directory.mkdir(parents=True, exist_ok=True)
+    pw_file = directory / "passphrase"
+    auth_file = directory / "operator.json"
+    if (directory / "cluster.json").exists():
+        existing = node_config.parse_cluster(
+            keystore.read_limited(directory / "cluster.json", "cluster file", 8 << 20)
+        )
+        if list(existing.names) != names:
+            raise ParameterError(f"{directory} holds a cluster of {len(existing.names)} nodes")
+        return names, pw_file, auth_file
+    if any(directory.iterdir()):
+        raise KeystoreError(f"{directory} is not empty and holds no local cluster")
+    keystore.write_new_file(pw_file, secrets.token_urlsafe(24).encode() + b"\n")
+    passphrase = _node_passphrase(pw_file)
+    cards = []
+    for name, port in zip(names, _free_ports(parties), strict=True):
+        cfg = node_config.init_node(
+            directory / name, name, f"127.0.0.1:{port}", passphrase, kdf=LOCAL_KDF
+        )
+        cards.append(node_config.card_of(cfg, node_config.open_identity(cfg, passphrase)))
+    operator, key = node_config.make_operator("operator")
+    data = node_config.make_cluster_file(cards, [operator])
+    keystore.write_new_file(directory / "cluster.json", data, 0o644)
+    for name in names:
+        ident = node_config.open_identity(node_config.load_config(directory / name), passphrase)
+        node_config.join_cluster(directory / name, directory / "cluster.json", ident)
+    trust = [str(c["tls_cert"]).encode() for c in cards]
+    keystore.write_new_file(auth_file, make_credential(operator, key, trust))
+    return names, pw_file, auth_file
+
+
+def start_node_process(node_dir: Path, pw_file: Path, extra: list[str] | None = None) -> Any:
+    """Start ``tmpc node run`` for ``node_dir``; returns the process (stdout piped)."""
+    cmd = [sys.executable, "-m", "tmpc", "node", "run", "--dir", str(node_dir)]
+    cmd += ["--passphrase-file", str(pw_file), *(extra or [])]
+    log = open(node_dir / "node.log", "ab")
+    try:
+        return subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
+            cmd, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL
+        )
+    finally:
+        log.close()
+
+
+def wait_ready(proc: Any, name: str, timeout: float = 60.0) -> None:
+    """Wait for a node process's ready line; raises :class:`KeystoreError` if it died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(doc, dict) and doc.get("ready") == name:
+            return
+    proc.poll()
+    raise KeystoreError(f"node {name} did not start (exit {proc.returncode}); see its node.log")
+
+
+@cluster.command("local")
+@click.option("--parties", "-n", required=True, type=int, help="Number of nodes.")
+@click.option("--dir", "directory", required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the cluster as one JSON object.")
+@click.option("--round-timeout", default=5.0, show_default=True, help="Seconds per round.")
+def cluster_local(parties: int, directory: Path, as_json: bool, round_timeout: float) -> None:
+    """Start N nodes on loopback (a demo or test cluster) until SIGINT or SIGTERM."""
+    names, pw_file, auth_file = create_local_cluster(directory, parties)
+    procs: dict[str, Any] = {}
+    stopping: list[int] = []
+
+    def stop(signum: int, frame: object) -> None:
+        stopping.append(signum)
+
+    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        extra = ["--round-timeout", str(round_timeout)]
+        for name in names:
+            procs[name] = start_node_process(directory / name, pw_file, extra)
+        for name in names:
+            wait_ready(procs[name], name)
+        nodes = []
+        for name in names:
+            cfg = node_config.load_config(directory / name)
+            nodes.append(
+                {"name": name, "url": cfg.url, "pid": procs[name].pid, "dir": str(directory / name)}
+            )
+        out = {"nodes": nodes, "auth": str(auth_file)}
+        if as_json:
+            click.echo(json.dumps(out), nl=True)
+        else:
+            for n in nodes:
+                click.echo(f"{n['name']}  {n['url']}  pid {n['pid']}")
+            click.echo(f"operator credential: {auth_file} (use --auth or TMPC_AUTH)")
+        sys.stdout.flush()
+        while not stopping:
+            time.sleep(0.2)
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs.values():
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            if p.stdout is not None:
+                p.stdout.close()
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+@click.group()
+def wallet() -> None:
+    """Wallets held by a cluster of nodes."""
+
+
+@wallet.command("create")
+@click.option("--node", required=True, help="URL of the node that coordinates.")
+@click.option("--scheme", required=True)
+@click.option("--threshold", "-t", required=True, type=int)
+@click.option("--parties", required=True, help="Comma-separated node names, e.g. a,b,c,d,e.")
+@click.option("--request-id", default=None, help="Idempotency key (default: a new one).")
+@_auth
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def wallet_create(
+    node: str,
+    scheme: str,
+    threshold: int,
+    parties: str,
+    request_id: str | None,
+    auth: str | None,
+    as_json: bool,
+) -> None:
+    """Create a wallet by DKG across the listed nodes."""
+    names = [p.strip() for p in parties.split(",") if p.strip()]
+    body: dict[str, Any] = {"scheme": scheme, "threshold": threshold, "parties": names}
+    if request_id:
+        body["request_id"] = request_id
+    res = _api(_client(node, auth), "POST", "/v1/wallets", body)
+    w = res["wallet"]
+    out = {
+        "wallet_id": w["wallet_id"],
+        "scheme": w["scheme"],
+        "threshold": w["threshold"],
+        "parties": names,
+        "public_key": w["public_key"],
+        "request_id": res.get("request_id"),
+    }
+    _emit(out, as_json, [f"wallet {w['wallet_id']}", f"public key {w['public_key']}"])
+
+
+@wallet.command("list")
+@click.option("--node", required=True)
+@_auth
+@click.option("--json", "as_json", is_flag=True)
+def wallet_list(node: str, auth: str | None, as_json: bool) -> None:
+    """List the wallets a node holds."""
+    res = _api(_client(node, auth), "GET", "/v1/wallets")
+    lines = [
+        f"{w['wallet_id']}  {w.get('scheme')}  {w.get('threshold')}-of-"
+        f"{len(w.get('parties', []))}  {w.get('public_key')}"
+        for w in res["wallets"]
+    ]
+    _emit(res, as_json, lines or ["no wallets"])
+
+
+@click.command("sessions")
+@click.option("--node", required=True)
+@_auth
+@click.option("--json", "as_json", is_flag=True)
+def sessions(node: str, auth: str | None, as_json: bool) -> None:
+    """The recent sessions of a node: participants, status, culprits, round times."""
+    res = _api(_client(node, auth), "GET", "/v1/sessions")
+    lines = [
+        f"{s['session'][:16]}  {s['status']:8} {s['protocol']:24} attempt {s['attempt']}  "
+        f"{','.join(s['participants'])}"
+        + (f"  culprits {','.join(s['culprits'])}" if s["culprits"] else "")
+        + (f"  ({s['error']})" if s["error"] else "")
+        for s in res["sessions"]
+    ]
+    _emit(res, as_json, lines or ["no sessions"])
+
+
+def sign_via_node(
+    node: str,
+    auth: str | None,
+    wallet_id: str,
+    message: bytes,
+    path: str | None,
+    request_id: str | None,
+) -> dict[str, Any]:
+    """``tmpc sign --node URL``: ask the node to coordinate a signature; returns its JSON."""
+    body: dict[str, Any] = {"wallet": wallet_id, "message": message.hex()}
+    if path is not None:
+        body["path"] = path
+    if request_id:
+        body["request_id"] = request_id
+    res: dict[str, Any] = _api(_client(node, auth), "POST", "/v1/sign", body)
+    return res
+
+
+def register(group: click.Group) -> None:
+    """Add the node commands to the main command group."""
+    group.add_command(node)
+    group.add_command(cluster)
+    group.add_command(wallet)
+    group.add_command(sessions)

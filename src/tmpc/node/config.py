@@ -1,0 +1,392 @@
+"""A node's directory: identity, TLS certificate, card, cluster membership.
+
+One directory per node (``tmpc node init --dir DIR``)::
+
+    DIR/node.json        name, listen address, URL peers reach it at (clear text)
+    DIR/identity.tmpc    the identity secret key, sealed under the node's passphrase
+                         (Argon2id + ChaCha20-Poly1305, the share-file format of
+                         :mod:`tmpc.keystore`)
+    DIR/tls/cert.pem     the node's self-signed TLS certificate (pinned by every peer)
+    DIR/tls/key.pem      its private key, PEM-encrypted under the node's passphrase
+    DIR/cluster.json     the cluster file, once joined (``tmpc cluster join``)
+    DIR/node.db          sessions, requests, outbox, exclusions (SQLite, WAL)
+    DIR/wallets/ID/      wallet.json and this node's share of each wallet
+
+The identity key is one secp256k1 secret key: the node's ChillDKG host key (so every DKG the
+node takes part in is bound to it), its envelope signing key (BIP340) and, through HKDF, its
+X25519 encryption key. A node's **card** is its public side (name, URL, host public key,
+X25519 key, TLS certificate) signed by that key; a **cluster file** lists every member's card
+and the operators' client certificates, and its hash is bound into every envelope and session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+
+from tmpc import keystore
+from tmpc.bip340 import schnorr_sign, schnorr_verify
+from tmpc.encoding import lp_join, tagged_hash
+from tmpc.errors import KeystoreError, ParameterError
+from tmpc.keystore import KdfParams, ShareSecret
+from tmpc.transport import tls
+from tmpc.wire.identity import NodeIdentity, NodePublic
+
+__all__ = [
+    "CLUSTER_FILE",
+    "Card",
+    "Cluster",
+    "NodeConfig",
+    "Operator",
+    "card_of",
+    "init_node",
+    "join_cluster",
+    "load_cluster",
+    "load_config",
+    "make_operator",
+    "open_identity",
+    "read_card",
+]
+
+NODE_FILE = "node.json"
+IDENTITY_FILE = "identity.tmpc"
+CLUSTER_FILE = "cluster.json"
+_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_IDENTITY_WALLET = "node-identity"
+
+
+def check_name(name: str) -> str:
+    """A node name: 1..64 of ``A-Z a-z 0-9 . _ -``; raises :class:`ParameterError`."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ParameterError(f"invalid node name {name!r}: use 1-64 of A-Z a-z 0-9 . _ -")
+    return name
+
+
+def _check_listen(listen: str) -> tuple[str, int]:
+    host, sep, port_text = listen.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ParameterError(f"--listen must be HOST:PORT, not {listen!r}")
+    return host, int(port_text)
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """The clear-text configuration of a node (``node.json``)."""
+
+    directory: Path
+    name: str
+    host: str
+    port: int
+    url: str
+
+    @property
+    def listen(self) -> str:
+        """``HOST:PORT`` the node listens on."""
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Card:
+    """A member's public card: what every other member pins."""
+
+    name: str
+    url: str
+    host_pubkey: bytes
+    x25519: bytes
+    tls_cert: bytes
+
+    def _signed_bytes(self) -> bytes:
+        return tagged_hash(
+            "tmpc/node-card/v1",
+            lp_join(
+                [
+                    self.name.encode(),
+                    self.url.encode(),
+                    self.host_pubkey,
+                    self.x25519,
+                    self.tls_cert,
+                ]
+            ),
+        )
+
+    @property
+    def public(self) -> NodePublic:
+        """The envelope layer's view of this member."""
+        return NodePublic(self.name, self.host_pubkey, self.x25519)
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 fingerprint of the member's TLS certificate."""
+        return tls.fingerprint(self.tls_cert)
+
+    def to_json(self, signature: bytes) -> dict[str, Any]:
+        """The card document with its signature."""
+        return {
+            "format": "tmpc-node-card",
+            "version": 1,
+            "name": self.name,
+            "url": self.url,
+            "host_pubkey": self.host_pubkey.hex(),
+            "x25519": self.x25519.hex(),
+            "tls_cert": self.tls_cert.decode(),
+            "signature": signature.hex(),
+        }
+
+    @classmethod
+    def from_json(cls, doc: Any, what: str = "node card") -> Card:
+        """Parse and check a card (its signature by its own host key); raises KeystoreError."""
+        try:
+            if doc["format"] != "tmpc-node-card" or doc["version"] != 1:
+                raise KeystoreError(f"{what}: not a tmpc node card of version 1")
+            card = cls(
+                check_name(doc["name"]),
+                str(doc["url"]),
+                bytes.fromhex(doc["host_pubkey"]),
+                bytes.fromhex(doc["x25519"]),
+                str(doc["tls_cert"]).encode(),
+            )
+            sig = bytes.fromhex(doc["signature"])
+        except (KeyError, TypeError, ValueError, ParameterError):
+            raise KeystoreError(f"{what} is malformed") from None
+        if len(card.host_pubkey) != 33 or len(card.x25519) != 32 or len(sig) != 64:
+            raise KeystoreError(f"{what}: a key has the wrong length")
+        if not card.url.startswith("https://"):
+            raise KeystoreError(f"{what}: the URL must be https://HOST:PORT")
+        if not schnorr_verify(card._signed_bytes(), card.host_pubkey[1:], sig):
+            raise KeystoreError(f"{what}: the card's signature does not verify")
+        try:
+            tls.fingerprint(card.tls_cert)
+        except Exception:
+            raise KeystoreError(f"{what}: the TLS certificate is malformed") from None
+        return card
+
+
+@dataclass(frozen=True)
+class Operator:
+    """An operator's client certificate, listed in the cluster file."""
+
+    name: str
+    cert: bytes
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 fingerprint of the operator's certificate."""
+        return tls.fingerprint(self.cert)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A validated cluster file: the member cards and the operators."""
+
+    members: tuple[Card, ...]
+    operators: tuple[Operator, ...]
+    raw: bytes
+
+    @property
+    def hash(self) -> bytes:
+        """32-byte hash of the cluster file's canonical content, bound into every session."""
+        return hashlib.sha256(self.raw).digest()
+
+    @property
+    def id(self) -> str:
+        """Short hex id of the cluster (first 8 bytes of :attr:`hash`)."""
+        return self.hash[:8].hex()
+
+    def member(self, name: str) -> Card:
+        """The card of member ``name``; raises :class:`ParameterError` if unknown."""
+        for c in self.members:
+            if c.name == name:
+                return c
+        raise ParameterError(f"{name!r} is not a member of this cluster")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Member names in cluster-file order."""
+        return tuple(c.name for c in self.members)
+
+
+def _canonical(doc: Any) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def make_cluster_file(cards: Sequence[Mapping[str, Any]], operators: Sequence[Operator]) -> bytes:
+    """The content of a cluster file for the given card documents and operators."""
+    doc = {
+        "format": "tmpc-cluster",
+        "version": 1,
+        "members": list(cards),
+        "operators": [{"name": o.name, "cert": o.cert.decode()} for o in operators],
+    }
+    return json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n"
+
+
+def parse_cluster(data: bytes, what: str = "cluster file") -> Cluster:
+    """Parse and validate a cluster file; raises :class:`KeystoreError`.
+
+    Every card must verify; names, host keys and certificates must be distinct.
+    """
+    from tmpc.encoding import parse_json
+
+    try:
+        doc = parse_json(data, what)
+    except Exception as exc:
+        raise KeystoreError(f"{what} is not valid JSON ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != "tmpc-cluster" or doc.get("version") != 1:
+        raise KeystoreError(f"{what}: not a tmpc cluster file of version 1")
+    members_doc, ops_doc = doc.get("members"), doc.get("operators", [])
+    if not isinstance(members_doc, list) or not 2 <= len(members_doc) <= 255:
+        raise KeystoreError(f"{what}: needs between 2 and 255 members")
+    if not isinstance(ops_doc, list):
+        raise KeystoreError(f"{what}: operators must be a list")
+    cards = tuple(Card.from_json(m, f"{what}: member card") for m in members_doc)
+    for attr in ("name", "host_pubkey", "x25519", "tls_cert"):
+        values = [getattr(c, attr) for c in cards]
+        if len(set(values)) != len(values):
+            raise KeystoreError(f"{what}: two members share a {attr.replace('_', ' ')}")
+    ops = []
+    for o in ops_doc:
+        try:
+            op = Operator(check_name(o["name"]), str(o["cert"]).encode())
+            op.fingerprint  # noqa: B018 (parses the certificate)
+        except Exception:
+            raise KeystoreError(f"{what}: an operator entry is malformed") from None
+        ops.append(op)
+    canonical = _canonical({"members": members_doc, "operators": ops_doc})
+    return Cluster(cards, tuple(ops), canonical)
+
+
+def init_node(
+    directory: Path,
+    name: str,
+    listen: str,
+    passphrase: str,
+    *,
+    url: str | None = None,
+    kdf: KdfParams = keystore.DEFAULT_KDF,
+) -> NodeConfig:
+    """Create a node directory: identity key, TLS certificate, ``node.json``.
+
+    Refuses a directory that already holds a node (never overwrites a key). ``url`` is where
+    peers reach the node (default ``https://HOST:PORT`` of ``listen``).
+    Raises :class:`ParameterError` / :class:`KeystoreError`.
+    """
+    check_name(name)
+    host, port = _check_listen(listen)
+    keystore.check_passphrase(passphrase)
+    if (directory / NODE_FILE).exists() or (directory / IDENTITY_FILE).exists():
+        raise KeystoreError(f"{directory} already holds a node; refusing to overwrite it")
+    url = url or f"https://{host}:{port}"
+    ident = NodeIdentity.generate()
+    sealed = keystore.seal_share(
+        ShareSecret(secshare=b"", hostseckey=ident.seckey),
+        wallet_id=f"{_IDENTITY_WALLET}:{name}",
+        party=0,
+        epoch=0,
+        passphrase=passphrase,
+        kdf=kdf,
+    )
+    cert_pem, key_pem = tls.make_certificate(name)
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    enc_key = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(passphrase.encode()),
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    keystore.write_new_file(directory / IDENTITY_FILE, sealed)
+    keystore.write_new_file(directory / "tls" / "cert.pem", cert_pem, 0o644)
+    keystore.write_new_file(directory / "tls" / "key.pem", enc_key)
+    doc = {"format": "tmpc-node", "version": 1, "name": name, "listen": listen, "url": url}
+    keystore.write_new_file(
+        directory / NODE_FILE, json.dumps(doc, indent=2).encode() + b"\n", 0o644
+    )
+    return NodeConfig(directory, name, host, port, url)
+
+
+def load_config(directory: Path) -> NodeConfig:
+    """Read ``node.json``; raises :class:`KeystoreError` naming what is wrong."""
+    doc = keystore.read_json(directory / NODE_FILE, "node configuration")
+    try:
+        if doc["format"] != "tmpc-node" or doc["version"] != 1:
+            raise KeystoreError(f"{directory / NODE_FILE}: not a tmpc node configuration")
+        name = check_name(doc["name"])
+        host, port = _check_listen(doc["listen"])
+        url = str(doc["url"])
+    except (KeyError, TypeError, ParameterError):
+        raise KeystoreError(f"{directory / NODE_FILE} is malformed") from None
+    return NodeConfig(directory, name, host, port, url)
+
+
+def open_identity(config: NodeConfig, passphrase: str) -> NodeIdentity:
+    """Decrypt the node's identity key; raises CryptoError on a wrong passphrase."""
+    data = keystore.read_limited(config.directory / IDENTITY_FILE, "node identity", 1 << 16)
+    secret = keystore.open_share(
+        data, passphrase=passphrase, wallet_id=f"{_IDENTITY_WALLET}:{config.name}", party=0
+    )
+    return NodeIdentity(secret.hostseckey)
+
+
+def card_of(config: NodeConfig, identity: NodeIdentity) -> dict[str, Any]:
+    """The node's signed card document."""
+    pub = identity.public(config.name)
+    cert = keystore.read_limited(config.directory / "tls" / "cert.pem", "TLS certificate", 1 << 16)
+    card = Card(config.name, config.url, pub.host_pubkey, pub.x25519, cert)
+    return card.to_json(schnorr_sign(card._signed_bytes(), identity.seckey))
+
+
+def read_card(path: Path) -> Card:
+    """Read and check a card file."""
+    return Card.from_json(keystore.read_json(path, "node card"), f"node card {path}")
+
+
+def load_cluster(directory: Path) -> Cluster:
+    """The cluster the node joined; raises :class:`KeystoreError` if it has not joined."""
+    path = directory / CLUSTER_FILE
+    if not path.exists():
+        raise KeystoreError(
+            f"{directory} has not joined a cluster: run tmpc cluster join --dir {directory} "
+            "--cluster FILE"
+        )
+    return parse_cluster(keystore.read_limited(path, "cluster file", 8 << 20), str(path))
+
+
+def join_cluster(directory: Path, cluster_file: Path, identity: NodeIdentity) -> Cluster:
+    """Install ``cluster_file`` in a node directory after checking it lists this node.
+
+    The node's own card in the file must carry its identity keys and TLS certificate.
+    Re-joining the same file is a no-op; a different file is refused (a node changes
+    cluster only through a reshare). Raises :class:`KeystoreError`.
+    """
+    config = load_config(directory)
+    data = keystore.read_limited(cluster_file, "cluster file", 8 << 20)
+    cluster = parse_cluster(data, str(cluster_file))
+    try:
+        mine = cluster.member(config.name)
+    except ParameterError:
+        raise KeystoreError(f"the cluster file does not list this node ({config.name})") from None
+    pub = identity.public(config.name)
+    cert = keystore.read_limited(directory / "tls" / "cert.pem", "TLS certificate", 1 << 16)
+    if (mine.host_pubkey, mine.x25519, mine.tls_cert) != (pub.host_pubkey, pub.x25519, cert):
+        raise KeystoreError(f"the cluster file's card for {config.name} is not this node's")
+    target = directory / CLUSTER_FILE
+    if target.exists():
+        if parse_cluster(keystore.read_limited(target, "cluster file", 8 << 20)).hash == (
+            cluster.hash
+        ):
+            return cluster
+        raise KeystoreError(f"{directory} already joined another cluster; refusing to replace it")
+    keystore.write_new_file(target, data, 0o644)
+    return cluster
+
+
+def make_operator(name: str) -> tuple[Operator, bytes]:
+    """A new operator credential: the :class:`Operator` entry and its private key PEM."""
+    cert, key = tls.make_certificate(check_name(name))
+    return Operator(name, cert), key

@@ -1,0 +1,236 @@
+"""A node's SQLite database: requests, sessions, exclusions (``DIR/node.db``).
+
+What it keeps, and why it must survive a crash:
+
+- ``requests``: every request this node coordinates or took part in, with its status and
+  result, so that a re-submitted request id returns the same result and a request never
+  returns two signatures (a participant that already finished a request answers later
+  attempts with its recorded result instead of signing again);
+- ``sessions``: every attempt's session (id, participants, protocol, status, culprits,
+  per-round timings), for ``tmpc sessions`` and for refusing replays into finished sessions;
+- ``exclusions``: parties caught cheating in a wallet's sessions; they are left out of that
+  wallet's later attempts for good.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from tmpc.store import SqliteState
+
+__all__ = ["NodeDB"]
+
+
+class NodeDB(SqliteState):
+    """The node's state database (see the module docstring)."""
+
+    FORMAT: ClassVar[str] = "tmpc-node-db"
+    VERSION: ClassVar[int] = 1
+    WHAT: ClassVar[str] = "node database"
+    SCHEMA: ClassVar[tuple[str, ...]] = (
+        """CREATE TABLE IF NOT EXISTS requests (
+            id TEXT PRIMARY KEY, kind TEXT NOT NULL, wallet TEXT, body TEXT NOT NULL,
+            role TEXT NOT NULL, status TEXT NOT NULL, result TEXT, error TEXT,
+            attempt INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL, updated REAL NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS sessions (
+            id TEXT PRIMARY KEY, request TEXT NOT NULL, attempt INTEGER NOT NULL,
+            protocol TEXT NOT NULL, wallet TEXT, participants TEXT NOT NULL,
+            coordinator TEXT NOT NULL, status TEXT NOT NULL, error TEXT, culprits TEXT,
+            rounds TEXT, started REAL NOT NULL, finished REAL)""",
+        """CREATE TABLE IF NOT EXISTS exclusions (
+            wallet TEXT NOT NULL, party TEXT NOT NULL, reason TEXT NOT NULL, at REAL NOT NULL,
+            PRIMARY KEY (wallet, party))""",
+    )
+
+    def __init__(self, path: Path, *, node: str) -> None:
+        self._node = node
+        super().__init__(path)
+
+    def _identity(self) -> dict[str, str]:
+        return {"node": self._node}
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def request(self, request_id: str) -> dict[str, Any] | None:
+        """The stored request ``request_id`` (``body`` and ``result`` parsed), or None."""
+        row = self._conn.execute(
+            "SELECT id, kind, wallet, body, role, status, result, error, attempt, created,"
+            " updated FROM requests WHERE id = ?",
+            (request_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        keys = ("id", "kind", "wallet", "body", "role", "status", "result", "error", "attempt")
+        out = dict(zip(keys, row[:9], strict=True))
+        out["body"] = json.loads(out["body"])
+        out["result"] = json.loads(out["result"]) if out["result"] else None
+        out["created"], out["updated"] = row[9], row[10]
+        return out
+
+    def add_request(
+        self, request_id: str, kind: str, wallet: str | None, body: dict[str, Any], role: str
+    ) -> bool:
+        """Record a new request; returns False (and changes nothing) if it exists."""
+        now = time.time()
+        with self.transaction():
+            cur = self._conn.execute(
+                "INSERT OR IGNORE INTO requests (id, kind, wallet, body, role, status, created,"
+                " updated) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
+                (request_id, kind, wallet, json.dumps(body, sort_keys=True), role, now, now),
+            )
+            return cur.rowcount == 1
+
+    def set_request(
+        self,
+        request_id: str,
+        *,
+        status: str,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+        attempt: int | None = None,
+    ) -> None:
+        """Update a request's status (and result or error, and attempt counter)."""
+        with self.transaction():
+            self._conn.execute(
+                "UPDATE requests SET status = ?, result = COALESCE(?, result), error = ?,"
+                " attempt = COALESCE(?, attempt), updated = ? WHERE id = ?",
+                (
+                    status,
+                    json.dumps(result, sort_keys=True) if result is not None else None,
+                    error,
+                    attempt,
+                    time.time(),
+                    request_id,
+                ),
+            )
+
+    def pending_requests(self, role: str) -> list[dict[str, Any]]:
+        """Requests of ``role`` not finished (to resume after a restart)."""
+        ids = [
+            str(r[0])
+            for r in self._conn.execute(
+                "SELECT id FROM requests WHERE role = ? AND status = 'pending' ORDER BY created",
+                (role,),
+            )
+        ]
+        return [r for r in (self.request(i) for i in ids) if r is not None]
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    def add_session(
+        self,
+        session: bytes,
+        request_id: str,
+        attempt: int,
+        protocol: str,
+        wallet: str | None,
+        participants: list[str],
+        coordinator: str,
+    ) -> bool:
+        """Record a session this node runs; False if it is known already (never rerun)."""
+        with self.transaction():
+            cur = self._conn.execute(
+                "INSERT OR IGNORE INTO sessions (id, request, attempt, protocol, wallet,"
+                " participants, coordinator, status, started) VALUES (?, ?, ?, ?, ?, ?, ?,"
+                " 'running', ?)",
+                (
+                    session.hex(),
+                    request_id,
+                    attempt,
+                    protocol,
+                    wallet,
+                    json.dumps(participants),
+                    coordinator,
+                    time.time(),
+                ),
+            )
+            return cur.rowcount == 1
+
+    def session_status(self, session: bytes) -> str | None:
+        """``running``, ``done``, ``aborted`` or ``lost``; None if unknown."""
+        row = self._conn.execute(
+            "SELECT status FROM sessions WHERE id = ?", (session.hex(),)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def end_session(
+        self,
+        session: bytes,
+        status: str,
+        *,
+        error: str | None = None,
+        culprits: list[str] | None = None,
+        rounds: list[float] | None = None,
+    ) -> None:
+        """Mark a session ``done``, ``aborted`` or ``lost`` with its error and culprits."""
+        with self.transaction():
+            self._conn.execute(
+                "UPDATE sessions SET status = ?, error = ?, culprits = ?, rounds = ?,"
+                " finished = ? WHERE id = ? AND status = 'running'",
+                (
+                    status,
+                    error,
+                    json.dumps(culprits or []),
+                    json.dumps(rounds or []),
+                    time.time(),
+                    session.hex(),
+                ),
+            )
+
+    def mark_running_lost(self) -> list[dict[str, Any]]:
+        """After a restart: every session still ``running`` lost its in-memory state.
+
+        Marks them ``lost`` and returns them (the node tells their coordinators, so the
+        request goes on in a new attempt; one-time secrets of a lost session are gone and
+        are never recomputed)."""
+        rows = self.sessions(status="running")
+        with self.transaction():
+            self._conn.execute(
+                "UPDATE sessions SET status = 'lost', error = 'node restarted', finished = ?"
+                " WHERE status = 'running'",
+                (time.time(),),
+            )
+        return rows
+
+    def sessions(self, *, status: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        """The most recent sessions, newest first."""
+        q = (
+            "SELECT id, request, attempt, protocol, wallet, participants, coordinator, status,"
+            " error, culprits, rounds, started, finished FROM sessions"
+        )
+        args: tuple[Any, ...] = ()
+        if status is not None:
+            q += " WHERE status = ?"
+            args = (status,)
+        q += " ORDER BY started DESC LIMIT ?"
+        out = []
+        for row in self._conn.execute(q, (*args, limit)):
+            keys = (
+                "session", "request", "attempt", "protocol", "wallet", "participants",
+                "coordinator", "status", "error", "culprits", "rounds", "started", "finished",
+            )  # fmt: skip
+            d = dict(zip(keys, row, strict=True))
+            for k in ("participants", "culprits", "rounds"):
+                d[k] = json.loads(d[k]) if d[k] else []
+            out.append(d)
+        return out
+
+    # -- exclusions -------------------------------------------------------------------------
+
+    def exclude(self, wallet: str, party: str, reason: str) -> None:
+        """Exclude ``party`` from ``wallet``'s later sessions (it was caught cheating)."""
+        with self.transaction():
+            self._conn.execute(
+                "INSERT OR IGNORE INTO exclusions (wallet, party, reason, at) VALUES (?, ?, ?, ?)",
+                (wallet, party, reason, time.time()),
+            )
+
+    def excluded(self, wallet: str) -> set[str]:
+        """Parties excluded from ``wallet``'s sessions."""
+        return {
+            str(r[0])
+            for r in self._conn.execute("SELECT party FROM exclusions WHERE wallet = ?", (wallet,))
+        }

@@ -1,0 +1,826 @@
+"""The node's session engine: requests, attempts, readiness, sessions, timeouts, blame.
+
+Any node may coordinate a request (the one an operator called); no participant trusts it.
+
+One attempt of a request, as the coordinator runs it::
+
+    coordinator                                   every eligible party
+    -- propose(request, attempt) -------------->  checks the request itself (wallet, message,
+                                                  path, its own exclusions)
+    <------------------------------- ready(ok) --
+    participants = choose(ready, request, attempt)   (deterministic, seeded by both)
+    -- start(request, attempt, participants) --->  re-checks; runs the protocol machines
+                                                  peer to peer (signed, encrypted envelopes)
+    <--------------------- done(result) | abort(culprits | missing) --
+
+- The session id of an attempt is ``H(cluster, request id, wallet, participants, attempt)``:
+  never reused, bound into every envelope.
+- A party named by a check (a bad share, a bad proof) is excluded from the wallet's later
+  attempts, on every node that saw it (persisted); a party that stalled (named missing by
+  the live parties at a round timeout) only from this request's later attempts.
+- A request id is idempotent: the coordinator stores the first result and returns it again;
+  a participant that finished a request answers later attempts with its recorded result, so
+  one request never yields two signatures.
+- Crash rule: a node restarted mid-session lost that session's one-time state (nonces,
+  presignature shares live in memory only, never on disk); it marks the session ``lost``,
+  refuses its messages, and tells the coordinator, which goes on with a new attempt. A
+  coordinator restarted mid-request resumes the request with its next attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tmpc import schemes
+from tmpc.encoding import lp_join, tagged_hash
+from tmpc.errors import InputError, ParameterError, ProtocolError, StateError, TmpcError
+from tmpc.node import machines
+from tmpc.node.config import Cluster, NodeConfig
+from tmpc.node.db import NodeDB
+from tmpc.node.wallets import NodeWallet, WalletStore
+from tmpc.protocols.machine import Machine, Message
+from tmpc.transport.base import Transport, TransportError
+from tmpc.transport.tcp import RejectedError
+from tmpc.wire import envelope
+from tmpc.wire.identity import NodeIdentity
+
+__all__ = ["Engine", "EngineSettings", "RequestFailedError", "choose_participants", "session_id"]
+
+log = logging.getLogger("tmpc.node")
+
+CONTROL = frozenset({"propose", "ready", "start", "done", "abort"})
+_MAX_ATTEMPTS = 8
+
+
+class RequestFailedError(TmpcError):
+    """A request could not be completed (not enough parties, or a protocol abort).
+
+    ``culprits`` names the parties blamed (node names)."""
+
+    def __init__(self, message: str, culprits: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.culprits = culprits
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Timeouts (seconds): readiness round, per protocol round, whole attempt cap."""
+
+    ready_timeout: float = 2.0
+    round_timeout: float = 5.0
+    send_retry_for: float = 30.0
+
+
+def request_session(cluster: bytes, request_id: str) -> bytes:
+    """The session id of a request's control messages."""
+    return tagged_hash("tmpc/request/v1", lp_join([cluster, request_id.encode()]))
+
+
+def session_id(
+    cluster: bytes, request_id: str, wallet: str, participants: list[str], attempt: int
+) -> bytes:
+    """The session id of one attempt (5 of issue 9): request, wallet, participants, attempt."""
+    return tagged_hash(
+        "tmpc/session/v1",
+        lp_join(
+            [
+                cluster,
+                request_id.encode(),
+                wallet.encode(),
+                *(p.encode() for p in participants),
+                attempt.to_bytes(4, "big"),
+            ]
+        ),
+    )
+
+
+def choose_participants(ready: list[str], request_id: str, attempt: int, k: int) -> list[str]:
+    """The ``k`` participants of an attempt, chosen deterministically from the ``ready`` ones.
+
+    Ordered by ``SHA-256(request id || attempt || name)``, so every node computes the same set
+    from the same ready parties and a new attempt draws a different quorum."""
+
+    def rank(name: str) -> bytes:
+        return hashlib.sha256(
+            lp_join([request_id.encode(), attempt.to_bytes(4, "big"), name.encode()])
+        ).digest()
+
+    return sorted(sorted(set(ready), key=rank)[:k])
+
+
+@dataclass
+class _Session:
+    """One attempt's protocol run on this node (one machine per stage, run in turn)."""
+
+    id: bytes
+    request_id: str
+    attempt: int
+    wallet: str
+    coordinator: str
+    participants: list[str]
+    ids: dict[str, int]  # node name -> party id in this session
+    stages: list[Callable[[object | None], Machine]]
+    finish: Callable[[object], dict[str, Any]]
+    machine: Machine | None = None
+    stage: int = 0
+    prior: object | None = None
+    buffered: list[envelope.Opened] = field(default_factory=list)
+    progress: float = field(default_factory=time.monotonic)
+    round_started: float = field(default_factory=time.monotonic)
+    rounds: list[float] = field(default_factory=list)
+    ended: bool = False
+
+    @property
+    def names(self) -> dict[int, str]:
+        return {i: n for n, i in self.ids.items()}
+
+
+@dataclass
+class _Coordinated:
+    """What the coordinator collects for one attempt."""
+
+    attempt: int
+    ready: dict[str, dict[str, Any]] = field(default_factory=dict)
+    done: dict[str, dict[str, Any]] = field(default_factory=dict)
+    aborts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Engine:
+    """Runs this node's side of every request and session (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        identity: NodeIdentity,
+        cluster: Cluster,
+        db: NodeDB,
+        wallets: WalletStore,
+        transport: Transport,
+        settings: EngineSettings | None = None,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self.identity = identity
+        self.cluster = cluster
+        self.db = db
+        self.wallets = wallets
+        self.transport = transport
+        self.settings = settings or EngineSettings()
+        self.members = {c.name: c.public for c in cluster.members}
+        self.opener = envelope.Opener(identity, self.name, cluster.hash, self.members)
+        self._sessions: dict[bytes, _Session] = {}
+        self._early: dict[bytes, list[envelope.Opened]] = {}
+        self._coord: dict[str, _Coordinated] = {}
+        self._inflight: dict[str, asyncio.Task[dict[str, Any]]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stalled: dict[str, set[str]] = {}
+        self.metrics: dict[str, int] = {}
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _count(self, key: str) -> None:
+        self.metrics[key] = self.metrics.get(key, 0) + 1
+
+    async def start(self) -> None:
+        """Begin: tell coordinators about sessions lost in a crash; resume own requests."""
+        await self.transport.start(self.deliver)
+        for s in self.db.mark_running_lost():
+            payload = {"request": s["request"], "attempt": s["attempt"], "reason": "lost"}
+            self._send_control(s["coordinator"], "abort", s["request"], s["attempt"], payload)
+        for req in self.db.pending_requests("coordinator"):
+            self._inflight[req["id"]] = self._spawn(self._run_request(req["id"]))
+
+    async def stop(self) -> None:
+        """Cancel every task; sessions in flight are left for the restart rule."""
+        for t in list(self._tasks):
+            t.cancel()
+        for t in list(self._tasks):
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):  # noqa: S110
+                pass
+        await self.transport.close()
+
+    def _seal(
+        self,
+        to: str,
+        *,
+        session: bytes,
+        attempt: int,
+        protocol: str,
+        round: int,
+        payload: bytes,
+        wallet: str,
+        broadcast: bool = False,
+    ) -> bytes:
+        return envelope.seal(
+            self.identity,
+            self.name,
+            None if broadcast else self.members[to],
+            cluster=self.cluster.hash,
+            wallet=wallet.encode(),
+            session=session,
+            attempt=attempt,
+            protocol=protocol,
+            round=round,
+            payload=payload,
+        )
+
+    def _send_bytes(self, to: str, data: bytes, session: bytes) -> None:
+        self._spawn(self._send_until_acked(to, data, session))
+
+    async def _send_until_acked(self, to: str, data: bytes, session: bytes) -> None:
+        """Re-send ``data`` until ``to`` acknowledges it, or give up after a while."""
+        deadline = time.monotonic() + self.settings.send_retry_for
+        delay = 0.05
+        while True:
+            try:
+                await self.transport.send(to, data, session=session)
+                return
+            except TransportError as exc:
+                if isinstance(exc, RejectedError):
+                    self._count("send_rejected")
+                    return
+                if time.monotonic() > deadline:
+                    self._count("send_gave_up")
+                    log.info("gave up sending to %s: %s", to, exc)
+                    return
+            s = self._sessions.get(session)
+            if s is not None and s.ended:
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    def _send_control(
+        self, to: str, kind: str, request_id: str, attempt: int, payload: dict[str, Any]
+    ) -> None:
+        session = request_session(self.cluster.hash, request_id)
+        if to == self.name:  # to ourselves: no envelope (the Opener refuses our own)
+            self._spawn(self._on_control(kind, self.name, session, attempt, payload))
+            return
+        data = self._seal(
+            to,
+            session=session,
+            attempt=attempt,
+            protocol=kind,
+            round=0,
+            payload=json.dumps(payload, sort_keys=True).encode(),
+            wallet=str(payload.get("wallet", "")),
+        )
+        self._send_bytes(to, data, session)
+
+    # -- receiving --------------------------------------------------------------------------
+
+    async def deliver(self, data: bytes) -> None:
+        """Handle one received envelope (the transport acknowledges once this returns).
+
+        Raises :class:`~tmpc.wire.envelope.EnvelopeError` for a rejected envelope."""
+        try:
+            opened = self.opener.open(data)
+        except envelope.EnvelopeError as exc:
+            self._count(f"envelope_rejected_{exc.reason}")
+            raise
+        if opened is None:
+            self._count("envelope_duplicate")
+            return
+        if opened.protocol in CONTROL:
+            try:
+                body = json.loads(opened.payload)
+                if not isinstance(body, dict):
+                    raise ValueError
+            except ValueError:
+                self._count("control_malformed")
+                return
+            await self._on_control(
+                opened.protocol, opened.sender, opened.session, opened.attempt, body
+            )
+            return
+        self._on_protocol(opened)
+
+    def _on_protocol(self, opened: envelope.Opened) -> None:
+        s = self._sessions.get(opened.session)
+        if s is None:
+            status = self.db.session_status(opened.session)
+            if status is not None:
+                self._count("stale_session_message")
+                return  # a finished or lost session: never resumed with new state
+            early = self._early.setdefault(opened.session, [])
+            if len(early) < 4096 and len(self._early) < 1024:
+                early.append(opened)  # "start" may arrive after the first peer message
+            return
+        if s.ended:
+            return
+        if opened.sender not in s.ids:
+            self._count("message_from_outsider")
+            return
+        self._step(s, opened)
+
+    def _step(self, s: _Session, opened: envelope.Opened) -> None:
+        m = s.machine
+        if m is None or opened.protocol != m.protocol:
+            s.buffered.append(opened)
+            return
+        recipient = None if opened.recipient == "*" else s.ids.get(opened.recipient)
+        msg = Message(opened.round, s.ids[opened.sender], recipient, opened.payload)
+        try:
+            before = getattr(m, "round", None)
+            out = m.receive(msg)
+            if getattr(m, "round", None) != before:
+                now = time.monotonic()
+                s.rounds.append(round(now - s.round_started, 6))
+                s.round_started = now
+            s.progress = time.monotonic()
+            self._emit(s, out)
+            if m.done:
+                self._next_stage(s)
+        except ProtocolError as exc:
+            self._abort_session(s, str(exc), [s.names.get(c, str(c)) for c in exc.culprits])
+        except TmpcError as exc:
+            self._abort_session(s, str(exc), [])
+
+    def _emit(self, s: _Session, out: list[Message]) -> None:
+        assert s.machine is not None
+        for msg in out:
+            targets = (
+                [n for n in s.participants if n != self.name]
+                if msg.recipient is None
+                else [s.names[msg.recipient]]
+            )
+            for to in targets:
+                data = self._seal(
+                    to,
+                    session=s.id,
+                    attempt=s.attempt,
+                    protocol=s.machine.protocol,
+                    round=msg.round,
+                    payload=msg.payload,
+                    wallet=s.wallet,
+                    broadcast=msg.recipient is None,
+                )
+                self._send_bytes(to, data, s.id)
+
+    def _start_stage(self, s: _Session) -> None:
+        s.machine = s.stages[s.stage](s.prior)
+        s.round_started = s.progress = time.monotonic()
+        self._emit(s, s.machine.start())
+        pending, s.buffered = s.buffered, []
+        for opened in pending:
+            if s.ended:
+                return
+            self._step(s, opened)
+        if s.machine is not None and s.machine.done and not s.ended:
+            self._next_stage(s)
+
+    def _next_stage(self, s: _Session) -> None:
+        assert s.machine is not None
+        s.prior = s.machine.result
+        s.stage += 1
+        if s.stage < len(s.stages):
+            self._start_stage(s)
+            return
+        try:
+            result = s.finish(s.prior)
+        except TmpcError as exc:
+            self._abort_session(s, f"finishing failed: {exc}", [])
+            return
+        s.ended = True
+        self.db.end_session(s.id, "done", rounds=s.rounds)
+        self.db.set_request(s.request_id, status="done", result=result)
+        self._send_control(
+            s.coordinator,
+            "done",
+            s.request_id,
+            s.attempt,
+            {"request": s.request_id, "attempt": s.attempt, "result": result},
+        )
+
+    def _abort_session(
+        self, s: _Session, reason: str, culprits: list[str], missing: list[str] | None = None
+    ) -> None:
+        if s.ended:
+            return
+        s.ended = True
+        self._count("session_aborted")
+        log.info("session %s aborted: %s (culprits %s)", s.id.hex()[:16], reason, culprits)
+        self.db.end_session(s.id, "aborted", error=reason, culprits=culprits, rounds=s.rounds)
+        for c in culprits:
+            self.db.exclude(s.wallet, c, reason)
+        self._send_control(
+            s.coordinator,
+            "abort",
+            s.request_id,
+            s.attempt,
+            {
+                "request": s.request_id,
+                "attempt": s.attempt,
+                "reason": reason,
+                "culprits": culprits,
+                "missing": missing or [],
+            },
+        )
+
+    async def watchdog(self) -> None:
+        """Abort sessions whose current round made no progress within the round timeout,
+        naming the parties whose messages are missing."""
+        while True:
+            await asyncio.sleep(min(0.25, self.settings.round_timeout / 4))
+            now = time.monotonic()
+            for s in list(self._sessions.values()):
+                if s.ended:
+                    continue
+                if now - s.progress > self.settings.round_timeout:
+                    missing_fn = getattr(s.machine, "missing", None)
+                    missing_ids = missing_fn() if callable(missing_fn) else ()
+                    missing = [s.names[i] for i in missing_ids if i in s.names]
+                    self._abort_session(s, "round timeout", [], missing)
+            cutoff = now - 600
+            for sid in [k for k, v in self._sessions.items() if v.ended and v.progress < cutoff]:
+                del self._sessions[sid]
+
+    # -- control messages -------------------------------------------------------------------
+
+    async def _on_control(
+        self, kind: str, sender: str, session: bytes, attempt: int, body: dict[str, Any]
+    ) -> None:
+        request_id = str(body.get("request", ""))
+        if session != request_session(self.cluster.hash, request_id):
+            self._count("control_wrong_session")
+            return
+        if kind == "propose":
+            self._on_propose(sender, body, attempt)
+        elif kind == "start":
+            self._on_start(sender, body, attempt)
+        elif kind in ("ready", "done", "abort"):
+            c = self._coord.get(request_id)
+            if c is None or c.attempt != attempt:
+                return
+            {"ready": c.ready, "done": c.done, "abort": c.aborts}[kind][sender] = body
+            c.event.set()
+
+    def _check_request(self, body: dict[str, Any]) -> NodeWallet | None:
+        """This node's own check of a request before it contributes (raises InputError)."""
+        kind = body.get("kind")
+        if kind == "keygen":
+            scheme = schemes.get_scheme(str(body.get("scheme")))
+            parties = body.get("parties")
+            t = body.get("threshold")
+            if not isinstance(parties, list) or self.name not in parties:
+                raise ParameterError("this node is not a party of the new wallet")
+            if len(set(parties)) != len(parties) or not 2 <= len(parties) <= 255:
+                raise ParameterError("the parties must be 2 to 255 distinct members")
+            for p in parties:
+                self.cluster.member(str(p))
+            if not isinstance(t, int) or not 1 <= t <= len(parties):
+                raise ParameterError("threshold out of range")
+            del scheme
+            return None
+        if kind == "sign":
+            wallet = self.wallets.get(str(body.get("wallet")))
+            if wallet.share is None or self.name not in wallet.ids:
+                raise ParameterError("this node holds no share of the wallet")
+            message = bytes.fromhex(str(body.get("message")))
+            if wallet.record.scheme == "ecdsa-secp256k1":
+                schemes.ecdsa_digest(message)
+            schemes.public_key_at(wallet.record, body.get("path"))
+            return wallet
+        raise ParameterError(f"unknown request kind {kind!r}")
+
+    def _on_propose(self, sender: str, body: dict[str, Any], attempt: int) -> None:
+        try:
+            wallet = self._check_request(body["body"])
+            reply: dict[str, Any] = {"ok": True}
+            if wallet is not None:
+                # Parties this node caught cheating: the coordinator leaves them out.
+                reply["excluded"] = sorted(self.db.excluded(wallet.record.wallet_id))
+        except (TmpcError, ValueError, KeyError, TypeError) as exc:
+            reply = {"ok": False, "reason": str(exc)[:200]}
+        reply.update(request=body.get("request"), attempt=attempt)
+        self._send_control(sender, "ready", str(body.get("request")), attempt, reply)
+
+    def _on_start(self, sender: str, body: dict[str, Any], attempt: int) -> None:
+        request_id = str(body.get("request"))
+        try:
+            req = body["body"]
+            participants = [str(p) for p in body["participants"]]
+            wallet = self._check_request(req)
+        except (TmpcError, ValueError, KeyError, TypeError) as exc:
+            self._send_control(
+                sender,
+                "abort",
+                request_id,
+                attempt,
+                {"request": request_id, "attempt": attempt, "reason": f"refused: {exc}"},
+            )
+            return
+        # Idempotency: a request this node already finished is answered, never run again.
+        prior = self.db.request(request_id)
+        if prior is not None and prior["status"] == "done" and prior["result"] is not None:
+            self._send_control(
+                sender,
+                "done",
+                request_id,
+                attempt,
+                {"request": request_id, "attempt": attempt, "result": prior["result"]},
+            )
+            return
+        try:
+            session = self._build_session(sender, request_id, attempt, req, participants, wallet)
+        except (TmpcError, ValueError, KeyError, TypeError) as exc:
+            self._send_control(
+                sender,
+                "abort",
+                request_id,
+                attempt,
+                {"request": request_id, "attempt": attempt, "reason": f"refused: {exc}"},
+            )
+            return
+        if session is None:
+            return  # a duplicate start of a session already run
+        self._sessions[session.id] = session
+        early = self._early.pop(session.id, [])
+        session.buffered.extend(early)
+        try:
+            self._start_stage(session)
+        except TmpcError as exc:
+            self._abort_session(session, str(exc), [])
+
+    def _build_session(
+        self,
+        coordinator: str,
+        request_id: str,
+        attempt: int,
+        req: dict[str, Any],
+        participants: list[str],
+        wallet: NodeWallet | None,
+    ) -> _Session | None:
+        if participants != sorted(set(participants)) or self.name not in participants:
+            raise ParameterError("invalid participant list")
+        if req["kind"] == "keygen":
+            parties = [str(p) for p in req["parties"]]
+            if sorted(parties) != participants:
+                raise ParameterError("a DKG needs every party")
+            wallet_key = "keygen:" + request_id
+            sid = session_id(self.cluster.hash, request_id, wallet_key, participants, attempt)
+            ids = {n: i + 1 for i, n in enumerate(parties)}
+            hostpubkeys = [self.cluster.member(n).host_pubkey for n in parties]
+            stages, finish = machines.keygen_stages(
+                req["scheme"], int(req["threshold"]), ids[self.name], self.identity.seckey,
+                hostpubkeys, self.wallets, sid,
+            )  # fmt: skip
+        else:
+            assert wallet is not None
+            excluded = self.db.excluded(wallet.record.wallet_id)
+            if excluded & set(participants):
+                raise ParameterError(f"excluded parties in the session: {sorted(excluded)}")
+            if len(participants) < wallet.record.threshold:
+                raise ParameterError("fewer participants than the threshold")
+            for p in participants:
+                if p not in wallet.ids:
+                    raise ParameterError(f"{p} is not a party of the wallet")
+            wallet_key = wallet.record.wallet_id
+            sid = session_id(self.cluster.hash, request_id, wallet_key, participants, attempt)
+            ids = {n: wallet.ids[n] for n in participants}
+            stages, finish = machines.sign_stages(
+                wallet, sorted(ids.values()), bytes.fromhex(req["message"]), req.get("path"), sid
+            )
+        if not self.db.add_session(
+            sid, request_id, attempt, stages_protocol(req), wallet_key, participants, coordinator
+        ):
+            return None
+        if self.db.request(request_id) is None:
+            self.db.add_request(request_id, req["kind"], wallet_key, req, "participant")
+        return _Session(
+            sid, request_id, attempt, wallet_key, coordinator, participants, ids, stages, finish
+        )
+
+    # -- coordinating -----------------------------------------------------------------------
+
+    async def submit(
+        self, kind: str, body: dict[str, Any], request_id: str | None
+    ) -> dict[str, Any]:
+        """Coordinate a request and wait for its result (idempotent by ``request_id``).
+
+        Raises :class:`InputError` for a request this node refuses, :class:`RequestFailedError`
+        if it cannot complete."""
+        body = dict(body, kind=kind)
+        self._check_coordinated(body)
+        rid = request_id or secrets.token_hex(16)
+        if not 1 <= len(rid) <= 128 or not all(c.isalnum() or c in "-_." for c in rid):
+            raise ParameterError("request ids are 1-128 of A-Z a-z 0-9 - _ .")
+        existing = self.db.request(rid)
+        if existing is not None:
+            if existing["body"] != body:
+                raise ParameterError(f"request id {rid} was used for another request")
+            if existing["status"] == "done":
+                return dict(existing["result"], request_id=rid)
+            if existing["status"] == "failed":
+                raise RequestFailedError(existing["error"] or "failed")
+        else:
+            wallet = body.get("wallet") if kind == "sign" else None
+            self.db.add_request(rid, kind, wallet, body, "coordinator")
+        task = self._inflight.get(rid)
+        if task is None:
+            task = self._spawn(self._run_request(rid))
+            self._inflight[rid] = task
+        result = await asyncio.shield(task)
+        return dict(result, request_id=rid)
+
+    def _check_coordinated(self, body: dict[str, Any]) -> None:
+        if body["kind"] == "keygen":
+            schemes.get_scheme(str(body.get("scheme")))
+            parties = body.get("parties")
+            if not isinstance(parties, list) or len(set(parties)) != len(parties):
+                raise ParameterError("--parties must list distinct members")
+            if not 2 <= len(parties) <= 255:
+                raise ParameterError("a wallet needs between 2 and 255 parties")
+            for p in parties:
+                self.cluster.member(str(p))
+            t = body.get("threshold")
+            if not isinstance(t, int) or not 1 <= t <= len(parties):
+                raise ParameterError(f"threshold must be between 1 and {len(parties)}")
+        else:
+            wallet = self.wallets.get(str(body.get("wallet")))
+            try:
+                message = bytes.fromhex(str(body.get("message")))
+            except ValueError:
+                raise ParameterError("the message must be hex") from None
+            if wallet.record.scheme == "ecdsa-secp256k1":
+                schemes.ecdsa_digest(message)
+            schemes.public_key_at(wallet.record, body.get("path"))
+
+    async def _run_request(self, rid: str) -> dict[str, Any]:
+        try:
+            return await self._attempts(rid)
+        except RequestFailedError as exc:
+            self.db.set_request(rid, status="failed", error=str(exc))
+            raise
+        finally:
+            self._inflight.pop(rid, None)
+            self._coord.pop(rid, None)
+
+    async def _attempts(self, rid: str) -> dict[str, Any]:
+        req = self.db.request(rid)
+        assert req is not None
+        body = req["body"]
+        start_attempt = int(req["attempt"]) + 1
+        stalled = self._stalled.setdefault(rid, set())
+        last_error = "no attempt made"
+        for attempt in range(start_attempt, start_attempt + _MAX_ATTEMPTS):
+            self.db.set_request(rid, status="pending", attempt=attempt)
+            if body["kind"] == "keygen":
+                parties = [str(p) for p in body["parties"]]
+                need, eligible = len(parties), parties
+                wallet_key = "keygen:" + rid
+            else:
+                wallet = self.wallets.get(body["wallet"])
+                excluded = self.db.excluded(wallet.record.wallet_id)
+                eligible = [n for n in wallet.ids if n not in excluded and n not in stalled]
+                need = wallet.record.threshold
+                wallet_key = wallet.record.wallet_id
+            if len(eligible) < need:
+                raise RequestFailedError(
+                    f"{last_error}; only {len(eligible)} eligible parties, {need} needed",
+                    tuple(sorted(stalled)),
+                )
+            c = _Coordinated(attempt)
+            self._coord[rid] = c
+            for p in eligible:
+                self._send_control(
+                    p, "propose", rid, attempt, {"request": rid, "body": body, "wallet": ""}
+                )
+            await self._wait(c, ("ready",), len(eligible), self.settings.ready_timeout)
+            ready = [n for n, r in c.ready.items() if r.get("ok")]
+            refused = {n: r.get("reason") for n, r in c.ready.items() if not r.get("ok")}
+            if len(ready) < need:
+                silent = [p for p in eligible if p not in c.ready]
+                stalled.update(silent)
+                last_error = f"attempt {attempt}: {len(ready)} of {need} parties ready"
+                if refused:
+                    last_error += f" (refused: {refused})"
+                if silent:
+                    last_error += f" (no answer: {silent})"
+                if not silent:
+                    raise RequestFailedError(last_error)
+                continue
+            reported = {
+                str(x)
+                for n in ready
+                for x in c.ready[n].get("excluded", [])
+                if isinstance(x, str) and x != n
+            }
+            if len([n for n in ready if n not in reported]) >= need:
+                ready = [n for n in ready if n not in reported]
+            chosen = choose_participants(ready, rid, attempt, need)
+            sid = session_id(self.cluster.hash, rid, wallet_key, chosen, attempt)
+            log.info(
+                "request %s attempt %d: session %s with %s", rid, attempt, sid.hex()[:16], chosen
+            )
+            for p in chosen:
+                self._send_control(
+                    p,
+                    "start",
+                    rid,
+                    attempt,
+                    {"request": rid, "body": body, "participants": chosen, "wallet": ""},
+                )
+            n_rounds = machines.round_count(body)
+            limit = self.settings.round_timeout * (n_rounds + 2) + self.settings.ready_timeout
+            # A signature needs one verified result (a party that finished this request
+            # before answers with its recorded one); a new wallet needs every party's.
+            first_done = body["kind"] == "sign"
+            await self._wait(c, ("done", "aborts"), len(chosen), limit, any_done=first_done)
+            if c.done and (first_done or len(c.done) == len(chosen)):
+                return self._accept(rid, body, c, chosen)
+            # Blame: culprits named by a check are excluded for the wallet; parties named
+            # missing by the live parties (or silent here) are left out of this request.
+            culprits: set[str] = set()
+            reasons = []
+            for n, a in c.aborts.items():
+                culprits.update(str(x) for x in a.get("culprits", []) if x in chosen)
+                stalled.update(str(x) for x in a.get("missing", []) if x in chosen)
+                reasons.append(f"{n}: {a.get('reason')}")
+            silent = [p for p in chosen if p not in c.done and p not in c.aborts]
+            stalled.update(silent)
+            if body["kind"] == "sign":
+                for cul in culprits:
+                    self.db.exclude(wallet_key, cul, "named by a check")
+            last_error = f"attempt {attempt} failed ({'; '.join(reasons) or 'timeout'})"
+            if body["kind"] == "keygen" and culprits:
+                raise RequestFailedError(last_error, tuple(sorted(culprits)))
+        raise RequestFailedError(f"{last_error}; giving up after {_MAX_ATTEMPTS} attempts")
+
+    async def _wait(
+        self,
+        c: _Coordinated,
+        kinds: tuple[str, ...],
+        count: int,
+        timeout: float,
+        *,
+        any_done: bool = False,
+    ) -> None:
+        """Wait until ``count`` answers of ``kinds`` arrived for attempt ``c`` (or, with
+        ``any_done``, one ``done``), or until ``timeout``."""
+
+        def enough() -> bool:
+            if any_done and c.done:
+                return True
+            return sum(len(getattr(c, k)) for k in kinds) >= count
+
+        deadline = time.monotonic() + timeout
+        while not enough():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            c.event.clear()
+            if enough():
+                return
+            try:
+                await asyncio.wait_for(c.event.wait(), left)
+            except TimeoutError:
+                return
+
+    def _accept(
+        self, rid: str, body: dict[str, Any], c: _Coordinated, chosen: list[str]
+    ) -> dict[str, Any]:
+        results = [d.get("result") for d in c.done.values()]
+        first = results[0]
+        if not isinstance(first, dict) or any(r != first for r in results):
+            raise RequestFailedError("participants disagree on the result")
+        try:
+            machines.check_result(body, first, self.wallets)
+        except TmpcError as exc:
+            raise RequestFailedError(f"the participants' result does not hold: {exc}") from None
+        if body["kind"] == "keygen" and self.name not in body["parties"]:
+            machines.store_public_record(first, self.wallets)
+        self.db.set_request(rid, status="done", result=first)
+        self._stalled.pop(rid, None)
+        return first
+
+    def sessions(self) -> list[dict[str, Any]]:
+        """Recent sessions of this node, newest first."""
+        return self.db.sessions()
+
+
+def stages_protocol(req: dict[str, Any]) -> str:
+    """A short name of the protocol a request runs (for the sessions table)."""
+    return machines.protocol_name(req)
+
+
+def check_input(exc: Exception) -> bool:
+    """True for errors that are the caller's (shown as 4xx by the API)."""
+    return isinstance(exc, (InputError, StateError))

@@ -1,0 +1,212 @@
+"""Which protocol machines a node runs for a request, and what it keeps of their results.
+
+A request runs as one or more *stages*, each a protocol machine (:mod:`tmpc.protocols.machine`)
+started when the previous one finished: a DKG (ChillDKG), followed for ECDSA wallets by the
+DKLs23 pairwise setup; a signature (BIP445, RFC 9591 FROST, or DKLs23 presigning and signing
+in one session). The same machines run in one process under :mod:`tmpc.local`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tmpc import schemes
+from tmpc.ecdsa_format import compact
+from tmpc.encoding import tagged_hash
+from tmpc.errors import KeystoreError, ParameterError
+from tmpc.group.secp256k1 import SecpPoint
+from tmpc.node.wallets import NodeWallet, WalletStore
+from tmpc.protocols import taproot
+from tmpc.protocols.dkg.machine import DkgMachine
+from tmpc.protocols.dkg.runner import DKGResult
+from tmpc.protocols.ecdsa.dkls23 import EcdsaPairwise
+from tmpc.protocols.ecdsa.machine import EcdsaSignMachine, PairwiseSetupMachine
+from tmpc.protocols.frost_machine import Bip445SignMachine, FrostSignMachine
+from tmpc.protocols.machine import Machine
+
+__all__ = [
+    "check_result",
+    "keygen_stages",
+    "protocol_name",
+    "round_count",
+    "sign_stages",
+    "store_public_record",
+]
+
+Stage = Callable[[object | None], Machine]
+Finish = Callable[[object], dict[str, Any]]
+
+
+def protocol_name(req: dict[str, Any]) -> str:
+    """``keygen:SCHEME`` or ``sign``: what the sessions table shows."""
+    return f"keygen:{req.get('scheme')}" if req.get("kind") == "keygen" else "sign"
+
+
+def round_count(req: dict[str, Any]) -> int:
+    """Upper bound of the rounds a request's session runs (for the coordinator's timeout)."""
+    if req.get("kind") == "keygen":
+        return 5 if req.get("scheme") == "ecdsa-secp256k1" else 2
+    return 3
+
+
+def _record(scheme_id: str, t: int, dkg: DKGResult, hostpubkeys: Sequence[bytes]) -> Any:
+    return schemes.WalletRecord(
+        scheme=scheme_id,
+        threshold=t,
+        parties=len(hostpubkeys),
+        group_public_key=dkg.threshold_pubkey,
+        verification_shares={i + 1: p for i, p in enumerate(dkg.pubshares)},
+        host_public_keys={i + 1: k for i, k in enumerate(hostpubkeys)},
+        recovery_data=dkg.recovery_data,
+    )
+
+
+def keygen_stages(
+    scheme_id: str,
+    t: int,
+    me: int,
+    hostseckey: bytes,
+    hostpubkeys: Sequence[bytes],
+    wallets: WalletStore,
+    session_id: bytes,
+) -> tuple[list[Stage], Finish]:
+    """The stages of a DKG for party ``me`` (1-based) and how its result is stored.
+
+    ECDSA wallets add the DKLs23 pairwise setup, keyed by the new wallet's id as
+    :func:`tmpc.schemes.keygen` does. The result is the public wallet record (every party
+    computes the same; the coordinator checks that they agree)."""
+    scheme = schemes.get_scheme(scheme_id)
+    keep: dict[str, Any] = {}
+
+    def dkg(_: object | None) -> Machine:
+        return DkgMachine(scheme.group, hostseckey, list(hostpubkeys), t, me)
+
+    def setup(prior: object | None) -> Machine:
+        assert isinstance(prior, DKGResult)
+        keep["dkg"] = prior
+        record = _record(scheme_id, t, prior, hostpubkeys)
+        sid = tagged_hash("tmpc/dkls23/setup", bytes.fromhex(record.wallet_id))
+        return PairwiseSetupMachine(me, list(range(1, len(hostpubkeys) + 1)), sid)
+
+    stages: list[Stage] = [dkg]
+    if scheme_id == "ecdsa-secp256k1":
+        stages.append(setup)
+
+    def finish(result: object) -> dict[str, Any]:
+        pairwise = None
+        if isinstance(result, EcdsaPairwise):
+            pairwise = result.to_bytes()
+            dkg_result = keep["dkg"]
+        else:
+            assert isinstance(result, DKGResult)
+            dkg_result = result
+        record = _record(scheme_id, t, dkg_result, hostpubkeys)
+        share = schemes.KeyShare(me, dkg_result.secshare, hostseckey, pairwise)
+        wallets.add(record, share)
+        return {"wallet": record.to_json()}
+
+    del session_id  # the DKG binds its own session (host keys, threshold) in ChillDKG
+    return stages, finish
+
+
+def sign_stages(
+    wallet: NodeWallet,
+    signers: Sequence[int],
+    message: bytes,
+    path: str | None,
+    session_id: bytes,
+) -> tuple[list[Stage], Finish]:
+    """The signing machine of this node's share for ``message`` (at BIP32 ``path``)."""
+    record, share = wallet.record, wallet.share
+    if share is None:
+        raise KeystoreError("this node holds no share of the wallet")
+    scheme = schemes.get_scheme(record.scheme)
+    vs = {i: record.verification_shares[i] for i in signers}
+    child, tweak = schemes.hd_tweak(record, path) if path is not None else (None, 0)
+    public_key = schemes.public_key_at(record, path)
+
+    def machine(_: object | None) -> Machine:
+        if scheme.id == "ecdsa-secp256k1":
+            pairwise = schemes.ecdsa_pairwise([share])[share.identifier]
+            return EcdsaSignMachine(
+                share.identifier,
+                share.secshare,
+                pairwise,
+                list(signers),
+                session_id,
+                record.group_public_key,
+                schemes.ecdsa_digest(message),
+                tweak=tweak,
+                threshold=record.threshold,
+            )
+        if scheme.suite is None:
+            assert isinstance(record.group_public_key, SecpPoint)
+            internal = child if child is not None else record.group_public_key
+            tweaks = list(taproot.taproot_tweaks_for(internal, record.taproot_merkle_root))
+            if tweak:
+                tweaks.insert(0, (tweak.to_bytes(32, "big"), False))
+            return Bip445SignMachine(
+                share.identifier,
+                share.secshare,
+                record.group_public_key,
+                vs,
+                list(signers),
+                message,
+                tweaks=tweaks,
+                min_signers=record.threshold,
+            )
+        return FrostSignMachine(
+            scheme.suite,
+            share.identifier,
+            share.secshare,
+            record.group_public_key,
+            vs,
+            list(signers),
+            message,
+            min_signers=record.threshold,
+        )
+
+    def finish(result: object) -> dict[str, Any]:
+        if isinstance(result, tuple):
+            r, s, _recid = result
+            sig = compact(r, s)
+        elif isinstance(result, bytes):
+            sig = result
+        else:
+            raise ParameterError("unexpected signing result")
+        return {
+            "scheme": record.scheme,
+            "wallet_id": record.wallet_id,
+            "path": path or "m",
+            "public_key": public_key.hex(),
+            "message": message.hex(),
+            "signature": sig.hex(),
+            "signers": sorted(signers),
+        }
+
+    return [machine], finish
+
+
+def check_result(req: dict[str, Any], result: dict[str, Any], wallets: WalletStore) -> None:
+    """The coordinator's own check of an agreed result before it is returned.
+
+    A signature is verified under the wallet's key at the path; a new wallet record is
+    parsed, which checks its DKG certificate (signed by every party). Raises
+    :class:`ParameterError` if the result does not hold."""
+    if req.get("kind") == "keygen":
+        rec = schemes.WalletRecord.from_json(result.get("wallet"))
+        if rec.scheme != req.get("scheme") or rec.threshold != req.get("threshold"):
+            raise ParameterError("the new wallet does not match the request")
+        return
+    wallet = wallets.get(str(req.get("wallet")))
+    pk = schemes.public_key_at(wallet.record, req.get("path"))
+    sig = bytes.fromhex(str(result.get("signature")))
+    msg = bytes.fromhex(str(req.get("message")))
+    if not schemes.verify(wallet.record.scheme, pk, msg, sig):
+        raise ParameterError("the agreed signature does not verify")
+
+
+def store_public_record(result: dict[str, Any], wallets: WalletStore) -> None:
+    """Keep a new wallet's public record on a coordinator that holds no share of it."""
+    wallets.add(schemes.WalletRecord.from_json(result["wallet"]), None)

@@ -1,0 +1,243 @@
+"""A running node: its HTTPS listener (operator API and peer endpoint) over the engine.
+
+One listener per node, mutual TLS 1.3 only. The server trusts exactly the certificates of
+the cluster file (members and operators); which client may call what is decided by the
+fingerprint of the certificate it presented:
+
+==========================  ==========  =====================================================
+endpoint                    who         what
+==========================  ==========  =====================================================
+``POST /v1/peer/message``   members     one sealed envelope (the TCP transport)
+``GET  /v1/health``         operators   name, cluster, members, counters
+``GET  /v1/wallets``        operators   wallets of this node
+``POST /v1/wallets``        operators   create a wallet by DKG across nodes (waits)
+``POST /v1/sign``           operators   sign (``"wait": false`` returns the request id at once)
+``GET  /v1/requests/{id}``  operators   a request's status and result (poll)
+``GET  /v1/sessions``       operators   recent sessions with participants, status, culprits
+==========================  ==========  =====================================================
+
+A client without a certificate, or with one the cluster file does not list, fails the TLS
+handshake; a member calling an operator endpoint (or the reverse) gets 403.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from tmpc import keystore
+from tmpc.errors import InputError, KeystoreError, TmpcError
+from tmpc.node.config import Cluster, NodeConfig, load_cluster, load_config, open_identity
+from tmpc.node.db import NodeDB
+from tmpc.node.engine import Engine, EngineSettings, RequestFailedError
+from tmpc.node.wallets import WalletStore
+from tmpc.transport import tls
+from tmpc.transport.tcp import Peer, TcpTransport
+
+__all__ = ["NodeServer", "run_node"]
+
+log = logging.getLogger("tmpc.node")
+
+#: Argon2id cost of the shares a node seals (RFC 9106's second recommended set).
+NODE_KDF = keystore.DEFAULT_KDF
+
+
+@dataclass
+class NodeServer:
+    """A node's engine behind its HTTPS listener."""
+
+    config: NodeConfig
+    cluster: Cluster
+    engine: Engine
+    app: web.Application
+    runner: web.AppRunner | None = None
+
+    async def start(self, ssl_context: Any) -> None:
+        """Listen on the configured address and start the engine."""
+        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.config.host, self.config.port, ssl_context=ssl_context)
+        await site.start()
+        await self.engine.start()
+        self.engine._spawn(self.engine.watchdog())
+
+    async def stop(self) -> None:
+        """Stop the engine and the listener."""
+        await self.engine.stop()
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
+def _json_error(status: int, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+def build_app(engine: Engine, transport: TcpTransport, cluster: Cluster) -> web.Application:
+    """The aiohttp application of a node (routes in the module docstring)."""
+    operators = {o.fingerprint for o in cluster.operators}
+
+    @web.middleware
+    async def operators_only(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path.startswith("/v1/peer/"):
+            response: web.StreamResponse = await handler(request)  # the transport checks
+            return response
+        fp = tls.peer_fingerprint(request.transport.get_extra_info("ssl_object"))  # type: ignore[union-attr]
+        if fp is None or fp not in operators:
+            return _json_error(403, "this endpoint is for operators of the cluster")
+        answer: web.StreamResponse = await handler(request)
+        return answer
+
+    async def body_of(request: web.Request) -> dict[str, Any]:
+        if request.content_length is not None and request.content_length > 1 << 20:
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=1 << 20, actual_size=request.content_length
+            )
+        try:
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            raise web.HTTPBadRequest(text='{"error": "the body is not JSON"}') from None
+        if not isinstance(body, dict):
+            raise web.HTTPBadRequest(text='{"error": "the body must be a JSON object"}')
+        return body
+
+    async def submit(kind: str, body: dict[str, Any]) -> web.Response:
+        rid = body.pop("request_id", None)
+        wait = body.pop("wait", True)
+        if rid is not None and not isinstance(rid, str):
+            return _json_error(400, "request_id must be a string")
+        rid = rid or secrets.token_hex(16)
+        try:
+            if wait:
+                return web.json_response(await engine.submit(kind, body, rid))
+            task = engine._spawn(engine.submit(kind, body, rid))
+            await asyncio.sleep(0.01)
+            if task.done():
+                return web.json_response(task.result())
+            return web.json_response({"request_id": rid, "status": "pending"}, status=202)
+        except RequestFailedError as exc:
+            return _json_error(409, str(exc), culprits=list(exc.culprits))
+        except (InputError, KeyError, TypeError, ValueError) as exc:
+            return _json_error(400, str(exc))
+        except TmpcError as exc:
+            return _json_error(409, str(exc))
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "name": engine.name,
+                "status": "ok",
+                "cluster": cluster.id,
+                "members": list(cluster.names),
+                "counters": dict(engine.metrics, **engine.opener.counters),
+            }
+        )
+
+    async def wallets(request: web.Request) -> web.Response:
+        out: list[dict[str, Any]] = []
+        for wid in engine.wallets.ids():
+            try:
+                w = engine.wallets.get(wid)
+            except TmpcError as exc:
+                out.append({"wallet_id": wid, "error": str(exc)})
+                continue
+            out.append(
+                {
+                    "wallet_id": wid,
+                    "scheme": w.record.scheme,
+                    "threshold": w.record.threshold,
+                    "parties": [w.names[i] for i in w.record.party_ids],
+                    "public_key": w.record.public_key.hex(),
+                    "party": w.share.identifier if w.share is not None else None,
+                }
+            )
+        return web.json_response({"wallets": out})
+
+    async def create_wallet(request: web.Request) -> web.Response:
+        body = await body_of(request)
+        return await submit("keygen", body)
+
+    async def sign(request: web.Request) -> web.Response:
+        body = await body_of(request)
+        return await submit("sign", body)
+
+    async def get_request(request: web.Request) -> web.Response:
+        req = engine.db.request(request.match_info["rid"])
+        if req is None:
+            return _json_error(404, "unknown request")
+        out = {"request_id": req["id"], "status": req["status"], "attempt": req["attempt"]}
+        if req["result"] is not None:
+            out["result"] = req["result"]
+        if req["error"]:
+            out["error"] = req["error"]
+        return web.json_response(out)
+
+    async def sessions(request: web.Request) -> web.Response:
+        return web.json_response({"sessions": engine.sessions()})
+
+    app = web.Application(middlewares=[operators_only], client_max_size=17 << 20)
+    app.add_routes(
+        [
+            web.post("/v1/peer/message", transport.handler),
+            web.get("/v1/health", health),
+            web.get("/v1/wallets", wallets),
+            web.post("/v1/wallets", create_wallet),
+            web.post("/v1/sign", sign),
+            web.get("/v1/requests/{rid}", get_request),
+            web.get("/v1/sessions", sessions),
+        ]
+    )
+    return app
+
+
+def open_node(
+    directory: Path, passphrase: str, settings: EngineSettings | None = None
+) -> tuple[NodeServer, Any]:
+    """Load a node directory and build its server (not started) and server TLS context."""
+    config = load_config(directory)
+    identity = open_identity(config, passphrase)
+    cluster = load_cluster(directory)
+    cert = keystore.read_limited(directory / "tls" / "cert.pem", "TLS certificate", 1 << 16)
+    key = keystore.read_limited(directory / "tls" / "key.pem", "TLS key", 1 << 16)
+    peers = {c.name: Peer(c.url, c.tls_cert) for c in cluster.members if c.name != config.name}
+    transport = TcpTransport(config.name, cert, key, peers, password=passphrase.encode())
+    db = NodeDB(directory / "node.db", node=config.name)
+    wallets = WalletStore(directory, cluster, passphrase, NODE_KDF)
+    engine = Engine(config, identity, cluster, db, wallets, transport, settings)
+    app = build_app(engine, transport, cluster)
+    ssl_ctx = transport.server_ssl_context(extra_trusted=[o.cert for o in cluster.operators])
+    return NodeServer(config, cluster, engine, app), ssl_ctx
+
+
+async def _serve(directory: Path, passphrase: str, settings: EngineSettings | None) -> None:
+    server, ssl_ctx = open_node(directory, passphrase, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start(ssl_ctx)
+    print(json.dumps({"ready": server.config.name, "url": server.config.url}), flush=True)
+    await stop.wait()
+    log.info("stopping %s", server.config.name)
+    await server.stop()
+
+
+def run_node(directory: Path, passphrase: str, settings: EngineSettings | None = None) -> None:
+    """Run a node until SIGTERM or SIGINT (then it stops its sessions and exits cleanly).
+
+    Raises :class:`KeystoreError` / :class:`~tmpc.errors.CryptoError` for a bad directory or
+    passphrase before anything listens."""
+    if not directory.is_dir():
+        raise KeystoreError(f"{directory} is not a node directory")
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
+    )
+    asyncio.run(_serve(directory, passphrase, settings))

@@ -1,0 +1,104 @@
+"""Helpers for node tests: clusters of engines in one process, independent verifiers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tmpc.cli_node import LOCAL_KDF
+from tmpc.demo import independent_verify
+from tmpc.node import config as node_config
+from tmpc.node.db import NodeDB
+from tmpc.node.engine import Engine, EngineSettings
+from tmpc.node.wallets import WalletStore
+from tmpc.transport.memory import FaultHook, MemoryNetwork
+
+PASSPHRASE = "node test passphrase"
+SCHEMES = ("schnorr-bip340", "ed25519", "frost-secp256k1", "ecdsa-secp256k1")
+
+
+def make_dirs(tmp: Path, n: int) -> tuple[list[str], bytes]:
+    """Node directories a..n under ``tmp`` joined to one cluster; returns names and file."""
+    names = [chr(ord("a") + i) for i in range(n)]
+    cards = []
+    for i, name in enumerate(names):
+        cfg = node_config.init_node(
+            tmp / name, name, f"127.0.0.1:{20000 + i}", PASSPHRASE, kdf=LOCAL_KDF
+        )
+        cards.append(node_config.card_of(cfg, node_config.open_identity(cfg, PASSPHRASE)))
+    operator, _key = node_config.make_operator("operator")
+    data = node_config.make_cluster_file(cards, [operator])
+    (tmp / "cluster.json").write_bytes(data)
+    for name in names:
+        cfg = node_config.load_config(tmp / name)
+        node_config.join_cluster(
+            tmp / name, tmp / "cluster.json", node_config.open_identity(cfg, PASSPHRASE)
+        )
+    return names, data
+
+
+async def memory_cluster(
+    tmp: Path,
+    n: int,
+    *,
+    fault: FaultHook | None = None,
+    settings: EngineSettings | None = None,
+) -> tuple[MemoryNetwork, dict[str, Engine]]:
+    """Start ``n`` engines (a, b, ...) over one in-memory network."""
+    names, _ = make_dirs(tmp, n)
+    network = MemoryNetwork(fault)
+    engines = {}
+    for name in names:
+        engines[name] = open_engine(tmp / name, network, settings)
+    for e in engines.values():
+        await e.start()
+        e._spawn(e.watchdog())
+    return network, engines
+
+
+def open_engine(
+    directory: Path, network: MemoryNetwork, settings: EngineSettings | None = None
+) -> Engine:
+    """An engine over ``network`` for the node in ``directory`` (not started)."""
+    cfg = node_config.load_config(directory)
+    identity = node_config.open_identity(cfg, PASSPHRASE)
+    cluster = node_config.load_cluster(directory)
+    db = NodeDB(directory / "node.db", node=cfg.name)
+    wallets = WalletStore(directory, cluster, PASSPHRASE, LOCAL_KDF)
+    return Engine(
+        cfg,
+        identity,
+        cluster,
+        db,
+        wallets,
+        network.transport(cfg.name),
+        settings or EngineSettings(ready_timeout=1.0, round_timeout=1.0),
+    )
+
+
+async def stop_all(engines: dict[str, Engine]) -> None:
+    """Stop every engine and close its database."""
+    for e in engines.values():
+        await e.stop()
+        e.db.close()
+
+
+def result_ok(res: dict[str, Any]) -> bool:
+    """Whether an API/engine signing result verifies independently."""
+    return independent_verify(
+        res["scheme"],
+        bytes.fromhex(res["public_key"]),
+        bytes.fromhex(res["message"]),
+        bytes.fromhex(res["signature"]),
+    )
+
+
+__all__ = [
+    "PASSPHRASE",
+    "SCHEMES",
+    "make_dirs",
+    "memory_cluster",
+    "open_engine",
+    "result_ok",
+    "stop_all",
+]

@@ -1,0 +1,300 @@
+"""The node engine with whole clusters in one process over the in-memory network.
+
+Real envelopes (signed, encrypted), real protocol machines, real SQLite state; only the
+sockets are replaced, so faults can be injected per message: stalls, a cheating party,
+duplicates, lost acknowledgements, replays and forgeries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.node_helpers import SCHEMES, memory_cluster, open_engine, result_ok, stop_all
+from tmpc.errors import ParameterError
+from tmpc.node.engine import Engine, RequestFailedError, choose_participants
+from tmpc.protocols.machine import Message
+from tmpc.transport.memory import Fault
+from tmpc.wire import envelope
+
+DIGEST = bytes(range(32))
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+async def _keygen(e: Engine, scheme: str, t: int, parties: list[str]) -> dict[str, Any]:
+    res = await e.submit("keygen", {"scheme": scheme, "threshold": t, "parties": parties}, None)
+    return dict(res["wallet"])
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_dkg_and_signing_across_five_engines(tmp_path: Path, scheme: str) -> None:
+    async def go() -> None:
+        _, engines = await memory_cluster(tmp_path, 5)
+        try:
+            w = await _keygen(engines["a"], scheme, 3, list(engines))
+            # Every party stored the same public record and its own share.
+            for e in engines.values():
+                nw = e.wallets.get(w["wallet_id"])
+                assert nw.record.public_key.hex() == w["public_key"]
+                assert nw.share is not None
+            # Any node coordinates; the signature verifies outside tmpc.
+            for coordinator in ("b", "e"):
+                res = await engines[coordinator].submit(
+                    "sign", {"wallet": w["wallet_id"], "message": DIGEST.hex()}, None
+                )
+                assert result_ok(res)
+                assert len(res["signers"]) == 3
+        finally:
+            await stop_all(engines)
+
+    run(go())
+
+
+def test_two_of_five_down_still_signs(tmp_path: Path) -> None:
+    async def go() -> None:
+        network, engines = await memory_cluster(tmp_path, 5)
+        try:
+            w = await _keygen(engines["a"], "schnorr-bip340", 3, list(engines))
+            network.set_down("d")
+            network.set_down("e")
+            res = await engines["a"].submit(
+                "sign", {"wallet": w["wallet_id"], "message": DIGEST.hex()}, None
+            )
+            assert result_ok(res)
+            assert res["signers"] == [1, 2, 3]
+        finally:
+            await stop_all(engines)
+
+    run(go())
+
+
+def test_stalled_party_is_named_and_the_request_completes_on_another_quorum(
+    tmp_path: Path,
+) -> None:
+    stalled: set[str] = set()
+
+    def fault(sender: str, receiver: str, data: bytes) -> Fault:
+        # After answering "ready", the stalled party sends no protocol message at all.
+        try:
+            env = envelope.Envelope.from_bytes(data)
+        except envelope.EnvelopeError:
+            return Fault.DELIVER
+        if sender in stalled and env.protocol not in ("ready", "propose", "start"):
+            return Fault.DROP
+        return Fault.DELIVER
+
+    async def go() -> None:
+        _, engines = await memory_cluster(tmp_path, 5, fault=fault)
+        try:
+            w = await _keygen(engines["a"], "ed25519", 3, list(engines))
+            rid = "stall-test"
+            first = choose_participants(list(engines), rid, 1, 3)
+            victim = next(p for p in first if p != "a")
+            stalled.add(victim)
+            res = await engines["a"].submit(
+                "sign", {"wallet": w["wallet_id"], "message": DIGEST.hex()}, rid
+            )
+            assert result_ok(res)
+            sessions = engines["a"].db.sessions()
+            aborted = [s for s in sessions if s["request"] == rid and s["status"] == "aborted"]
+            assert aborted and all(s["attempt"] == 1 for s in aborted)
+            done = [s for s in sessions if s["request"] == rid and s["status"] == "done"]
+            assert done and victim not in done[0]["participants"]
+            # A stall excludes only from this request, not from the wallet.
+            assert victim not in engines["a"].db.excluded(w["wallet_id"])
+        finally:
+            await stop_all(engines)
+
+    run(go())
+
+
+def test_cheating_party_is_excluded_from_the_wallet(tmp_path: Path) -> None:
+    async def go() -> None:
+        _, engines = await memory_cluster(tmp_path, 4)
+        try:
+            w = await _keygen(engines["a"], "frost-secp256k1", 2, list(engines))
+            cheat = engines["c"]
+            original = cheat._emit
+
+            def corrupt(s: Any, out: list[Message]) -> None:
+                bad = []
+                for m in out:
+                    if m.round == 2:  # the signature share: flip a bit of it
+                        p = bytearray(m.payload)
+                        p[5] ^= 1
+                        m = Message(m.round, m.sender, m.recipient, bytes(p))
+                    bad.append(m)
+                original(s, bad)
+
+            cheat._emit = corrupt  # type: ignore[method-assign]
+            # Pick a request id whose first quorum includes the cheater.
+            rid = next(
+                r
+                for r in (f"cheat-{i}" for i in range(100))
+                if "c" in choose_participants(["a", "b", "c", "d"], r, 1, 2)
+            )
+            res = await engines["a"].submit(
+                "sign", {"wallet": w["wallet_id"], "message": DIGEST.hex()}, rid
+            )
+            assert result_ok(res)  # the cheater's own aggregate may even be the answer
+            # Every honest party of that session caught c and excluded it for the wallet.
+            assert any("c" in e.db.excluded(w["wallet_id"]) for e in engines.values())
+            aborted = [s for e in engines.values() for s in e.db.sessions(status="aborted")]
+            assert any(s["culprits"] == ["c"] for s in aborted)
+            # Later requests leave c out from the start.
+            res2 = await engines["b"].submit(
+                "sign", {"wallet": w["wallet_id"], "message": DIGEST[::-1].hex()}, None
+            )
+            assert result_ok(res2) and 3 not in res2["signers"]
+        finally:
+            await stop_all(engines)
+
+    run(go())
+
+
+def test_duplicates_and_lost_acknowledgements_change_nothing(tmp_path: Path) -> None:
+    def fault(sender: str, receiver: str, data: bytes) -> Fault:
+        r = secrets.randbelow(10)
+        return Fault.DUPLICATE if r < 2 else Fault.LOSE_ACK if r < 4 else Fault.DELIVER
+
+    async def go() -> None:
+        _, engines = await memory_cluster(tmp_path, 3, fault=fault)
+        try:
+            w = await _keygen(engines["a"], "ecdsa-secp256k1", 2, list(engines))
+            res = await engines["a"].submit(
+                "sign", {"wallet": w["wallet_id"], "message": DIGEST.hex()}, None
+            )
+            assert result_ok(res)
+            counters = engines["b"].opener.counters
+            assert counters["duplicate"] > 0
+            assert all(v == 0 for k, v in counters.items() if k != "duplicate")
+        finally:
+            await stop_all(engines)
+
+    run(go())
+
+
+def test_request_ids_are_idempotent_one_signature_per_request(tmp_path: Path) -> None:
+    async def go() -> None:
+        _, engines = await memory_cluster(tmp_path, 3)
+        try:
+            w = await _keygen(engines["a"], "schnorr-bip340", 2, list(engines))
+            body = {"wallet": w["wallet_id"], "message": DIGEST.hex()}
+            first = await engines["a"].submit("sign", body, "same-request")
+            again = await engines["a"].submit("sign", body, "same-request")
+            assert again["signature"] == first["signature"]
+            # Another coordinator with the same id: the participants that finished the
+            # request answer with their recorded result instead of signing again.
+            other = await engines["b"].submit("sign", body, "same-request")
+            if set(other["signers"]) == set(first["signers"]):
+                assert other["signature"] == first["signature"]
+            with pytest.raises(ParameterError, match="another request"):
+                await engines["a"].submit(
+                    "sign", {"wallet": w["wallet_id"], "message": DIGEST[::-1].hex()},
+                    "same-request",
+                )  # fmt: skip
+        finally:
+            await stop_all(engines)
+
+    run(go())
+
+
+def test_tampered_foreign_and_replayed_envelopes_are_rejected_and_counted(
+    tmp_path: Path,
+) -> None:
+    captured: list[tuple[str, str, bytes]] = []
+
+    def fault(sender: str, receiver: str, data: bytes) -> Fault:
+        captured.append((sender, receiver, data))
+        return Fault.DELIVER
+
+    async def go() -> None:
+        _, engines = await memory_cluster(tmp_path, 3, fault=fault)
+        try:
+            w = await _keygen(engines["a"], "ed25519", 2, list(engines))
+            await engines["a"].submit(
+                "sign", {"wallet": w["wallet_id"], "message": DIGEST.hex()}, None
+            )
+            _sender, receiver, data = next(
+                c for c in captured if envelope.Envelope.from_bytes(c[2]).protocol == "frost-sign"
+            )
+            target = engines[receiver]
+            # Tampered: one bit of the body.
+            bad = bytearray(data)
+            bad[-70] ^= 1
+            with pytest.raises(envelope.EnvelopeError) as exc:
+                await target.deliver(bytes(bad))
+            assert exc.value.reason == "tampered"
+            # Truncated.
+            with pytest.raises(envelope.EnvelopeError) as exc:
+                await target.deliver(data[:-1])
+            assert exc.value.reason == "malformed"
+            # Replayed after the session ended: dropped, never processed again.
+            before = target.metrics.get("stale_session_message", 0)
+            before_dup = target.opener.counters["duplicate"]
+            await target.deliver(data)
+            assert (
+                target.opener.counters["duplicate"] > before_dup
+                or target.metrics.get("stale_session_message", 0) > before
+            )
+            counters = target.opener.counters
+            assert counters["tampered"] >= 1 and counters["malformed"] >= 1
+        finally:
+            await stop_all(engines)
+        # Foreign: an envelope of another cluster.
+        _, other = await memory_cluster(tmp_path / "other", 3)
+        try:
+            with pytest.raises(envelope.EnvelopeError) as exc:
+                await other["b"].deliver(data)
+            assert exc.value.reason in ("foreign", "unknown-sender")
+        finally:
+            await stop_all(other)
+
+    run(go())
+
+
+def test_too_few_parties_fails_with_a_clear_error(tmp_path: Path) -> None:
+    async def go() -> None:
+        network, engines = await memory_cluster(tmp_path, 3)
+        try:
+            w = await _keygen(engines["a"], "ed25519", 3, list(engines))
+            network.set_down("c")
+            with pytest.raises(RequestFailedError, match="needed"):
+                await engines["a"].submit(
+                    "sign", {"wallet": w["wallet_id"], "message": DIGEST.hex()}, None
+                )
+        finally:
+            await stop_all(engines)
+
+    run(go())
+
+
+def test_a_restarted_node_marks_its_running_sessions_lost(tmp_path: Path) -> None:
+    async def go() -> None:
+        network, engines = await memory_cluster(tmp_path, 3)
+        try:
+            w = await _keygen(engines["a"], "ed25519", 2, list(engines))
+            # A session that was running when the node died.
+            engines["b"].db.add_session(
+                b"\x01" * 32, "crashed-request", 1, "sign", w["wallet_id"], ["a", "b"], "a"
+            )
+            await engines["b"].stop()
+            engines["b"].db.close()
+            engines["b"] = open_engine(tmp_path / "b", network)
+            await engines["b"].start()
+            assert engines["b"].db.session_status(b"\x01" * 32) == "lost"
+            res = await engines["b"].submit(
+                "sign", {"wallet": w["wallet_id"], "message": DIGEST.hex()}, None
+            )
+            assert result_ok(res)
+        finally:
+            await stop_all(engines)
+
+    run(go())
