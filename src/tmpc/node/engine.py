@@ -176,7 +176,9 @@ class Engine:
         self.transport = transport
         self.settings = settings or EngineSettings()
         self.members = {c.name: c.public for c in cluster.members}
-        self.opener = envelope.Opener(identity, self.name, cluster.hash, self.members)
+        self.opener = envelope.Opener(
+            identity, self.name, cluster.hash, self.members, is_known_session=self._live_session
+        )
         self._sessions: dict[bytes, _Session] = {}
         self._early: dict[bytes, list[envelope.Opened]] = {}
         self._coord: dict[str, _Coordinated] = {}
@@ -186,6 +188,12 @@ class Engine:
         self.metrics: dict[str, int] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
+
+    def _live_session(self, session: bytes) -> bool:
+        """The Opener's session policy: refuse envelopes of sessions that ended (done,
+        aborted, or lost in a restart), from the durable record, so replays stay refused
+        across restarts; accept live ones and new ones (a request's control messages)."""
+        return self.db.session_status(session) in (None, "running")
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -400,6 +408,7 @@ class Engine:
             return
         s.ended = True
         self.db.end_session(s.id, "done", rounds=s.rounds)
+        self.opener.forget(s.id)
         self.db.set_request(s.request_id, status="done", result=result)
         self._send_control(
             s.coordinator,
@@ -418,6 +427,7 @@ class Engine:
         self._count("session_aborted")
         log.info("session %s aborted: %s (culprits %s)", s.id.hex()[:16], reason, culprits)
         self.db.end_session(s.id, "aborted", error=reason, culprits=culprits, rounds=s.rounds)
+        self.opener.forget(s.id)
         for c in culprits:
             self.db.exclude(s.wallet, c, reason)
         self._send_control(
