@@ -140,8 +140,13 @@ def node_card(directory: Path, passphrase_file: Path | None) -> None:
 @_passphrase_file
 @click.option("--round-timeout", default=5.0, show_default=True, help="Seconds per round.")
 @click.option("--ready-timeout", default=2.0, show_default=True, help="Seconds to be ready.")
+@click.option("--relay", default=None, metavar="URL", help="Peer messages via Redis (redis://).")
 def node_run(
-    directory: Path, passphrase_file: Path | None, round_timeout: float, ready_timeout: float
+    directory: Path,
+    passphrase_file: Path | None,
+    round_timeout: float,
+    ready_timeout: float,
+    relay: str | None,
 ) -> None:
     """Run the node until SIGTERM or SIGINT."""
     from tmpc.node.engine import EngineSettings
@@ -151,7 +156,9 @@ def node_run(
         raise ParameterError("timeouts must be positive")
     passphrase = _node_passphrase(passphrase_file)
     settings = EngineSettings(ready_timeout=ready_timeout, round_timeout=round_timeout)
-    run_node(directory, passphrase, settings)
+    if relay is not None and not relay.startswith(("redis://", "rediss://", "unix://")):
+        raise ParameterError("--relay must be a redis://HOST:PORT URL")
+    run_node(directory, passphrase, settings, relay=relay)
 
 
 @click.group()
@@ -283,7 +290,10 @@ def wait_ready(proc: Any, name: str, timeout: float = 60.0) -> None:
 @click.option("--dir", "directory", required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the cluster as one JSON object.")
 @click.option("--round-timeout", default=5.0, show_default=True, help="Seconds per round.")
-def cluster_local(parties: int, directory: Path, as_json: bool, round_timeout: float) -> None:
+@click.option("--relay", default=None, metavar="URL", help="Peer messages via Redis (redis://).")
+def cluster_local(
+    parties: int, directory: Path, as_json: bool, round_timeout: float, relay: str | None
+) -> None:
     """Start N nodes on loopback (a demo or test cluster) until SIGINT or SIGTERM."""
     names, pw_file, auth_file = create_local_cluster(directory, parties)
     procs: dict[str, Any] = {}
@@ -295,6 +305,8 @@ def cluster_local(parties: int, directory: Path, as_json: bool, round_timeout: f
     old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         extra = ["--round-timeout", str(round_timeout)]
+        if relay is not None:
+            extra += ["--relay", relay]
         for name in names:
             procs[name] = start_node_process(directory / name, pw_file, extra)
         for name in names:

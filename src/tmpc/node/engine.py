@@ -201,6 +201,19 @@ class Engine:
         task.add_done_callback(self._tasks.discard)
         return task
 
+    def _forget(self, session: bytes) -> None:
+        """A session ended: drop its replay records; a relay stops reading its stream (after
+        a grace period, so the last messages still reach the peers that need them)."""
+        self.opener.forget(session)
+        forget = getattr(self.transport, "forget", None)
+        if callable(forget):
+
+            async def later() -> None:
+                await asyncio.sleep(self.settings.round_timeout)
+                await forget(session)
+
+            self._spawn(later())
+
     def _count(self, key: str) -> None:
         self.metrics[key] = self.metrics.get(key, 0) + 1
 
@@ -408,7 +421,7 @@ class Engine:
             return
         s.ended = True
         self.db.end_session(s.id, "done", rounds=s.rounds)
-        self.opener.forget(s.id)
+        self._forget(s.id)
         self.db.set_request(s.request_id, status="done", result=result)
         self._send_control(
             s.coordinator,
@@ -427,7 +440,7 @@ class Engine:
         self._count("session_aborted")
         log.info("session %s aborted: %s (culprits %s)", s.id.hex()[:16], reason, culprits)
         self.db.end_session(s.id, "aborted", error=reason, culprits=culprits, rounds=s.rounds)
-        self.opener.forget(s.id)
+        self._forget(s.id)
         for c in culprits:
             self.db.exclude(s.wallet, c, reason)
         self._send_control(

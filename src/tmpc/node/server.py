@@ -41,6 +41,7 @@ from tmpc.node.db import NodeDB
 from tmpc.node.engine import Engine, EngineSettings, RequestFailedError
 from tmpc.node.wallets import WalletStore
 from tmpc.transport import tls
+from tmpc.transport.base import Transport
 from tmpc.transport.tcp import Peer, TcpTransport
 
 __all__ = ["NodeServer", "run_node"]
@@ -199,26 +200,41 @@ def build_app(engine: Engine, transport: TcpTransport, cluster: Cluster) -> web.
 
 
 def open_node(
-    directory: Path, passphrase: str, settings: EngineSettings | None = None
+    directory: Path,
+    passphrase: str,
+    settings: EngineSettings | None = None,
+    *,
+    relay: str | None = None,
 ) -> tuple[NodeServer, Any]:
-    """Load a node directory and build its server (not started) and server TLS context."""
+    """Load a node directory and build its server (not started) and server TLS context.
+
+    With ``relay`` (a ``redis://HOST:PORT`` URL) peer messages go through a Redis Streams
+    relay (:mod:`tmpc.transport.relay`) instead of direct mutual-TLS connections; the
+    operator API is served over mutual TLS either way."""
     config = load_config(directory)
     identity = open_identity(config, passphrase)
     cluster = load_cluster(directory)
     cert = keystore.read_limited(directory / "tls" / "cert.pem", "TLS certificate", 1 << 16)
     key = keystore.read_limited(directory / "tls" / "key.pem", "TLS key", 1 << 16)
     peers = {c.name: Peer(c.url, c.tls_cert) for c in cluster.members if c.name != config.name}
-    transport = TcpTransport(config.name, cert, key, peers, password=passphrase.encode())
+    tcp = TcpTransport(config.name, cert, key, peers, password=passphrase.encode())
+    transport: Transport = tcp
+    if relay is not None:
+        from tmpc.transport.relay import RedisRelayTransport
+
+        transport = RedisRelayTransport(config.name, relay, cluster=cluster.id)
     db = NodeDB(directory / "node.db", node=config.name)
     wallets = WalletStore(directory, cluster, passphrase, NODE_KDF)
     engine = Engine(config, identity, cluster, db, wallets, transport, settings)
-    app = build_app(engine, transport, cluster)
-    ssl_ctx = transport.server_ssl_context(extra_trusted=[o.cert for o in cluster.operators])
+    app = build_app(engine, tcp, cluster)
+    ssl_ctx = tcp.server_ssl_context(extra_trusted=[o.cert for o in cluster.operators])
     return NodeServer(config, cluster, engine, app), ssl_ctx
 
 
-async def _serve(directory: Path, passphrase: str, settings: EngineSettings | None) -> None:
-    server, ssl_ctx = open_node(directory, passphrase, settings)
+async def _serve(
+    directory: Path, passphrase: str, settings: EngineSettings | None, relay: str | None
+) -> None:
+    server, ssl_ctx = open_node(directory, passphrase, settings, relay=relay)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -230,7 +246,13 @@ async def _serve(directory: Path, passphrase: str, settings: EngineSettings | No
     await server.stop()
 
 
-def run_node(directory: Path, passphrase: str, settings: EngineSettings | None = None) -> None:
+def run_node(
+    directory: Path,
+    passphrase: str,
+    settings: EngineSettings | None = None,
+    *,
+    relay: str | None = None,
+) -> None:
     """Run a node until SIGTERM or SIGINT (then it stops its sessions and exits cleanly).
 
     Raises :class:`KeystoreError` / :class:`~tmpc.errors.CryptoError` for a bad directory or
@@ -240,4 +262,4 @@ def run_node(directory: Path, passphrase: str, settings: EngineSettings | None =
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
     )
-    asyncio.run(_serve(directory, passphrase, settings))
+    asyncio.run(_serve(directory, passphrase, settings, relay))
