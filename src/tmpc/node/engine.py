@@ -210,7 +210,10 @@ class Engine:
 
             async def later() -> None:
                 await asyncio.sleep(self.settings.round_timeout)
-                await forget(session)
+                try:
+                    await forget(session)
+                except TransportError as exc:  # the relay keeps it; retention still applies
+                    log.info("could not release session %s: %s", session.hex()[:16], exc)
 
             self._spawn(later())
 
