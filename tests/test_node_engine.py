@@ -296,3 +296,34 @@ def test_a_restarted_node_marks_its_running_sessions_lost(tmp_path: Path) -> Non
             await stop_all(engines)
 
     run(go())
+
+
+def test_a_coordinator_splitting_the_request_gets_no_honest_party_excluded(
+    tmp_path: Path,
+) -> None:
+    async def go() -> None:
+        _, engines = await memory_cluster(tmp_path, 3)
+        try:
+            w = await _keygen(engines["a"], "frost-secp256k1", 2, ["b", "c"])
+            coordinator = engines["a"]  # not a party: it only relays the request
+            original = coordinator._send_control
+
+            def split(to: str, kind: str, rid: str, attempt: int, payload: Any) -> None:
+                if kind == "start" and to == "c":  # c is shown another message
+                    body = dict(payload["body"], message=DIGEST[::-1].hex())
+                    payload = dict(payload, body=body)
+                original(to, kind, rid, attempt, payload)
+
+            coordinator._send_control = split  # type: ignore[method-assign]
+            with pytest.raises(RequestFailedError):
+                await coordinator.submit(
+                    "sign", {"wallet": w["wallet_id"], "message": DIGEST.hex()}, "split-1"
+                )
+            # The message is bound into the session id: the two parties were in different
+            # sessions, stalled, and neither blamed the other for good.
+            for name in ("b", "c"):
+                assert engines[name].db.excluded(w["wallet_id"]) == set()
+        finally:
+            await stop_all(engines)
+
+    run(go())

@@ -84,12 +84,25 @@ def request_session(cluster: bytes, request_id: str) -> bytes:
     return tagged_hash("tmpc/request/v1", lp_join([cluster, request_id.encode()]))
 
 
+def request_digest(body: dict[str, Any]) -> bytes:
+    """SHA-256 of a request's canonical JSON (kind, wallet or scheme, message, path)."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).digest()
+
+
 def session_id(
-    cluster: bytes, request_id: str, wallet: str, participants: list[str], attempt: int
+    cluster: bytes,
+    request_id: str,
+    wallet: str,
+    participants: list[str],
+    attempt: int,
+    body: dict[str, Any],
 ) -> bytes:
-    """The session id of one attempt (5 of issue 9): request, wallet, participants, attempt."""
+    """The session id of one attempt (5 of issue 9): request, wallet, participants, attempt,
+    and the request's content, so a coordinator that shows different participants different
+    messages splits them into different sessions (they stall, nobody is blamed for good)
+    instead of making honest parties fail each other's share checks."""
     return tagged_hash(
-        "tmpc/session/v1",
+        "tmpc/session/v2",
         lp_join(
             [
                 cluster,
@@ -97,6 +110,7 @@ def session_id(
                 wallet.encode(),
                 *(p.encode() for p in participants),
                 attempt.to_bytes(4, "big"),
+                request_digest(body),
             ]
         ),
     )
@@ -601,7 +615,7 @@ class Engine:
             if sorted(parties) != participants:
                 raise ParameterError("a DKG needs every party")
             wallet_key = "keygen:" + request_id
-            sid = session_id(self.cluster.hash, request_id, wallet_key, participants, attempt)
+            sid = session_id(self.cluster.hash, request_id, wallet_key, participants, attempt, req)
             ids = {n: i + 1 for i, n in enumerate(parties)}
             hostpubkeys = [self.cluster.member(n).host_pubkey for n in parties]
             stages, finish = machines.keygen_stages(
@@ -619,7 +633,7 @@ class Engine:
                 if p not in wallet.ids:
                     raise ParameterError(f"{p} is not a party of the wallet")
             wallet_key = wallet.record.wallet_id
-            sid = session_id(self.cluster.hash, request_id, wallet_key, participants, attempt)
+            sid = session_id(self.cluster.hash, request_id, wallet_key, participants, attempt, req)
             ids = {n: wallet.ids[n] for n in participants}
             stages, finish = machines.sign_stages(
                 wallet, sorted(ids.values()), bytes.fromhex(req["message"]), req.get("path"), sid
@@ -752,7 +766,7 @@ class Engine:
             if len([n for n in ready if n not in reported]) >= need:
                 ready = [n for n in ready if n not in reported]
             chosen = choose_participants(ready, rid, attempt, need)
-            sid = session_id(self.cluster.hash, rid, wallet_key, chosen, attempt)
+            sid = session_id(self.cluster.hash, rid, wallet_key, chosen, attempt, body)
             log.info(
                 "request %s attempt %d: session %s with %s", rid, attempt, sid.hex()[:16], chosen
             )
