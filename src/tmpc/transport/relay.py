@@ -26,8 +26,10 @@ learned with ``XREADGROUP`` (group and consumer = its own name):
 
 What the relay sees and can do: it sees envelope *metadata*, i.e. who talks to whom in which
 session, message sizes and timing. It cannot read or forge a message: envelopes are signed and
-encrypted end to end (:mod:`tmpc.wire.envelope`). It can drop, delay, reorder or replay them,
-like any transport; the node copes by re-sending until acknowledged and dropping duplicates.
+encrypted end to end (:mod:`tmpc.wire.envelope`), so whatever it injects is rejected by the
+node (and then acknowledged here, see :meth:`RedisRelayTransport.start`). It can drop, delay,
+reorder or replay messages, like any transport; the node copes by re-sending until
+acknowledged and dropping duplicates.
 
 "Acknowledged" for a relay: :meth:`RedisRelayTransport.send` returns once the relay *stored*
 the message (``XADD`` returned an entry id), not once the peer stored it. End-to-end
@@ -133,7 +135,7 @@ class RedisRelayTransport(Transport):
         block_ms: how long one blocking read waits for new entries, in milliseconds (> 0).
 
     Raises:
-        ParameterError: a malformed name, cluster or ``block_ms``.
+        ParameterError: a malformed name, cluster, url or ``block_ms``.
     """
 
     def __init__(self, name: str, url: str, *, cluster: str, block_ms: int = 1000) -> None:
@@ -151,13 +153,17 @@ class RedisRelayTransport(Transport):
         # protocol=2 pins the reply shape _parse_reply expects. One retry with a short backoff
         # lets a pooled connection that died with a relay restart reconnect once; anything
         # more is the caller's retry (send) or the loop's backoff (receive).
-        self._redis: Redis = Redis.from_url(
-            url,
-            protocol=2,
-            socket_timeout=block_ms / 1000 + _TIMEOUT_MARGIN_S,
-            socket_connect_timeout=_CONNECT_TIMEOUT_S,
-            retry=Retry(ExponentialBackoff(cap=0.05, base=0.02), 1),
-        )
+        try:
+            self._redis: Redis = Redis.from_url(
+                url,
+                protocol=2,
+                socket_timeout=block_ms / 1000 + _TIMEOUT_MARGIN_S,
+                socket_connect_timeout=_CONNECT_TIMEOUT_S,
+                retry=Retry(ExponentialBackoff(cap=0.05, base=0.02), 1),
+            )
+        except ValueError:
+            # Not chained: the URL may hold a password.
+            raise ParameterError("url must be a redis://, rediss:// or unix:// URL") from None
         # Sending side: session streams this instance already announced in their index.
         self._announced: set[bytes] = set()
         self._announce_locks: dict[bytes, asyncio.Lock] = {}
