@@ -327,3 +327,51 @@ def test_a_coordinator_splitting_the_request_gets_no_honest_party_excluded(
             await stop_all(engines)
 
     run(go())
+
+
+def test_participants_refuse_a_quorum_the_readiness_answers_do_not_give(tmp_path: Path) -> None:
+    async def go() -> None:
+        _, engines = await memory_cluster(tmp_path, 4)
+        try:
+            w = await _keygen(engines["a"], "ed25519", 2, list(engines))
+            coordinator = engines["a"]
+            original = coordinator._send_control
+
+            def steer(to: str, kind: str, rid: str, attempt: int, payload: Any) -> None:
+                if kind == "start":
+                    honest = payload["participants"]
+                    # The coordinator picks its own favourite pair instead.
+                    other = next(
+                        [x, y] for x in "abcd" for y in "abcd" if x < y and [x, y] != honest
+                    )
+                    payload = dict(payload, participants=other)
+                    if to not in other:
+                        return
+                original(to, kind, rid, attempt, payload)
+
+            coordinator._send_control = steer  # type: ignore[method-assign]
+            with pytest.raises(RequestFailedError, match="quorum"):
+                await coordinator.submit(
+                    "sign", {"wallet": w["wallet_id"], "message": DIGEST.hex()}, "steer-1"
+                )
+            # Forged evidence (an answer not signed by its sender) is refused as well.
+            coordinator._send_control = original  # type: ignore[method-assign]
+
+            def forge(to: str, kind: str, rid: str, attempt: int, payload: Any) -> None:
+                if kind == "start":
+                    ev = [bytearray(bytes.fromhex(e)) for e in payload["evidence"]]
+                    ev[0][-1] ^= 1
+                    payload = dict(payload, evidence=[bytes(e).hex() for e in ev])
+                original(to, kind, rid, attempt, payload)
+
+            coordinator._send_control = forge  # type: ignore[method-assign]
+            with pytest.raises(RequestFailedError, match="evidence"):
+                await coordinator.submit(
+                    "sign", {"wallet": w["wallet_id"], "message": DIGEST.hex()}, "forge-1"
+                )
+            for e in engines.values():
+                assert e.db.excluded(w["wallet_id"]) == set()
+        finally:
+            await stop_all(engines)
+
+    run(go())

@@ -52,7 +52,14 @@ from tmpc.transport.tcp import RejectedError
 from tmpc.wire import envelope
 from tmpc.wire.identity import NodeIdentity
 
-__all__ = ["Engine", "EngineSettings", "RequestFailedError", "choose_participants", "session_id"]
+__all__ = [
+    "Engine",
+    "EngineSettings",
+    "RequestFailedError",
+    "choose_participants",
+    "select_quorum",
+    "session_id",
+]
 
 log = logging.getLogger("tmpc.node")
 
@@ -116,6 +123,26 @@ def session_id(
     )
 
 
+def select_quorum(
+    ready: dict[str, dict[str, Any]], request_id: str, attempt: int, need: int
+) -> list[str]:
+    """The quorum of an attempt from the readiness answers (name -> answer).
+
+    Parties that answered ``ok`` are candidates; parties that some *other* ready party
+    reports having caught cheating are left out when enough candidates remain; then
+    :func:`choose_participants`. The coordinator and every participant compute it alike."""
+    ok = [n for n, r in ready.items() if r.get("ok") is True]
+    reported = {
+        str(x)
+        for n in ok
+        for x in (ready[n].get("excluded") or [])
+        if isinstance(x, str) and x != n
+    }
+    if len([n for n in ok if n not in reported]) >= need:
+        ok = [n for n in ok if n not in reported]
+    return choose_participants(ok, request_id, attempt, need)
+
+
 def choose_participants(ready: list[str], request_id: str, attempt: int, k: int) -> list[str]:
     """The ``k`` participants of an attempt, chosen deterministically from the ``ready`` ones.
 
@@ -163,6 +190,8 @@ class _Coordinated:
 
     attempt: int
     ready: dict[str, dict[str, Any]] = field(default_factory=dict)
+    evidence: dict[str, bytes] = field(default_factory=dict)  # signed ready envelopes
+    chosen: list[str] | None = None
     done: dict[str, dict[str, Any]] = field(default_factory=dict)
     aborts: dict[str, dict[str, Any]] = field(default_factory=dict)
     event: asyncio.Event = field(default_factory=asyncio.Event)
@@ -307,19 +336,27 @@ class Engine:
     def _send_control(
         self, to: str, kind: str, request_id: str, attempt: int, payload: dict[str, Any]
     ) -> None:
+        """Send a control message. ``ready`` answers are signed broadcasts (not encrypted)
+        so that the coordinator can show them to the participants as evidence of its
+        quorum choice; the others are point to point."""
         session = request_session(self.cluster.hash, request_id)
-        if to == self.name:  # to ourselves: no envelope (the Opener refuses our own)
-            self._spawn(self._on_control(kind, self.name, session, attempt, payload))
+        broadcast = kind == "ready"
+        data = None
+        if broadcast or to != self.name:
+            data = self._seal(
+                to,
+                session=session,
+                attempt=attempt,
+                protocol=kind,
+                round=0,
+                payload=json.dumps(payload, sort_keys=True).encode(),
+                wallet=str(payload.get("wallet", "")),
+                broadcast=broadcast,
+            )
+        if to == self.name:  # to ourselves: no transport (the Opener refuses our own)
+            self._spawn(self._on_control(kind, self.name, session, attempt, payload, data))
             return
-        data = self._seal(
-            to,
-            session=session,
-            attempt=attempt,
-            protocol=kind,
-            round=0,
-            payload=json.dumps(payload, sort_keys=True).encode(),
-            wallet=str(payload.get("wallet", "")),
-        )
+        assert data is not None
         self._send_bytes(to, data, session)
 
     # -- receiving --------------------------------------------------------------------------
@@ -345,7 +382,7 @@ class Engine:
                 self._count("control_malformed")
                 return
             await self._on_control(
-                opened.protocol, opened.sender, opened.session, opened.attempt, body
+                opened.protocol, opened.sender, opened.session, opened.attempt, body, opened.raw
             )
             return
         self._on_protocol(opened)
@@ -495,7 +532,13 @@ class Engine:
     # -- control messages -------------------------------------------------------------------
 
     async def _on_control(
-        self, kind: str, sender: str, session: bytes, attempt: int, body: dict[str, Any]
+        self,
+        kind: str,
+        sender: str,
+        session: bytes,
+        attempt: int,
+        body: dict[str, Any],
+        raw: bytes | None = None,
     ) -> None:
         request_id = str(body.get("request", ""))
         if session != request_session(self.cluster.hash, request_id):
@@ -509,7 +552,12 @@ class Engine:
             c = self._coord.get(request_id)
             if c is None or c.attempt != attempt:
                 return
+            if kind != "ready" and c.chosen is not None and sender not in c.chosen:
+                self._count("control_from_outside_the_quorum")
+                return
             {"ready": c.ready, "done": c.done, "abort": c.aborts}[kind][sender] = body
+            if kind == "ready" and raw is not None:
+                c.evidence[sender] = raw
             c.event.set()
 
     def _check_request(self, body: dict[str, Any]) -> NodeWallet | None:
@@ -579,6 +627,8 @@ class Engine:
             )
             return
         try:
+            if wallet is not None:
+                self._check_quorum(request_id, attempt, wallet, participants, body)
             session = self._build_session(sender, request_id, attempt, req, participants, wallet)
         except (TmpcError, ValueError, KeyError, TypeError) as exc:
             self._send_control(
@@ -598,6 +648,49 @@ class Engine:
             self._start_stage(session)
         except TmpcError as exc:
             self._abort_session(session, str(exc), [])
+
+    def _check_quorum(
+        self,
+        request_id: str,
+        attempt: int,
+        wallet: NodeWallet,
+        participants: list[str],
+        body: dict[str, Any],
+    ) -> None:
+        """Check the coordinator's quorum against the signed readiness answers it shows.
+
+        Every answer must be a signed broadcast ``ready`` of a wallet party for this request
+        and attempt; the participants must be exactly :func:`select_quorum` of them. So the
+        coordinator can choose a quorum only among parties that said they were ready (and it
+        can leave out answers, which only narrows its choice to what it shows)."""
+        session = request_session(self.cluster.hash, request_id)
+        answers: dict[str, dict[str, Any]] = {}
+        raw_list = body.get("evidence")
+        if not isinstance(raw_list, list) or len(raw_list) > 255:
+            raise ParameterError("the start carries no readiness evidence")
+        for item in raw_list:
+            try:
+                env = envelope.verify_evidence(
+                    bytes.fromhex(str(item)), self.cluster.hash, self.members
+                )
+                payload = json.loads(env.body)
+            except (envelope.EnvelopeError, ValueError):
+                raise ParameterError("invalid readiness evidence") from None
+            if (
+                env.protocol != "ready"
+                or env.session != session
+                or env.attempt != attempt
+                or not isinstance(payload, dict)
+                or payload.get("request") != request_id
+                or env.sender not in wallet.ids
+            ):
+                raise ParameterError("readiness evidence of another request or attempt")
+            answers[env.sender] = payload
+        expected = select_quorum(answers, request_id, attempt, wallet.record.threshold)
+        if participants != expected:
+            raise ParameterError(
+                f"the quorum {participants} is not the one the readiness answers give ({expected})"
+            )
 
     def _build_session(
         self,
@@ -719,7 +812,11 @@ class Engine:
         body = req["body"]
         start_attempt = int(req["attempt"]) + 1
         stalled = self._stalled.setdefault(rid, set())
-        last_error = "no attempt made"
+        history: list[str] = []  # what went wrong in each attempt, for the final error
+
+        def why() -> str:
+            return "; ".join(history[-3:]) or "no attempt made"
+
         for attempt in range(start_attempt, start_attempt + _MAX_ATTEMPTS):
             self.db.set_request(rid, status="pending", attempt=attempt)
             if body["kind"] == "keygen":
@@ -734,7 +831,7 @@ class Engine:
                 wallet_key = wallet.record.wallet_id
             if len(eligible) < need:
                 raise RequestFailedError(
-                    f"{last_error}; only {len(eligible)} eligible parties, {need} needed",
+                    f"{why()}; only {len(eligible)} eligible parties, {need} needed",
                     tuple(sorted(stalled)),
                 )
             c = _Coordinated(attempt)
@@ -749,23 +846,18 @@ class Engine:
             if len(ready) < need:
                 silent = [p for p in eligible if p not in c.ready]
                 stalled.update(silent)
-                last_error = f"attempt {attempt}: {len(ready)} of {need} parties ready"
+                line = f"attempt {attempt}: {len(ready)} of {need} parties ready"
                 if refused:
-                    last_error += f" (refused: {refused})"
+                    line += f" (refused: {refused})"
                 if silent:
-                    last_error += f" (no answer: {silent})"
+                    line += f" (no answer: {silent})"
+                history.append(line)
                 if not silent:
-                    raise RequestFailedError(last_error)
+                    raise RequestFailedError(why())
                 continue
-            reported = {
-                str(x)
-                for n in ready
-                for x in c.ready[n].get("excluded", [])
-                if isinstance(x, str) and x != n
-            }
-            if len([n for n in ready if n not in reported]) >= need:
-                ready = [n for n in ready if n not in reported]
-            chosen = choose_participants(ready, rid, attempt, need)
+            chosen = select_quorum(c.ready, rid, attempt, need)
+            c.chosen = chosen
+            evidence = [c.evidence[n].hex() for n in sorted(c.evidence) if n in c.ready]
             sid = session_id(self.cluster.hash, rid, wallet_key, chosen, attempt, body)
             log.info(
                 "request %s attempt %d: session %s with %s", rid, attempt, sid.hex()[:16], chosen
@@ -776,7 +868,13 @@ class Engine:
                     "start",
                     rid,
                     attempt,
-                    {"request": rid, "body": body, "participants": chosen, "wallet": ""},
+                    {
+                        "request": rid,
+                        "body": body,
+                        "participants": chosen,
+                        "evidence": evidence,
+                        "wallet": "",
+                    },
                 )
             n_rounds = machines.round_count(body)
             limit = self.settings.round_timeout * (n_rounds + 2) + self.settings.ready_timeout
@@ -799,10 +897,10 @@ class Engine:
             if body["kind"] == "sign":
                 for cul in culprits:
                     self.db.exclude(wallet_key, cul, "named by a check")
-            last_error = f"attempt {attempt} failed ({'; '.join(reasons) or 'timeout'})"
+            history.append(f"attempt {attempt} failed ({'; '.join(reasons) or 'timeout'})")
             if body["kind"] == "keygen" and culprits:
-                raise RequestFailedError(last_error, tuple(sorted(culprits)))
-        raise RequestFailedError(f"{last_error}; giving up after {_MAX_ATTEMPTS} attempts")
+                raise RequestFailedError(why(), tuple(sorted(culprits)))
+        raise RequestFailedError(f"{why()}; giving up after {_MAX_ATTEMPTS} attempts")
 
     async def _wait(
         self,

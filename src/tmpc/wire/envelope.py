@@ -84,6 +84,7 @@ __all__ = [
     "Opened",
     "Opener",
     "seal",
+    "verify_evidence",
 ]
 
 #: The only envelope format version.
@@ -606,3 +607,27 @@ class Opener:
             raise EnvelopeError(
                 "undecryptable", f"from {env.sender!r}", culprit=env.sender
             ) from None
+
+
+def verify_evidence(data: bytes, cluster: bytes, members: Mapping[str, NodePublic]) -> Envelope:
+    """Check a *broadcast* envelope shown as evidence by a third party (e.g. a coordinator
+    showing the signed readiness answers it chose a quorum from).
+
+    Unlike :meth:`Opener.open` it keeps no replay state: the same evidence may be checked any
+    number of times. Checks the format, the cluster, that the sender is a member, that the
+    envelope is a signed, unencrypted broadcast, and the sender's signature.
+    Returns the :class:`Envelope` (its ``body`` is the payload). Raises :class:`EnvelopeError`.
+    """
+    env = Envelope.from_bytes(data)
+    if env.cluster != cluster:
+        raise EnvelopeError("foreign", "evidence from another cluster")
+    sender = members.get(env.sender)
+    if sender is None:
+        raise EnvelopeError("unknown-sender", f"{env.sender!r} is not a member")
+    if env.recipient != BROADCAST or env.encrypted:
+        raise EnvelopeError("misrouted", "evidence must be a signed broadcast")
+    if not verify_signature(
+        sender.host_pubkey, SIGNATURE_TAG, bytes(data)[:-_SIG_LEN], env.signature
+    ):
+        raise EnvelopeError("tampered", f"bad signature of {env.sender!r}")
+    return env
