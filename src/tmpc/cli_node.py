@@ -25,6 +25,7 @@ from tmpc import keystore
 from tmpc.errors import KeystoreError, ParameterError, ProtocolError
 from tmpc.node import config as node_config
 from tmpc.node.client import ApiError, Credential, NodeClient, make_credential
+from tmpc.transport.file import AirGapFolder, airgap_root, read_bundle
 
 __all__ = ["NODE_PASSPHRASE_ENV", "register", "sign_via_node"]
 
@@ -141,14 +142,30 @@ def node_card(directory: Path, passphrase_file: Path | None) -> None:
 @click.option("--round-timeout", default=5.0, show_default=True, help="Seconds per round.")
 @click.option("--ready-timeout", default=2.0, show_default=True, help="Seconds to be ready.")
 @click.option("--relay", default=None, metavar="URL", help="Peer messages via Redis (redis://).")
+@click.option(
+    "--airgap", is_flag=True, help="No peer network: messages via files (tmpc session export)."
+)
+@click.option(
+    "--airgap-peer",
+    "airgap_peers",
+    multiple=True,
+    metavar="NAME",
+    help="A member that is air-gapped: messages to it via files (repeatable).",
+)
 def node_run(
     directory: Path,
     passphrase_file: Path | None,
     round_timeout: float,
     ready_timeout: float,
     relay: str | None,
+    airgap: bool,
+    airgap_peers: tuple[str, ...],
 ) -> None:
-    """Run the node until SIGTERM or SIGINT."""
+    """Run the node until SIGTERM or SIGINT.
+
+    With --airgap (on the air-gapped node) or --airgap-peer NAME (on the connected ones),
+    messages to or from an air-gapped member go through the DIR/airgap folder: carry them
+    with tmpc session export / import, and set the timeouts to the time a trip takes."""
     from tmpc.node.engine import EngineSettings
     from tmpc.node.server import run_node
 
@@ -158,7 +175,9 @@ def node_run(
     settings = EngineSettings(ready_timeout=ready_timeout, round_timeout=round_timeout)
     if relay is not None and not relay.startswith(("redis://", "rediss://", "unix://")):
         raise ParameterError("--relay must be a redis://HOST:PORT URL")
-    run_node(directory, passphrase, settings, relay=relay)
+    if airgap and (airgap_peers or relay is not None):
+        raise ParameterError("--airgap excludes --relay and --airgap-peer")
+    run_node(directory, passphrase, settings, relay=relay, airgap=airgap, airgap_peers=airgap_peers)
 
 
 @click.group()
@@ -291,11 +310,28 @@ def wait_ready(proc: Any, name: str, timeout: float = 60.0) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the cluster as one JSON object.")
 @click.option("--round-timeout", default=5.0, show_default=True, help="Seconds per round.")
 @click.option("--relay", default=None, metavar="URL", help="Peer messages via Redis (redis://).")
+@click.option(
+    "--airgap",
+    "airgapped",
+    multiple=True,
+    metavar="NAME",
+    help="Run node NAME air-gapped (the others get --airgap-peer NAME; ready timeout = round).",
+)
 def cluster_local(
-    parties: int, directory: Path, as_json: bool, round_timeout: float, relay: str | None
+    parties: int,
+    directory: Path,
+    as_json: bool,
+    round_timeout: float,
+    relay: str | None,
+    airgapped: tuple[str, ...],
 ) -> None:
     """Start N nodes on loopback (a demo or test cluster) until SIGINT or SIGTERM."""
+    if airgapped and relay is not None:
+        raise ParameterError("--airgap excludes --relay")
     names, pw_file, auth_file = create_local_cluster(directory, parties)
+    for a in airgapped:
+        if a not in names:
+            raise ParameterError(f"--airgap {a}: not a node of this cluster ({','.join(names)})")
     procs: dict[str, Any] = {}
     stopping: list[int] = []
 
@@ -307,8 +343,12 @@ def cluster_local(
         extra = ["--round-timeout", str(round_timeout)]
         if relay is not None:
             extra += ["--relay", relay]
+        if airgapped:  # a trip across the gap may take as long as a round
+            extra += ["--ready-timeout", str(round_timeout)]
         for name in names:
-            procs[name] = start_node_process(directory / name, pw_file, extra)
+            peers = [x for a in airgapped for x in ("--airgap-peer", a)]
+            own = ["--airgap"] if name in airgapped else peers
+            procs[name] = start_node_process(directory / name, pw_file, extra + own)
         for name in names:
             wait_ready(procs[name], name)
         nodes = []
@@ -415,6 +455,74 @@ def sessions(node: str, auth: str | None, as_json: bool) -> None:
     _emit(res, as_json, lines or ["no sessions"])
 
 
+@click.group("session")
+def session() -> None:
+    """Carry messages to and from an air-gapped node (files in DIR/airgap).
+
+    On each side, export writes what the node sent into a bundle file and import queues a
+    bundle for the node; the running node delivers it within a moment, or when it next
+    starts. Bundles hold only signed, encrypted envelopes: as safe to carry as the network."""
+
+
+def _airgap_folder(directory: Path) -> AirGapFolder:
+    cfg = node_config.load_config(directory)
+    cluster_hash = node_config.load_cluster(directory).hash
+    return AirGapFolder(airgap_root(directory), cfg.name, cluster_hash)
+
+
+@session.command("export")
+@click.option("--dir", "directory", required=True, type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="New bundle file.")
+@click.option("--peer", default=None, metavar="NAME", help="Only the messages for NAME.")
+@click.option("--again", is_flag=True, help="Also the messages exported before (lost bundle).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def session_export(
+    directory: Path, out: Path, peer: str | None, again: bool, as_json: bool
+) -> None:
+    """Write the node's messages not exported yet into one bundle file (none: no file).
+
+    Works whether or not the node runs; exported messages move to DIR/airgap/sent."""
+    folder = _airgap_folder(directory)
+    n = folder.export_bundle(out, peer=peer, again=again)
+    left = folder.pending(peer)
+    data = {"node": folder.name, "exported": n, "file": str(out) if n else None, "left": left}
+    human = [f"{n} messages of {folder.name} exported to {out}" if n else "nothing to export"]
+    if left:
+        human.append(f"{left} messages left for the next bundle")
+    _emit(data, as_json, human)
+
+
+@session.command("import")
+@click.option("--dir", "directory", required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--in",
+    "bundles",
+    required=True,
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A bundle file (repeatable).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def session_import(directory: Path, bundles: tuple[Path, ...], as_json: bool) -> None:
+    """Queue bundle files for the node (DIR/airgap/inbox); it delivers their messages for it.
+
+    Every bundle is checked whole first (format, checksum, cluster): if one is refused,
+    none is queued."""
+    folder = _airgap_folder(directory)
+    for path in bundles:
+        folder.check(read_bundle(path))
+    out, human = [], []
+    for path in bundles:
+        bundle, mine = folder.queue_bundle(path)
+        out.append({"file": str(path), "origin": bundle.origin, "queued": mine})
+        human.append(
+            f"{path}: {mine} messages from {bundle.origin} queued for {folder.name}"
+            if mine
+            else f"{path}: no message for {folder.name} (nothing queued)"
+        )
+    _emit({"node": folder.name, "bundles": out}, as_json, human)
+
+
 def sign_via_node(
     node: str,
     auth: str | None,
@@ -439,3 +547,4 @@ def register(group: click.Group) -> None:
     group.add_command(cluster)
     group.add_command(wallet)
     group.add_command(sessions)
+    group.add_command(session)

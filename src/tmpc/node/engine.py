@@ -33,6 +33,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -64,6 +65,8 @@ __all__ = [
 log = logging.getLogger("tmpc.node")
 
 CONTROL = frozenset({"propose", "ready", "start", "done", "abort"})
+#: Crash tests only (see :meth:`Engine._failpoint`).
+_FAILPOINTS = os.environ.get("TMPC_TEST_FAILPOINTS") == "1"
 _MAX_ATTEMPTS = 8
 
 
@@ -428,8 +431,28 @@ class Engine:
         except TmpcError as exc:
             self._abort_session(s, str(exc), [])
 
+    def _failpoint(self, name: str) -> None:
+        """Crash tests only: with ``TMPC_TEST_FAILPOINTS=1`` in the environment, a node whose
+        directory holds a file ``failpoint`` naming this point deletes it and dies at once
+        (``os._exit``, as a SIGKILL would leave it). Inert otherwise."""
+        if not _FAILPOINTS:
+            return
+        path = self.config.directory / "failpoint"
+        try:
+            armed = path.read_text().strip()
+        except OSError:
+            return
+        if armed == name:
+            path.unlink(missing_ok=True)
+            os._exit(137)
+
     def _emit(self, s: _Session, out: list[Message]) -> None:
         assert s.machine is not None
+        protocol = s.machine.protocol
+        rounds = sorted({m.round for m in out})
+        for r in rounds:
+            self._failpoint(f"{protocol}:{r}:before-send")
+        tasks = []
         for msg in out:
             targets = (
                 [n for n in s.participants if n != self.name]
@@ -447,7 +470,15 @@ class Engine:
                     wallet=s.wallet,
                     broadcast=msg.recipient is None,
                 )
-                self._send_bytes(to, data, s.id)
+                tasks.append(self._spawn(self._send_until_acked(to, data, s.id)))
+        if _FAILPOINTS and rounds:
+
+            async def after_send() -> None:
+                await asyncio.gather(*tasks, return_exceptions=True)
+                for r in rounds:
+                    self._failpoint(f"{protocol}:{r}:after-send")
+
+            self._spawn(after_send())
 
     def _start_stage(self, s: _Session) -> None:
         s.machine = s.stages[s.stage](s.prior)
@@ -615,9 +646,16 @@ class Engine:
                 {"request": request_id, "attempt": attempt, "reason": f"refused: {exc}"},
             )
             return
-        # Idempotency: a request this node already finished is answered, never run again.
+        # Idempotency: a signature this node already finished is answered, never made again.
+        # A DKG is different: a party that finished an attempt others could not finish runs
+        # the new attempt with everyone (the earlier, incomplete wallet is left unused).
         prior = self.db.request(request_id)
-        if prior is not None and prior["status"] == "done" and prior["result"] is not None:
+        if (
+            req.get("kind") == "sign"
+            and prior is not None
+            and prior["status"] == "done"
+            and prior["result"] is not None
+        ):
             self._send_control(
                 sender,
                 "done",

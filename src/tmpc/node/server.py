@@ -35,7 +35,7 @@ from typing import Any
 from aiohttp import web
 
 from tmpc import keystore
-from tmpc.errors import InputError, KeystoreError, TmpcError
+from tmpc.errors import InputError, KeystoreError, ParameterError, TmpcError
 from tmpc.node.config import Cluster, NodeConfig, load_cluster, load_config, open_identity
 from tmpc.node.db import NodeDB
 from tmpc.node.engine import Engine, EngineSettings, RequestFailedError
@@ -205,15 +205,25 @@ def open_node(
     settings: EngineSettings | None = None,
     *,
     relay: str | None = None,
+    airgap: bool = False,
+    airgap_peers: tuple[str, ...] = (),
 ) -> tuple[NodeServer, Any]:
     """Load a node directory and build its server (not started) and server TLS context.
 
     With ``relay`` (a ``redis://HOST:PORT`` URL) peer messages go through a Redis Streams
     relay (:mod:`tmpc.transport.relay`) instead of direct mutual-TLS connections; the
-    operator API is served over mutual TLS either way."""
+    operator API is served over mutual TLS either way.
+
+    With ``airgap`` the node has no peer network: it sends through files in ``DIR/airgap``
+    (:class:`~tmpc.transport.file.FileTransport`, carried by ``tmpc session export`` /
+    ``import``). ``airgap_peers`` names the air-gapped members for a connected node: what it
+    sends them goes to those files instead (:class:`~tmpc.transport.file.AirGapRelay`).
+    Raises :class:`InputError` for both at once, or a name that is not another member."""
     config = load_config(directory)
     identity = open_identity(config, passphrase)
     cluster = load_cluster(directory)
+    if airgap and (airgap_peers or relay is not None):
+        raise ParameterError("an air-gapped node has no relay and no air-gapped peers")
     cert = keystore.read_limited(directory / "tls" / "cert.pem", "TLS certificate", 1 << 16)
     key = keystore.read_limited(directory / "tls" / "key.pem", "TLS key", 1 << 16)
     peers = {c.name: Peer(c.url, c.tls_cert) for c in cluster.members if c.name != config.name}
@@ -223,6 +233,18 @@ def open_node(
         from tmpc.transport.relay import RedisRelayTransport
 
         transport = RedisRelayTransport(config.name, relay, cluster=cluster.id)
+    if airgap or airgap_peers:
+        from tmpc.transport import file
+
+        for p in airgap_peers:
+            cluster.member(p)  # raises for a name that is not a member
+            if p == config.name:
+                raise ParameterError(f"{p!r} is this node, not an air-gapped peer")
+        root = file.airgap_root(directory)
+        if airgap:
+            transport = file.FileTransport(config.name, root, cluster.hash)
+        else:
+            transport = file.AirGapRelay(transport, config.name, root, cluster.hash, airgap_peers)
     db = NodeDB(directory / "node.db", node=config.name)
     wallets = WalletStore(directory, cluster, passphrase, NODE_KDF)
     engine = Engine(config, identity, cluster, db, wallets, transport, settings)
@@ -232,9 +254,16 @@ def open_node(
 
 
 async def _serve(
-    directory: Path, passphrase: str, settings: EngineSettings | None, relay: str | None
+    directory: Path,
+    passphrase: str,
+    settings: EngineSettings | None,
+    relay: str | None,
+    airgap: bool = False,
+    airgap_peers: tuple[str, ...] = (),
 ) -> None:
-    server, ssl_ctx = open_node(directory, passphrase, settings, relay=relay)
+    server, ssl_ctx = open_node(
+        directory, passphrase, settings, relay=relay, airgap=airgap, airgap_peers=airgap_peers
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -252,8 +281,13 @@ def run_node(
     settings: EngineSettings | None = None,
     *,
     relay: str | None = None,
+    airgap: bool = False,
+    airgap_peers: tuple[str, ...] = (),
 ) -> None:
     """Run a node until SIGTERM or SIGINT (then it stops its sessions and exits cleanly).
+
+    ``relay``, ``airgap`` and ``airgap_peers`` choose the peer transport (see
+    :func:`open_node`).
 
     Raises :class:`KeystoreError` / :class:`~tmpc.errors.CryptoError` for a bad directory or
     passphrase before anything listens."""
@@ -262,4 +296,4 @@ def run_node(
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
     )
-    asyncio.run(_serve(directory, passphrase, settings, relay))
+    asyncio.run(_serve(directory, passphrase, settings, relay, airgap, airgap_peers))

@@ -1,0 +1,195 @@
+"""A node killed at each point of a session and restarted: the request still completes.
+
+Real node processes (``tmpc cluster local``) with the crash-test failpoints enabled
+(``TMPC_TEST_FAILPOINTS=1``): a file ``failpoint`` in node b's directory makes b die with
+``os._exit`` (what SIGKILL leaves) exactly at that point. The test then restarts b, as an
+operator would, and checks that the request completes with one valid signature, that b marked
+the interrupted session lost (its one-time state is never recomputed), and that re-submitting
+the request returns the same signature.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.node_helpers import result_ok
+from tmpc.cli_node import start_node_process, wait_ready
+from tmpc.node.client import Credential, NodeClient
+from tmpc.node.db import NodeDB
+from tmpc.node.engine import choose_participants
+
+DIGEST = bytes.fromhex("c7" * 32)
+NAMES = ["a", "b", "c", "d", "e"]
+
+
+class Crashing:
+    def __init__(self, proc: subprocess.Popen[bytes], info: dict[str, Any], root: Path) -> None:
+        self.proc = proc
+        self.nodes = {n["name"]: n for n in info["nodes"]}
+        self.auth = info["auth"]
+        self.root = root
+        self.pid_b = self.nodes["b"]["pid"]
+        self.restarted: list[subprocess.Popen[bytes]] = []
+
+    def client(self, name: str = "a") -> NodeClient:
+        return NodeClient(self.nodes[name]["url"], Credential.load(self.auth), timeout=120)
+
+    def arm(self, point: str) -> None:
+        (Path(self.nodes["b"]["dir"]) / "failpoint").write_text(point)
+
+    def restart_b_when_dead(self, timeout: float = 60) -> bool:
+        """Wait for b to die at its failpoint, then start it again; True if it died."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not _alive(self.pid_b):
+                break
+            # a restarted b is our child: reap it when it exits
+            for p in self.restarted:
+                p.poll()
+            time.sleep(0.05)
+        else:
+            return False
+        env = dict(os.environ, TMPC_TEST_FAILPOINTS="1")
+        old = os.environ.copy()
+        os.environ.update(env)
+        try:
+            proc = start_node_process(
+                Path(self.nodes["b"]["dir"]), self.root / "passphrase", ["--round-timeout", "2"]
+            )
+        finally:
+            os.environ.clear()
+            os.environ.update(old)
+        wait_ready(proc, "b")
+        self.restarted.append(proc)
+        self.pid_b = proc.pid
+        return True
+
+
+@pytest.fixture(scope="module")
+def crashing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Crashing]:
+    root = tmp_path_factory.mktemp("crash")
+    env = dict(os.environ, TMPC_TEST_FAILPOINTS="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tmpc", "cluster", "local", "--parties", "5", "--dir",
+         str(root / "c"), "--json", "--round-timeout", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line, "the cluster did not start"
+    c = Crashing(proc, json.loads(line), root / "c")
+    try:
+        yield c
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        for p in c.restarted:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                p.wait(15)
+            if p.stdout is not None:
+                p.stdout.close()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def _alive(pid: int) -> bool:
+    """Running (a dead child not yet reaped by its parent is a zombie: not alive)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _call_in_thread(fn: Any) -> tuple[threading.Thread, dict[str, Any]]:
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["result"] = fn()
+        except Exception as exc:
+            box["error"] = exc
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t, box
+
+
+def _sessions(c: Crashing) -> list[dict[str, Any]]:
+    db = NodeDB(Path(c.nodes["b"]["dir"]) / "node.db", node="b")
+    try:
+        return db.sessions()
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize(
+    ("scheme", "point"),
+    [
+        ("ed25519", "frost-sign:1:after-send"),  # after round 1
+        ("schnorr-bip340", "bip445-sign:2:before-send"),  # share computed, not sent
+        ("frost-secp256k1", "frost-sign:2:after-send"),  # share sent
+        ("ecdsa-secp256k1", "dkls23-presign-sign:2:before-send"),  # mid presigning
+        ("ecdsa-secp256k1", "dkls23-presign-sign:3:before-send"),  # ECDSA share, not sent
+    ],
+)
+def test_a_participant_killed_mid_signing(crashing: Crashing, scheme: str, point: str) -> None:
+    c = crashing
+    wallet = c.client().call(
+        "POST", "/v1/wallets", {"scheme": scheme, "threshold": 3, "parties": NAMES}
+    )["wallet"]["wallet_id"]
+    rid = next(
+        r
+        for r in (f"crash-{point.replace(':', '.')}-{i}" for i in range(200))
+        if "b" in choose_participants(NAMES, r, 1, 3)
+    )
+    c.arm(point)
+    body = {"wallet": wallet, "message": DIGEST.hex(), "request_id": rid}
+    thread, box = _call_in_thread(lambda: c.client().call("POST", "/v1/sign", dict(body)))
+    died = c.restart_b_when_dead()
+    thread.join(120)
+    assert died, f"b did not die at {point} ({box})"
+    thread.join(120)
+    assert "error" not in box, box.get("error")
+    res = box["result"]
+    assert result_ok(res)
+    # b's session of this request was lost in the crash (its one-time state is gone and never
+    # recomputed), or, killed after its last message, b had finished it; it never ran twice.
+    mine = [s for s in _sessions(c) if s["request"] == rid]
+    assert mine and {s["status"] for s in mine} <= {"lost", "done", "aborted"}
+    if point.endswith("before-send"):
+        assert any(s["status"] == "lost" for s in mine)
+    # One request, one signature.
+    again = c.client("a").call("GET", f"/v1/requests/{rid}")
+    assert again["result"]["signature"] == res["signature"]
+    assert c.client().call("POST", "/v1/sign", dict(body))["signature"] == res["signature"]
+
+
+def test_a_party_killed_during_a_dkg(crashing: Crashing) -> None:
+    c = crashing
+    c.arm("chilldkg:1:after-send")
+    thread, box = _call_in_thread(
+        lambda: c.client().call(
+            "POST", "/v1/wallets", {"scheme": "ed25519", "threshold": 3, "parties": NAMES}
+        )
+    )
+    assert c.restart_b_when_dead(), "b did not die during the DKG"
+    thread.join(120)
+    assert "error" not in box, box.get("error")
+    wallet = box["result"]["wallet"]["wallet_id"]
+    # The wallet works, with b among the signers if the quorum draws it.
+    res = c.client("b").call("POST", "/v1/sign", {"wallet": wallet, "message": DIGEST.hex()})
+    assert result_ok(res)
