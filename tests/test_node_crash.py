@@ -193,3 +193,31 @@ def test_a_party_killed_during_a_dkg(crashing: Crashing) -> None:
     # The wallet works, with b among the signers if the quorum draws it.
     res = c.client("b").call("POST", "/v1/sign", {"wallet": wallet, "message": DIGEST.hex()})
     assert result_ok(res)
+
+
+def test_a_participant_stopped_mid_session_is_named_and_another_quorum_signs(
+    crashing: Crashing,
+) -> None:
+    c = crashing
+    wallet = c.client().call(
+        "POST", "/v1/wallets", {"scheme": "schnorr-bip340", "threshold": 3, "parties": NAMES}
+    )["wallet"]["wallet_id"]
+    rid = next(
+        r
+        for r in (f"stall-{i}" for i in range(200))
+        if {"a", "b"} <= set(choose_participants(NAMES, r, 1, 3))
+    )
+    c.arm("stop:bip445-sign:1:before-send")  # b answers ready, then stops (SIGSTOP)
+    try:
+        res = c.client().call(
+            "POST", "/v1/sign", {"wallet": wallet, "message": DIGEST.hex(), "request_id": rid}
+        )
+        assert result_ok(res)
+        assert 2 not in res["signers"]  # done by a quorum without b
+        # The live parties of the first attempt named b in their round timeout.
+        sessions = c.client().call("GET", "/v1/sessions")["sessions"]
+        first = [s for s in sessions if s["request"] == rid and s["attempt"] == 1]
+        assert first and first[0]["status"] == "aborted"
+        assert first[0]["missing"] == ["b"]
+    finally:
+        os.kill(c.pid_b, signal.SIGCONT)

@@ -449,6 +449,7 @@ def sessions(node: str, auth: str | None, as_json: bool) -> None:
         f"{s['session'][:16]}  {s['status']:8} {s['protocol']:24} attempt {s['attempt']}  "
         f"{','.join(s['participants'])}"
         + (f"  culprits {','.join(s['culprits'])}" if s["culprits"] else "")
+        + (f"  missing {','.join(s['missing'])}" if s.get("missing") else "")
         + (f"  ({s['error']})" if s["error"] else "")
         for s in res["sessions"]
     ]

@@ -39,7 +39,7 @@ class NodeDB(SqliteState):
             id TEXT PRIMARY KEY, request TEXT NOT NULL, attempt INTEGER NOT NULL,
             protocol TEXT NOT NULL, wallet TEXT, participants TEXT NOT NULL,
             coordinator TEXT NOT NULL, status TEXT NOT NULL, error TEXT, culprits TEXT,
-            rounds TEXT, started REAL NOT NULL, finished REAL)""",
+            missing TEXT, rounds TEXT, started REAL NOT NULL, finished REAL)""",
         """CREATE TABLE IF NOT EXISTS exclusions (
             wallet TEXT NOT NULL, party TEXT NOT NULL, reason TEXT NOT NULL, at REAL NOT NULL,
             PRIMARY KEY (wallet, party))""",
@@ -163,17 +163,20 @@ class NodeDB(SqliteState):
         *,
         error: str | None = None,
         culprits: list[str] | None = None,
+        missing: list[str] | None = None,
         rounds: list[float] | None = None,
     ) -> None:
-        """Mark a session ``done``, ``aborted`` or ``lost`` with its error and culprits."""
+        """Mark a session ``done``, ``aborted`` or ``lost`` with its error, its culprits
+        (named by a check) and the parties it was missing messages from at a timeout."""
         with self.transaction():
             self._conn.execute(
-                "UPDATE sessions SET status = ?, error = ?, culprits = ?, rounds = ?,"
-                " finished = ? WHERE id = ? AND status = 'running'",
+                "UPDATE sessions SET status = ?, error = ?, culprits = ?, missing = ?,"
+                " rounds = ?, finished = ? WHERE id = ? AND status = 'running'",
                 (
                     status,
                     error,
                     json.dumps(culprits or []),
+                    json.dumps(missing or []),
                     json.dumps(rounds or []),
                     time.time(),
                     session.hex(),
@@ -199,7 +202,7 @@ class NodeDB(SqliteState):
         """The most recent sessions, newest first."""
         q = (
             "SELECT id, request, attempt, protocol, wallet, participants, coordinator, status,"
-            " error, culprits, rounds, started, finished FROM sessions"
+            " error, culprits, missing, rounds, started, finished FROM sessions"
         )
         args: tuple[Any, ...] = ()
         if status is not None:
@@ -210,10 +213,11 @@ class NodeDB(SqliteState):
         for row in self._conn.execute(q, (*args, limit)):
             keys = (
                 "session", "request", "attempt", "protocol", "wallet", "participants",
-                "coordinator", "status", "error", "culprits", "rounds", "started", "finished",
+                "coordinator", "status", "error", "culprits", "missing", "rounds", "started",
+                "finished",
             )  # fmt: skip
             d = dict(zip(keys, row, strict=True))
-            for k in ("participants", "culprits", "rounds"):
+            for k in ("participants", "culprits", "missing", "rounds"):
                 d[k] = json.loads(d[k]) if d[k] else []
             out.append(d)
         return out

@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import secrets
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -434,7 +435,8 @@ class Engine:
     def _failpoint(self, name: str) -> None:
         """Crash tests only: with ``TMPC_TEST_FAILPOINTS=1`` in the environment, a node whose
         directory holds a file ``failpoint`` naming this point deletes it and dies at once
-        (``os._exit``, as a SIGKILL would leave it). Inert otherwise."""
+        (``os._exit``, as a SIGKILL would leave it), or, for ``stop:POINT``, stops itself
+        with SIGSTOP (a stalled node). Inert otherwise."""
         if not _FAILPOINTS:
             return
         path = self.config.directory / "failpoint"
@@ -445,6 +447,9 @@ class Engine:
         if armed == name:
             path.unlink(missing_ok=True)
             os._exit(137)
+        if armed == f"stop:{name}":  # stall: as if SIGSTOPped at this point
+            path.unlink(missing_ok=True)
+            os.kill(os.getpid(), signal.SIGSTOP)
 
     def _emit(self, s: _Session, out: list[Message]) -> None:
         assert s.machine is not None
@@ -524,7 +529,9 @@ class Engine:
         s.ended = True
         self._count("session_aborted")
         log.info("session %s aborted: %s (culprits %s)", s.id.hex()[:16], reason, culprits)
-        self.db.end_session(s.id, "aborted", error=reason, culprits=culprits, rounds=s.rounds)
+        self.db.end_session(
+            s.id, "aborted", error=reason, culprits=culprits, missing=missing, rounds=s.rounds
+        )
         self._forget(s.id)
         for c in culprits:
             self.db.exclude(s.wallet, c, reason)
@@ -955,7 +962,13 @@ class Engine:
         def enough() -> bool:
             if any_done and c.done:
                 return True
-            return sum(len(getattr(c, k)) for k in kinds) >= count
+            if kinds == ("ready",):
+                return len(c.ready) >= count
+            # Settled once every participant reported, or was named missing by one that did
+            # (no need to wait the whole attempt for a stalled party).
+            reported = set(c.done) | set(c.aborts)
+            named = {str(x) for a in c.aborts.values() for x in (a.get("missing") or [])}
+            return len(reported | named) >= count
 
         deadline = time.monotonic() + timeout
         while not enough():
