@@ -81,6 +81,7 @@ async def stop_all(engines: dict[str, Engine]) -> None:
     for e in engines.values():
         await e.stop()
         e.db.close()
+        e.ledger.close()
 
 
 def result_ok(res: dict[str, Any]) -> bool:

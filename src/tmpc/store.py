@@ -168,6 +168,8 @@ class SqliteState:
     VERSION: ClassVar[int]
     SCHEMA: ClassVar[tuple[str, ...]]
     WHAT: ClassVar[str]
+    #: ``FULL`` (every commit fsync'd) unless a subclass documents why less is enough.
+    SYNCHRONOUS: ClassVar[str] = "FULL"
 
     def __init__(self, path: Path, *, create: bool = True) -> None:
         self.path = Path(path)
@@ -225,7 +227,9 @@ class SqliteState:
         mode = c.execute("PRAGMA journal_mode=WAL").fetchone()
         if mode is None or str(mode[0]).lower() != "wal":
             raise KeystoreError(f"{self.WHAT} {self.path}: WAL mode unavailable")
-        c.execute("PRAGMA synchronous=FULL")
+        if self.SYNCHRONOUS not in ("FULL", "NORMAL"):
+            raise KeystoreError(f"{self.WHAT}: unknown synchronous mode")
+        c.execute(f"PRAGMA synchronous={self.SYNCHRONOUS}")
         if c.execute("PRAGMA quick_check").fetchall() != [("ok",)]:
             raise sqlite3.DatabaseError("integrity check failed")
         with self.transaction():

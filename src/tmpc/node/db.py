@@ -10,6 +10,13 @@ What it keeps, and why it must survive a crash:
   per-round timings), for ``tmpc sessions`` and for refusing replays into finished sessions;
 - ``exclusions``: parties caught cheating in a wallet's sessions; they are left out of that
   wallet's later attempts for good.
+
+Durability: the file is in WAL mode with ``synchronous=NORMAL``: a commit survives the
+node's *process* crashing (SIGKILL, out of memory) at any point; a power loss or kernel crash
+may roll back the last commits. Nothing whose loss could reuse a one-time secret lives here:
+the DKLs23 session ids a node has run are recorded in its single-use ledger
+(:class:`tmpc.ledger.Ledger`, ``synchronous=FULL``) before the session starts, and nonces
+and presignature shares never touch the disk.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ class NodeDB(SqliteState):
     FORMAT: ClassVar[str] = "tmpc-node-db"
     VERSION: ClassVar[int] = 1
     WHAT: ClassVar[str] = "node database"
+    SYNCHRONOUS: ClassVar[str] = "NORMAL"
     SCHEMA: ClassVar[tuple[str, ...]] = (
         """CREATE TABLE IF NOT EXISTS requests (
             id TEXT PRIMARY KEY, kind TEXT NOT NULL, wallet TEXT, body TEXT NOT NULL,
@@ -148,6 +156,55 @@ class NodeDB(SqliteState):
                 ),
             )
             return cur.rowcount == 1
+
+    def start_session(
+        self,
+        session: bytes,
+        request_id: str,
+        attempt: int,
+        protocol: str,
+        wallet: str | None,
+        participants: list[str],
+        coordinator: str,
+        kind: str,
+        body: dict[str, Any],
+    ) -> bool:
+        """:meth:`add_session` and (if new) the participant's request record, in one
+        transaction; False if the session is known already (never rerun)."""
+        now = time.time()
+        with self.transaction():
+            cur = self._conn.execute(
+                "INSERT OR IGNORE INTO sessions (id, request, attempt, protocol, wallet,"
+                " participants, coordinator, status, started) VALUES (?, ?, ?, ?, ?, ?, ?,"
+                " 'running', ?)",
+                (session.hex(), request_id, attempt, protocol, wallet,
+                 json.dumps(participants), coordinator, now),
+            )  # fmt: skip
+            if cur.rowcount != 1:
+                return False
+            self._conn.execute(
+                "INSERT OR IGNORE INTO requests (id, kind, wallet, body, role, status, created,"
+                " updated) VALUES (?, ?, ?, ?, 'participant', 'pending', ?, ?)",
+                (request_id, kind, wallet, json.dumps(body, sort_keys=True), now, now),
+            )
+            return True
+
+    def finish_session(
+        self, session: bytes, request_id: str, result: dict[str, Any], rounds: list[float]
+    ) -> None:
+        """Mark a session ``done`` and record its request's result, in one transaction."""
+        now = time.time()
+        with self.transaction():
+            self._conn.execute(
+                "UPDATE sessions SET status = 'done', rounds = ?, culprits = '[]',"
+                " missing = '[]', finished = ? WHERE id = ? AND status = 'running'",
+                (json.dumps(rounds), now, session.hex()),
+            )
+            self._conn.execute(
+                "UPDATE requests SET status = 'done', result = ?, error = NULL, updated = ?"
+                " WHERE id = ?",
+                (json.dumps(result, sort_keys=True), now, request_id),
+            )
 
     def session_status(self, session: bytes) -> str | None:
         """``running``, ``done``, ``aborted`` or ``lost``; None if unknown."""

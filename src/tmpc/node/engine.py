@@ -44,6 +44,7 @@ from typing import Any
 from tmpc import schemes
 from tmpc.encoding import lp_join, tagged_hash
 from tmpc.errors import InputError, ParameterError, ProtocolError, StateError, TmpcError
+from tmpc.ledger import Ledger
 from tmpc.node import machines
 from tmpc.node.config import Cluster, NodeConfig
 from tmpc.node.db import NodeDB
@@ -213,8 +214,11 @@ class Engine:
         wallets: WalletStore,
         transport: Transport,
         settings: EngineSettings | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
         self.config = config
+        #: Single-use records (DKLs23 session ids), fsync'd: ``DIR/ledger.db``.
+        self.ledger = ledger if ledger is not None else Ledger(config.directory / "ledger.db")
         self.name = config.name
         self.identity = identity
         self.cluster = cluster
@@ -510,9 +514,8 @@ class Engine:
             self._abort_session(s, f"finishing failed: {exc}", [])
             return
         s.ended = True
-        self.db.end_session(s.id, "done", rounds=s.rounds)
+        self.db.finish_session(s.id, s.request_id, result, s.rounds)
         self._forget(s.id)
-        self.db.set_request(s.request_id, status="done", result=result)
         self._send_control(
             s.coordinator,
             "done",
@@ -776,12 +779,19 @@ class Engine:
             stages, finish = machines.sign_stages(
                 wallet, sorted(ids.values()), bytes.fromhex(req["message"]), req.get("path"), sid
             )
-        if not self.db.add_session(
-            sid, request_id, attempt, stages_protocol(req), wallet_key, participants, coordinator
-        ):
+        if self.db.session_status(sid) is not None:
+            return None  # a duplicate start of a session already run
+        if wallet is not None and wallet.record.scheme == "ecdsa-secp256k1":
+            # DKLs23 multiplications are keyed by the session id: record it in the
+            # single-use ledger (fsync'd) before any of its messages is computed.
+            me = wallet.ids[self.name]
+            pairs = [(me, wallet.ids[p]) for p in participants if p != self.name]
+            self.ledger.use_sessions(wallet.record.wallet_id, pairs, sid)
+        if not self.db.start_session(
+            sid, request_id, attempt, stages_protocol(req), wallet_key, participants,
+            coordinator, req["kind"], req,
+        ):  # fmt: skip
             return None
-        if self.db.request(request_id) is None:
-            self.db.add_request(request_id, req["kind"], wallet_key, req, "participant")
         return _Session(
             sid, request_id, attempt, wallet_key, coordinator, participants, ids, stages, finish
         )

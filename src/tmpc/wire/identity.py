@@ -20,6 +20,7 @@ node's secret key can decrypt every recorded point-to-point envelope to or from 
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from dataclasses import dataclass
@@ -67,8 +68,12 @@ def _expect_param(data: object, length: int, what: str) -> bytes:
     return bytes(data)
 
 
+@functools.lru_cache(maxsize=1024)
 def _xonly(host_pubkey: bytes) -> coincurve.PublicKeyXOnly:
-    """The BIP340 x-only key of a 33-byte compressed host public key (DecodeError if invalid)."""
+    """The BIP340 x-only key of a 33-byte compressed host public key (DecodeError if invalid).
+
+    Cached (the members' keys are few and public): parsing and the on-curve check cost more
+    than a verification."""
     expect_len(host_pubkey, 33, "host public key")
     if host_pubkey[0] not in (2, 3):
         raise DecodeError("host public key is not a compressed point")
@@ -114,7 +119,7 @@ class NodeIdentity:
     encrypted; it is never in :func:`repr`, and it **must not** be logged or sent anywhere.
     """
 
-    __slots__ = ("_host_pubkey", "_seckey", "_x25519", "_x25519_public")
+    __slots__ = ("_host_pubkey", "_seckey", "_shared", "_signer", "_x25519", "_x25519_public")
 
     def __init__(self, seckey: bytes) -> None:
         """Take a 32-byte secret key in ``1..n-1``; :class:`~tmpc.errors.ParameterError` else."""
@@ -126,6 +131,9 @@ class NodeIdentity:
         x_sk = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_X25519_INFO).derive(sk)
         self._x25519: X25519PrivateKey = X25519PrivateKey.from_private_bytes(x_sk)
         self._x25519_public: bytes = self._x25519.public_key().public_bytes_raw()
+        self._signer = coincurve.PrivateKey(sk)
+        # Static X25519 shared secrets per peer key (secret: never printed or exported).
+        self._shared: dict[bytes, bytes] = {}
 
     @classmethod
     def generate(cls) -> NodeIdentity:
@@ -169,7 +177,7 @@ class NodeIdentity:
         _expect_param(aux_rand, 32, "aux_rand")
         digest = tagged_hash(tag, msg)
         try:
-            return bytes(coincurve.PrivateKey(self._seckey).sign_schnorr(digest, bytes(aux_rand)))
+            return bytes(self._signer.sign_schnorr(digest, bytes(aux_rand)))
         except ValueError:
             raise CryptoError("signing failed") from None
 
@@ -204,10 +212,14 @@ class NodeIdentity:
         _expect_param(session, 32, "session id")
         if peer.name == own_name:
             raise ParameterError("a node has no channel to itself")
-        try:
-            shared = self._x25519.exchange(X25519PublicKey.from_public_bytes(peer.x25519))
-        except ValueError:  # all-zero shared secret: a low-order point
-            raise CryptoError("key agreement failed") from None
+        shared = self._shared.get(peer.x25519)
+        if shared is None:
+            try:
+                shared = self._x25519.exchange(X25519PublicKey.from_public_bytes(peer.x25519))
+            except ValueError:  # all-zero shared secret: a low-order point
+                raise CryptoError("key agreement failed") from None
+            if len(self._shared) < 1024:
+                self._shared[peer.x25519] = shared
         me = (own_name.encode(), self._x25519_public)
         them = (peer.name.encode(), peer.x25519)
         (s_name, s_x), (r_name, r_x) = (me, them) if outgoing else (them, me)
