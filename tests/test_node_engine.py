@@ -375,3 +375,44 @@ def test_participants_refuse_a_quorum_the_readiness_answers_do_not_give(tmp_path
             await stop_all(engines)
 
     run(go())
+
+
+def test_a_replayed_ecdsa_session_is_refused_by_the_ledger(tmp_path: Path) -> None:
+    starts: list[bytes] = []
+
+    def fault(sender: str, receiver: str, data: bytes) -> Fault:
+        env = envelope.Envelope.from_bytes(data)
+        if env.protocol == "start" and receiver == "b":
+            starts.append(data)
+        return Fault.DELIVER
+
+    async def go() -> None:
+        network, engines = await memory_cluster(tmp_path, 3, fault=fault)
+        try:
+            w = await _keygen(engines["a"], "ecdsa-secp256k1", 2, list(engines))
+            rid = next(
+                r for r in (f"replay-{i}" for i in range(100))
+                if choose_participants(list(engines), r, 1, 2) == ["a", "b"]
+            )  # fmt: skip
+            res = await engines["a"].submit(
+                "sign", {"wallet": w["wallet_id"], "message": DIGEST.hex()}, rid
+            )
+            assert result_ok(res)
+            (sid_row,) = [s for s in engines["b"].db.sessions() if s["request"] == rid]
+            # node.db "restored from a backup": the session and request rows are gone...
+            with engines["b"].db.transaction():
+                engines["b"].db._conn.execute("DELETE FROM sessions")
+                engines["b"].db._conn.execute("DELETE FROM requests")
+            await engines["b"].stop()
+            engines["b"].db.close()
+            engines["b"].ledger.close()
+            engines["b"] = open_engine(tmp_path / "b", network)
+            await engines["b"].start()
+            # ...and the old start is replayed: the ledger still refuses the session id.
+            await engines["b"].deliver(starts[-1])
+            await asyncio.sleep(0.2)
+            assert engines["b"].db.session_status(bytes.fromhex(sid_row["session"])) is None
+        finally:
+            await stop_all(engines)
+
+    run(go())
