@@ -16,6 +16,7 @@ import string
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from tmpc.node import config as node_config
 from tmpc.node.client import ApiError, Credential, NodeClient, make_credential
 from tmpc.transport.file import AirGapFolder, airgap_root, read_bundle
 
-__all__ = ["NODE_PASSPHRASE_ENV", "register", "sign_via_node"]
+__all__ = ["NODE_PASSPHRASE_ENV", "node_call", "register", "sign_via_node"]
 
 NODE_PASSPHRASE_ENV = "TMPC_NODE_PASSPHRASE"  # noqa: S105 (a variable name)
 
@@ -540,6 +541,20 @@ def sign_via_node(
         body["request_id"] = request_id
     res: dict[str, Any] = _api(_client(node, auth), "POST", "/v1/sign", body)
     return res
+
+
+def node_call(node: str, auth: str | None) -> Callable[[str, str, dict[str, Any] | None], Any]:
+    """An API caller of ``node`` for the ``--node`` forms of :mod:`tmpc.cli`'s commands:
+    ``call(method, path, body)`` returns the node's JSON; an error answer becomes the CLI's
+    error (:class:`ProtocolError` when the node names culprits, else :class:`ParameterError`)
+    and an unreachable node an input error. Raises :class:`KeystoreError` without a
+    credential."""
+    client = _client(node, auth)
+
+    def call(method: str, path: str, body: dict[str, Any] | None) -> Any:
+        return _api(client, method, path, body)
+
+    return call
 
 
 def register(group: click.Group) -> None:

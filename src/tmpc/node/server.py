@@ -9,7 +9,7 @@ endpoint                    who         what
 ==========================  ==========  =====================================================
 ``POST /v1/peer/message``   members     one sealed envelope (the TCP transport)
 ``GET  /v1/health``         operators   name, cluster, members, counters
-``GET  /v1/wallets``        operators   wallets of this node
+``GET  /v1/wallets``        operators   wallets of this node (each with its public record)
 ``POST /v1/wallets``        operators   create a wallet by DKG across nodes (waits)
 ``POST /v1/sign``           operators   sign (``"wait": false`` returns the request id at once)
 ``GET  /v1/requests/{id}``  operators   a request's status and result (poll)
@@ -158,6 +158,8 @@ def build_app(engine: Engine, transport: TcpTransport, cluster: Cluster) -> web.
                     "parties": [w.names[i] for i in w.record.party_ids],
                     "public_key": w.record.public_key.hex(),
                     "party": w.share.identifier if w.share is not None else None,
+                    # The whole public record, so a client checks its DKG certificate itself.
+                    "record": w.record.to_json(),
                 }
             )
         return web.json_response({"wallets": out})

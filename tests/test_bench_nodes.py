@@ -1,0 +1,79 @@
+"""``tmpc bench --nodes``: a small run against real node processes, and the signature check."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tmpc import schemes
+from tmpc.bench import check_node_signature
+from tmpc.errors import CryptoError
+
+NODE_FIELDS = {"scheme", "op", "threshold", "parties", "runs", "median_s", "min_s", "max_s"}
+
+
+def test_bench_nodes_json(tmp_path: Path) -> None:
+    """A bounded 3-of-5 run: every record is there with positive figures, progress went to
+    standard error, and afterwards no node runs and the temporary directory is gone."""
+    args = ["--scheme", "schnorr-bip340", "-t", "3", "-n", "5", "--runs", "3", "--requests", "20"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "tmpc", "bench", "--nodes", *args, "--in-flight", "8", "--json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    records = json.loads(proc.stdout)  # stdout holds the JSON only
+    by_op = {r["op"]: r for r in records}
+    assert set(by_op) == {"loopback-rtt", "node-keygen", "node-sign", "node-throughput"}
+    for r in records:
+        assert set(r) >= NODE_FIELDS | {"p90_s"}
+        assert (r["scheme"], r["threshold"], r["parties"]) == ("schnorr-bip340", 3, 5)
+        assert 0 < r["min_s"] <= r["median_s"] <= r["p90_s"] <= r["max_s"]
+    assert by_op["node-sign"]["runs"] == 3
+    throughput = by_op["node-throughput"]
+    assert throughput["runs"] == 20 and throughput["in_flight"] == 8
+    assert throughput["throughput_per_s"] > 0
+    assert by_op["node-sign"]["loopback_rtt_s"] == by_op["loopback-rtt"]["median_s"] > 0
+
+    assert "node-sign" in proc.stderr and "stopping the nodes" in proc.stderr
+    pids = [int(p) for p in re.findall(r"ready \(pid (\d+)\)", proc.stderr)]
+    assert len(pids) == 5
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("scheme_id", ["schnorr-bip340", "ed25519", "ecdsa-secp256k1"])
+def test_bad_node_signature_fails(scheme_id: str) -> None:
+    """An answer whose signature, message or key is not the expected one fails the bench."""
+    record, shares = schemes.keygen(scheme_id, 2, 3)
+    msg = secrets.token_bytes(32)
+    sig = schemes.sign(record, shares[:2], msg)
+    pk = record.public_key
+    good = {"signature": sig.hex(), "message": msg.hex(), "public_key": pk.hex()}
+    check_node_signature(scheme_id, pk, msg, good)
+
+    flipped = bytearray(sig)
+    flipped[-1] ^= 1
+    other = secrets.token_bytes(32)
+    for bad in (
+        dict(good, signature=flipped.hex()),
+        dict(good, signature="zz"),
+        dict(good, message=other.hex()),
+        {"message": msg.hex(), "public_key": pk.hex()},
+    ):
+        with pytest.raises(CryptoError):
+            check_node_signature(scheme_id, pk, msg, bad)
+    with pytest.raises(CryptoError):  # a valid signature, but of another message
+        check_node_signature(scheme_id, pk, other, dict(good, message=other.hex()))
