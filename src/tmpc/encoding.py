@@ -15,6 +15,8 @@ import re
 from collections.abc import Iterable
 from typing import Any, Final
 
+from Crypto.Hash import RIPEMD160
+
 from tmpc.errors import DecodeError
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "bytes_from_hex",
     "ct_equal",
     "expect_len",
+    "hash160",
     "int_from_be",
     "int_to_be",
     "lp",
@@ -31,6 +34,12 @@ __all__ = [
     "tagged_hash",
     "xor_bytes",
 ]
+
+
+def hash160(data: bytes) -> bytes:
+    """Bitcoin's ``HASH160 = RIPEMD160(SHA256(data))``, 20 bytes (BIP32 fingerprints,
+    P2PKH/P2WPKH programs)."""
+    return bytes(RIPEMD160.new(hashlib.sha256(data).digest()).digest())
 
 
 def tagged_hash(tag: str, msg: bytes) -> bytes:

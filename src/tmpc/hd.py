@@ -21,8 +21,7 @@ from dataclasses import dataclass
 
 import base58
 
-from tmpc.chains.addresses import hash160
-from tmpc.encoding import tagged_hash
+from tmpc.encoding import hash160, tagged_hash
 from tmpc.errors import DecodeError, ParameterError
 from tmpc.group.secp256k1 import N_ORDER, SECP256K1, SecpPoint
 

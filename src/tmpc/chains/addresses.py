@@ -12,14 +12,14 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Final
 
 import base58
 import bech32
 import coincurve
-from Crypto.Hash import RIPEMD160, keccak
+from Crypto.Hash import keccak
 
+from tmpc.encoding import hash160
 from tmpc.errors import DecodeError, ParameterError
 from tmpc.group import SECP256K1
 from tmpc.group.base import Point
@@ -43,11 +43,6 @@ P2WPKH_NETWORK_HRP: Final[dict[str, str]] = NETWORK_HRP
 def keccak256(data: bytes) -> bytes:
     """Ethereum's Keccak-256 (original Keccak padding), 32 bytes."""
     return bytes(keccak.new(digest_bits=256, data=bytes(data)).digest())
-
-
-def hash160(data: bytes) -> bytes:
-    """Bitcoin's ``HASH160 = RIPEMD160(SHA256(data))``, 20 bytes."""
-    return bytes(RIPEMD160.new(hashlib.sha256(data).digest()).digest())
 
 
 def _public_key(key: Point | bytes) -> coincurve.PublicKey:
