@@ -21,6 +21,7 @@ and the operators' client certificates, and its hash is bound into every envelop
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -189,7 +190,7 @@ class Cluster:
     operators: tuple[Operator, ...]
     raw: bytes
 
-    @property
+    @functools.cached_property
     def hash(self) -> bytes:
         """32-byte hash of the cluster file's canonical content, bound into every session."""
         return hashlib.sha256(self.raw).digest()

@@ -84,10 +84,14 @@ class RequestFailedError(TmpcError):
 
 @dataclass(frozen=True)
 class EngineSettings:
-    """Timeouts (seconds): readiness round, per protocol round, whole attempt cap."""
+    """Timeouts (seconds): readiness round, grace after a quorum is ready, per protocol
+    round, and how long a message is re-sent."""
 
     ready_timeout: float = 2.0
     round_timeout: float = 5.0
+    #: Once a quorum is ready, how much longer the coordinator waits for the other parties
+    #: (so a slow or down node costs a request this, not the whole ready timeout).
+    ready_grace: float = 0.05
     send_retry_for: float = 30.0
 
 
@@ -895,7 +899,7 @@ class Engine:
                 self._send_control(
                     p, "propose", rid, attempt, {"request": rid, "body": body, "wallet": ""}
                 )
-            await self._wait(c, ("ready",), len(eligible), self.settings.ready_timeout)
+            await self._wait(c, ("ready",), len(eligible), self.settings.ready_timeout, quorum=need)
             ready = [n for n, r in c.ready.items() if r.get("ok")]
             refused = {n: r.get("reason") for n, r in c.ready.items() if not r.get("ok")}
             if len(ready) < need:
@@ -965,15 +969,30 @@ class Engine:
         timeout: float,
         *,
         any_done: bool = False,
+        quorum: int | None = None,
     ) -> None:
         """Wait until ``count`` answers of ``kinds`` arrived for attempt ``c`` (or, with
-        ``any_done``, one ``done``), or until ``timeout``."""
+        ``any_done``, one ``done``), or until ``timeout``.
+
+        With ``quorum``, readiness waits for everyone only for a short grace period once
+        ``quorum`` parties are ready (the slowest node does not set every request's pace; the
+        quorum is chosen from the answers in hand, which the participants check)."""
+        grace_until: float | None = None
 
         def enough() -> bool:
+            nonlocal grace_until
             if any_done and c.done:
                 return True
             if kinds == ("ready",):
-                return len(c.ready) >= count
+                if len(c.ready) >= count:
+                    return True
+                ok = sum(1 for r in c.ready.values() if r.get("ok") is True)
+                if quorum is not None and ok >= quorum:
+                    now = time.monotonic()
+                    if grace_until is None:
+                        grace_until = now + self.settings.ready_grace
+                    return now >= grace_until
+                return False
             # Settled once every participant reported, or was named missing by one that did
             # (no need to wait the whole attempt for a stalled party).
             reported = set(c.done) | set(c.aborts)
@@ -983,6 +1002,8 @@ class Engine:
         deadline = time.monotonic() + timeout
         while not enough():
             left = deadline - time.monotonic()
+            if grace_until is not None:
+                left = min(left, max(grace_until - time.monotonic(), 0.0) + 0.0005)
             if left <= 0:
                 return
             c.event.clear()

@@ -365,18 +365,33 @@ class FrostSignMachine(_EchoSigningMachine):
         shares: dict[int, int | bytes] = dict(self._split_round2(payloads))
         shares[self.me] = self._own_share
         # RFC 9591 §7.5: "each signer will then perform verify_signature_share and then
-        # aggregate directly." frost.aggregate verifies every share against its verifying
-        # share first (§5.4, naming every bad signer), then the signature itself (§5.3:
-        # "SHOULD verify this signature using the group public key").
-        sig = frost.aggregate(
-            self._suite,
-            self._commitment_list,
-            self._msg,
-            self._pk,
-            shares,
-            self._vs,
-            min_signers=self._min_signers,
-        )
+        # aggregate directly." The aggregate is checked first (§5.3: "SHOULD verify this
+        # signature using the group public key"): one verification instead of one per signer
+        # when everyone is honest. If it fails, every share is verified against its verifying
+        # share (§5.3: "the Coordinator MAY verify each signature share individually to
+        # identify and act on misbehaving participants"; §5.4), naming every bad signer.
+        # (Two colluders shifting value between their shares still yield a valid signature,
+        # which is then accepted: nothing is lost.)
+        try:
+            sig = frost.aggregate(
+                self._suite,
+                self._commitment_list,
+                self._msg,
+                self._pk,
+                shares,
+                None,
+                min_signers=self._min_signers,
+            )
+        except CryptoError:
+            sig = frost.aggregate(
+                self._suite,
+                self._commitment_list,
+                self._msg,
+                self._pk,
+                shares,
+                self._vs,
+                min_signers=self._min_signers,
+            )
         self._own_share = 0
         self._finish(sig)
 
@@ -544,8 +559,20 @@ class Bip445SignMachine(_EchoSigningMachine):
         psigs = self._split_round2(payloads)
         psigs[self.me] = self._own_psig
         pubshares = dict(zip(self.participants, self._signers_ctx.pubshares, strict=True))
-        # BIP445: "The partial signatures received from all signers are verified using the
-        # algorithm PartialSigVerify" (its internal form, on the session computed once).
+        # > each signer sends their partial signature to the coordinator, who runs
+        # > PartialSigAgg to produce the final signature.
+        # > If all parties behaved honestly, the result passes BIP340 verification.
+        # So the one aggregate is checked first (one verification instead of one per signer
+        # when everyone is honest); only if it fails are the partial signatures verified, as
+        # BIP445 says, "using the algorithm PartialSigVerify" (its internal form, on the
+        # session computed once), which names every bad signer.
+        try:
+            sig: bytes | None = bip445.PartialSigAgg([psigs[x] for x in self.participants], session)
+        except FaultyParticipantError:
+            sig = None  # a partial signature out of range: found and named below
+        if sig is not None and schnorr_verify(self._msg, self._xonly, sig):
+            self._finish(sig)
+            return
         bad = [
             x
             for x in self.participants
@@ -557,10 +584,4 @@ class Bip445SignMachine(_EchoSigningMachine):
             raise FaultyParticipantError(
                 f"bip445-sign: invalid partial signature from party {_names(bad)}", tuple(bad)
             )
-        # > each signer sends their partial signature to the coordinator, who runs
-        # > PartialSigAgg to produce the final signature.
-        sig = bip445.PartialSigAgg([psigs[x] for x in self.participants], session)
-        # > If all parties behaved honestly, the result passes BIP340 verification.
-        if not schnorr_verify(self._msg, self._xonly, sig):
-            raise CryptoError("bip445-sign: the aggregate signature does not verify")
-        self._finish(sig)
+        raise CryptoError("bip445-sign: the aggregate signature does not verify")
