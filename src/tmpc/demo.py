@@ -410,13 +410,13 @@ def _flow(cluster: LocalCluster) -> int:
         cluster.kill(victim)
         _say(f"   node {victim} (pid {pid}) killed; it holds a share of every wallet")
         _say(
-            f"   the coordinator proposes each request to all {PARTIES} parties, waits its ready"
-            f" timeout ({READY_TIMEOUT:g} s)\n   for {victim}, then runs the protocol with"
-            f" {THRESHOLD} of the ready ones"
+            f"   the coordinator proposes each request to all {PARTIES} parties; once"
+            f" {THRESHOLD} are ready it waits\n   a short grace for {victim}, then runs the"
+            f" protocol with {THRESHOLD} of the ready ones"
         )
         for scheme_id, record in records.items():
             msg = hashlib.sha256(f"signed while {victim} is down, {scheme_id}".encode()).digest()
-            with _ticking(f"{scheme_id}: the coordinator waits for {victim}'s answer"):
+            with _ticking(f"{scheme_id}: signing without {victim}"):
                 ok, _ = _sign_and_check(cluster, names[0], record, msg, names, down=victim)
             checks.append(ok)
         with _ticking(f"restarting node {victim}"):
