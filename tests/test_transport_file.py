@@ -419,7 +419,7 @@ def test_a_wallet_and_signatures_with_one_party_air_gapped(tmp_path: Path, via_i
     async def go() -> None:
         names, _ = make_dirs(tmp_path, 3)
         gap = "c"
-        settings = EngineSettings(ready_timeout=20.0, round_timeout=20.0)
+        settings = EngineSettings(ready_timeout=20.0, round_timeout=20.0, ready_grace=20.0)
         network = MemoryNetwork()
         gapped = FileTransport(
             gap, airgap_root(tmp_path / gap), _cluster_hash(tmp_path / gap), poll_interval=0.02

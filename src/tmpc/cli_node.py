@@ -142,6 +142,12 @@ def node_card(directory: Path, passphrase_file: Path | None) -> None:
 @_passphrase_file
 @click.option("--round-timeout", default=5.0, show_default=True, help="Seconds per round.")
 @click.option("--ready-timeout", default=2.0, show_default=True, help="Seconds to be ready.")
+@click.option(
+    "--ready-grace",
+    default=0.05,
+    show_default=True,
+    help="Seconds to wait for the other parties once a quorum is ready.",
+)
 @click.option("--relay", default=None, metavar="URL", help="Peer messages via Redis (redis://).")
 @click.option(
     "--airgap", is_flag=True, help="No peer network: messages via files (tmpc session export)."
@@ -158,6 +164,7 @@ def node_run(
     passphrase_file: Path | None,
     round_timeout: float,
     ready_timeout: float,
+    ready_grace: float,
     relay: str | None,
     airgap: bool,
     airgap_peers: tuple[str, ...],
@@ -170,10 +177,12 @@ def node_run(
     from tmpc.node.engine import EngineSettings
     from tmpc.node.server import run_node
 
-    if round_timeout <= 0 or ready_timeout <= 0:
+    if round_timeout <= 0 or ready_timeout <= 0 or ready_grace < 0:
         raise ParameterError("timeouts must be positive")
     passphrase = _node_passphrase(passphrase_file)
-    settings = EngineSettings(ready_timeout=ready_timeout, round_timeout=round_timeout)
+    settings = EngineSettings(
+        ready_timeout=ready_timeout, round_timeout=round_timeout, ready_grace=ready_grace
+    )
     if relay is not None and not relay.startswith(("redis://", "rediss://", "unix://")):
         raise ParameterError("--relay must be a redis://HOST:PORT URL")
     if airgap and (airgap_peers or relay is not None):
@@ -345,7 +354,7 @@ def cluster_local(
         if relay is not None:
             extra += ["--relay", relay]
         if airgapped:  # a trip across the gap may take as long as a round
-            extra += ["--ready-timeout", str(round_timeout)]
+            extra += ["--ready-timeout", str(round_timeout), "--ready-grace", str(round_timeout)]
         for name in names:
             peers = [x for a in airgapped for x in ("--airgap-peer", a)]
             own = ["--airgap"] if name in airgapped else peers
