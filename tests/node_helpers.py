@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,9 +100,49 @@ def result_ok(res: dict[str, Any]) -> bool:
     )
 
 
+@contextlib.contextmanager
+def cluster_process(
+    directory: Path, parties: int, *extra: str, env: dict[str, str] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Run ``tmpc cluster local --parties N --dir DIRECTORY --json EXTRA...`` for a block.
+
+    Yields its JSON (``nodes``, ``auth``) plus ``restarted``: a list where a test puts the node
+    processes it starts itself, so that they are stopped at the end too. On exit every node
+    gets SIGTERM (through the cluster process) and the pipes are closed."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tmpc", "cluster", "local", "--parties", str(parties),
+         "--dir", str(directory), "--json", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    restarted: list[subprocess.Popen[bytes]] = []
+    try:
+        line = proc.stdout.readline()
+        if not line:
+            proc.wait(10)
+            err = proc.stderr.read() if proc.stderr is not None else b""
+            raise AssertionError(f"the cluster did not start: {err!r}")
+        info = json.loads(line)
+        info["restarted"] = restarted
+        yield info
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        for p in restarted:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                p.wait(15)
+            if p.stdout is not None:
+                p.stdout.close()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
 __all__ = [
     "PASSPHRASE",
     "SCHEMES",
+    "cluster_process",
     "make_dirs",
     "memory_cluster",
     "open_engine",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 from solders.transaction import Transaction
 
+from tests.node_helpers import cluster_process
 from tests.test_cli import EXIT_INPUT, assert_one_line_error
 from tmpc import schemes
 from tmpc.chains.addresses import ethereum_address
@@ -68,26 +68,8 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("node-chains")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tmpc", "cluster", "local", "--parties", "3", "--dir",
-         str(root / "c"), "--json", "--round-timeout", "3"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    try:
-        line = proc.stdout.readline()
-        if not line:
-            proc.wait(10)
-            err = proc.stderr.read() if proc.stderr is not None else b""
-            raise AssertionError(f"cluster did not start: {err!r}")
-        yield Cluster(json.loads(line))
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+    with cluster_process(root / "c", 3, "--round-timeout", "3") as info:
+        yield Cluster(info)
 
 
 def test_tx_ethereum_via_node(cluster: Cluster) -> None:

@@ -10,11 +10,9 @@ the request returns the same signature.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.node_helpers import result_ok
+from tests.node_helpers import cluster_process, result_ok
 from tmpc.cli_node import start_node_process, wait_ready
 from tmpc.node.client import Credential, NodeClient
 from tmpc.node.db import NodeDB
@@ -34,13 +32,12 @@ NAMES = ["a", "b", "c", "d", "e"]
 
 
 class Crashing:
-    def __init__(self, proc: subprocess.Popen[bytes], info: dict[str, Any], root: Path) -> None:
-        self.proc = proc
+    def __init__(self, info: dict[str, Any], root: Path) -> None:
         self.nodes = {n["name"]: n for n in info["nodes"]}
         self.auth = info["auth"]
         self.root = root
         self.pid_b = self.nodes["b"]["pid"]
-        self.restarted: list[subprocess.Popen[bytes]] = []
+        self.restarted: list[subprocess.Popen[bytes]] = info["restarted"]
 
     def client(self, name: str = "a") -> NodeClient:
         return NodeClient(self.nodes[name]["url"], Credential.load(self.auth), timeout=120)
@@ -80,29 +77,8 @@ class Crashing:
 def crashing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Crashing]:
     root = tmp_path_factory.mktemp("crash")
     env = dict(os.environ, TMPC_TEST_FAILPOINTS="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tmpc", "cluster", "local", "--parties", "5", "--dir",
-         str(root / "c"), "--json", "--round-timeout", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line, "the cluster did not start"
-    c = Crashing(proc, json.loads(line), root / "c")
-    try:
-        yield c
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-        for p in c.restarted:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                p.wait(15)
-            if p.stdout is not None:
-                p.stdout.close()
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+    with cluster_process(root / "c", 5, "--round-timeout", "2", env=env) as info:
+        yield Crashing(info, root / "c")
 
 
 def _alive(pid: int) -> bool:

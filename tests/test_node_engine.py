@@ -280,9 +280,10 @@ def test_a_restarted_node_marks_its_running_sessions_lost(tmp_path: Path) -> Non
         try:
             w = await _keygen(engines["a"], "ed25519", 2, list(engines))
             # A session that was running when the node died.
-            engines["b"].db.add_session(
-                b"\x01" * 32, "crashed-request", 1, "sign", w["wallet_id"], ["a", "b"], "a"
-            )
+            engines["b"].db.start_session(
+                b"\x01" * 32, "crashed-request", 1, "sign", w["wallet_id"], ["a", "b"], "a",
+                "sign", {},
+            )  # fmt: skip
             await engines["b"].stop()
             engines["b"].db.close()
             engines["b"] = open_engine(tmp_path / "b", network)

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.node_helpers import cluster_process
 from tmpc.cli_node import start_node_process, wait_ready
 from tmpc.demo import independent_verify
 from tmpc.node.client import Credential
@@ -36,31 +34,9 @@ SCHEMES = ("schnorr-bip340", "ecdsa-secp256k1")
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("load")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tmpc", "cluster", "local", "--parties", "5", "--dir",
-         str(root / "c"), "--json", "--round-timeout", "3"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line, "the cluster did not start"
-    info = json.loads(line)
-    info["root"] = root / "c"
-    info["restarted"] = []
-    try:
+    with cluster_process(root / "c", 5, "--round-timeout", "3") as info:
+        info["root"] = root / "c"
         yield info
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-        for p in info["restarted"]:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                p.wait(15)
-            if p.stdout is not None:
-                p.stdout.close()
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
 
 
 async def _call(

@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.node_helpers import SCHEMES, result_ok
+from tests.node_helpers import SCHEMES, cluster_process, result_ok
 from tmpc.cli_node import start_node_process, wait_ready
 from tmpc.node.client import ApiError, Credential, NodeClient
 from tmpc.transport import tls
@@ -32,8 +32,7 @@ DIGEST = bytes.fromhex("5a" * 32)
 class Cluster:
     """The running cluster of the module's tests."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], info: dict[str, Any], root: Path) -> None:
-        self.proc = proc
+    def __init__(self, info: dict[str, Any], root: Path) -> None:
         self.info = info
         self.root = root
         self.nodes = {n["name"]: n for n in info["nodes"]}
@@ -57,42 +56,16 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("cluster")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tmpc", "cluster", "local", "--parties", "5", "--dir",
-         str(root / "c"), "--json", "--round-timeout", "2"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        proc.wait(10)
-        raise AssertionError(
-            f"cluster did not start: {proc.stderr.read() if proc.stderr else ''!r}"
-        )
-    info = json.loads(line)
-    c = Cluster(proc, info, root / "c")
-    try:
+    with cluster_process(root / "c", 5, "--round-timeout", "2") as info:
+        c = Cluster(info, root / "c")
         yield c
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
-        for n in c.nodes.values():  # every node the cluster started is gone
-            with pytest.raises(ProcessLookupError):
-                os.kill(n["pid"], 0)
-        for p in getattr(c, "restarted", []):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                p.wait(15)
-            if p.stdout is not None:
-                p.stdout.close()
+    for n in c.nodes.values():  # every node the cluster started is gone
+        with pytest.raises(ProcessLookupError):
+            os.kill(n["pid"], 0)
 
 
 def test_cluster_local_prints_the_documented_json(cluster: Cluster) -> None:
-    assert set(cluster.info) == {"nodes", "auth"}
+    assert set(cluster.info) - {"restarted"} == {"nodes", "auth"}
     assert [n["name"] for n in cluster.info["nodes"]] == ["a", "b", "c", "d", "e"]
     for n in cluster.info["nodes"]:
         assert set(n) == {"name", "url", "pid", "dir"}
@@ -147,7 +120,7 @@ def test_a_killed_node_is_tolerated_and_comes_back(cluster: Cluster) -> None:
     res = cluster.client("a").call("POST", "/v1/sign", {"wallet": wallet, "message": "01" * 32})
     assert result_ok(res) and 3 not in res["signers"]
     proc = start_node_process(Path(victim["dir"]), cluster.root / "passphrase", [])
-    cluster.restarted = [proc]  # type: ignore[attr-defined]
+    cluster.info["restarted"].append(proc)
     wait_ready(proc, "c")
     health = cluster.client("c").call("GET", "/v1/health")
     assert health["name"] == "c" and health["status"] == "ok"

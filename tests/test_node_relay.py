@@ -5,19 +5,17 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.node_helpers import result_ok
+from tests.node_helpers import cluster_process, result_ok
 from tmpc.node.client import Credential, NodeClient
 
 DIGEST = bytes.fromhex("3c" * 32)
@@ -73,22 +71,10 @@ def relay_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[di
     root = tmp_path_factory.mktemp("relay")
     redis = Redis(root)
     redis.start()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tmpc", "cluster", "local", "--parties", "5", "--dir",
-         str(root / "c"), "--json", "--round-timeout", "3", "--relay", redis.url],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
     try:
-        assert line, "the cluster did not start"
-        yield json.loads(line), redis
+        with cluster_process(root / "c", 5, "--round-timeout", "3", "--relay", redis.url) as info:
+            yield info, redis
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
         redis.stop()
 
 

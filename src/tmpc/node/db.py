@@ -128,35 +128,6 @@ class NodeDB(SqliteState):
 
     # -- sessions ---------------------------------------------------------------------------
 
-    def add_session(
-        self,
-        session: bytes,
-        request_id: str,
-        attempt: int,
-        protocol: str,
-        wallet: str | None,
-        participants: list[str],
-        coordinator: str,
-    ) -> bool:
-        """Record a session this node runs; False if it is known already (never rerun)."""
-        with self.transaction():
-            cur = self._conn.execute(
-                "INSERT OR IGNORE INTO sessions (id, request, attempt, protocol, wallet,"
-                " participants, coordinator, status, started) VALUES (?, ?, ?, ?, ?, ?, ?,"
-                " 'running', ?)",
-                (
-                    session.hex(),
-                    request_id,
-                    attempt,
-                    protocol,
-                    wallet,
-                    json.dumps(participants),
-                    coordinator,
-                    time.time(),
-                ),
-            )
-            return cur.rowcount == 1
-
     def start_session(
         self,
         session: bytes,
@@ -169,8 +140,8 @@ class NodeDB(SqliteState):
         kind: str,
         body: dict[str, Any],
     ) -> bool:
-        """:meth:`add_session` and (if new) the participant's request record, in one
-        transaction; False if the session is known already (never rerun)."""
+        """Record a session this node runs and (if new) the participant's request record, in
+        one transaction; False if the session is known already (never rerun)."""
         now = time.time()
         with self.transaction():
             cur = self._conn.execute(

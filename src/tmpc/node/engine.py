@@ -652,13 +652,7 @@ class Engine:
             participants = [str(p) for p in body["participants"]]
             wallet = self._check_request(req)
         except (TmpcError, ValueError, KeyError, TypeError) as exc:
-            self._send_control(
-                sender,
-                "abort",
-                request_id,
-                attempt,
-                {"request": request_id, "attempt": attempt, "reason": f"refused: {exc}"},
-            )
+            self._refuse(sender, request_id, attempt, exc)
             return
         # Idempotency: a signature this node already finished is answered, never made again.
         # A DKG is different: a party that finished an attempt others could not finish runs
@@ -683,13 +677,7 @@ class Engine:
                 self._check_quorum(request_id, attempt, wallet, participants, body)
             session = self._build_session(sender, request_id, attempt, req, participants, wallet)
         except (TmpcError, ValueError, KeyError, TypeError) as exc:
-            self._send_control(
-                sender,
-                "abort",
-                request_id,
-                attempt,
-                {"request": request_id, "attempt": attempt, "reason": f"refused: {exc}"},
-            )
+            self._refuse(sender, request_id, attempt, exc)
             return
         if session is None:
             return  # a duplicate start of a session already run
@@ -700,6 +688,11 @@ class Engine:
             self._start_stage(session)
         except TmpcError as exc:
             self._abort_session(session, str(exc), [])
+
+    def _refuse(self, coordinator: str, request_id: str, attempt: int, exc: Exception) -> None:
+        """Tell the coordinator this node will not run the attempt, and why."""
+        payload = {"request": request_id, "attempt": attempt, "reason": f"refused: {exc}"}
+        self._send_control(coordinator, "abort", request_id, attempt, payload)
 
     def _check_quorum(
         self,
