@@ -13,11 +13,13 @@ One attempt of a request, as the coordinator runs it::
                                                   peer to peer (signed, encrypted envelopes)
     <--------------------- done(result) | abort(culprits | missing) --
 
-- The session id of an attempt is ``H(cluster, request id, wallet, participants, attempt)``:
-  never reused, bound into every envelope.
+- The session id of an attempt is ``H(cluster, request id, wallet, participants, attempt,
+  request content)``: never reused, bound into every envelope.
 - A party named by a check (a bad share, a bad proof) is excluded from the wallet's later
-  attempts, on every node that saw it (persisted); a party that stalled (named missing by
-  the live parties at a round timeout) only from this request's later attempts.
+  attempts by every participant whose own check caught it (persisted); those report it in
+  their readiness answers, so later quorums leave it out. The coordinator does not take a
+  participant's word for it: a party named as culprit (or as missing, after a round timeout)
+  is only left out of this request's later attempts.
 - A request id is idempotent: the coordinator stores the first result and returns it again;
   a participant that finished a request answers later attempts with its recorded result, so
   one request never yields two signatures.
@@ -406,8 +408,10 @@ class Engine:
             if status is not None:
                 self._count("stale_session_message")
                 return  # a finished or lost session: never resumed with new state
-            early = self._early.setdefault(opened.session, [])
-            if len(early) < 4096 and len(self._early) < 1024:
+            early = self._early.get(opened.session)
+            if early is None and len(self._early) < 1024:
+                early = self._early.setdefault(opened.session, [])
+            if early is not None and len(early) < 4096:
                 early.append(opened)  # "start" may arrive after the first peer message
             return
         if s.ended:
@@ -936,8 +940,9 @@ class Engine:
             await self._wait(c, ("done", "aborts"), len(chosen), limit, any_done=first_done)
             if c.done and (first_done or len(c.done) == len(chosen)):
                 return self._accept(rid, body, c, chosen)
-            # Blame: culprits named by a check are excluded for the wallet; parties named
-            # missing by the live parties (or silent here) are left out of this request.
+            # Blame: the parties that caught a culprit exclude it themselves (and say so when
+            # ready); here culprits and parties named missing by the live ones (or silent) are
+            # left out of this request's later attempts only: a claim is not proof.
             culprits: set[str] = set()
             reasons = []
             for n, a in c.aborts.items():
@@ -947,8 +952,7 @@ class Engine:
             silent = [p for p in chosen if p not in c.done and p not in c.aborts]
             stalled.update(silent)
             if body["kind"] == "sign":
-                for cul in culprits:
-                    self.db.exclude(wallet_key, cul, "named by a check")
+                stalled.update(culprits)
             history.append(f"attempt {attempt} failed ({'; '.join(reasons) or 'timeout'})")
             if body["kind"] == "keygen" and culprits:
                 raise RequestFailedError(why(), tuple(sorted(culprits)))
