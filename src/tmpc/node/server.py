@@ -7,7 +7,8 @@ fingerprint of the certificate it presented:
 ==========================  ==========  =====================================================
 endpoint                    who         what
 ==========================  ==========  =====================================================
-``POST /v1/peer/message``   members     one sealed envelope (the TCP transport)
+``GET  /v1/peer/ws``        members     a stream of sealed envelopes (the TCP transport)
+``POST /v1/peer/message``   members     one sealed envelope (the same, one per request)
 ``GET  /v1/health``         operators   name, cluster, members, counters
 ``GET  /v1/wallets``        operators   wallets of this node (each with its public record)
 ``POST /v1/wallets``        operators   create a wallet by DKG across nodes (waits)
@@ -189,7 +190,7 @@ def build_app(engine: Engine, transport: TcpTransport, cluster: Cluster) -> web.
     app = web.Application(middlewares=[operators_only], client_max_size=17 << 20)
     app.add_routes(
         [
-            web.post("/v1/peer/message", transport.handler),
+            *transport.routes(),  # the peer endpoints: stream and single POST
             web.get("/v1/health", health),
             web.get("/v1/wallets", wallets),
             web.post("/v1/wallets", create_wallet),
