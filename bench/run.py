@@ -129,9 +129,10 @@ def main() -> int:
         " code measures differently for two schemes in one run); compare within a run.",
         "",
         "Per party: the median divided by the parties doing the work (n for the DKG, t for"
-        " signing), a rough figure for one node's CPU. In one process, signing computes the"
-        " session values (binding factors, group commitment, challenge) once for all signers, as"
-        " each signer would compute the same values itself.",
+        " signing), a rough figure for one node's CPU. Each party runs its own protocol machine,"
+        " as a node would: every signer computes the session values (binding factors, group"
+        " commitment, challenge) and aggregates itself, so large groups cost about t times one"
+        " signer's work.",
         "",
         "| scheme | operation | t-of-n | runs | median ms | min ms | max ms | per party ms"
         " | bytes sent per party |",
