@@ -45,7 +45,7 @@ from typing import Any
 
 from tmpc import schemes
 from tmpc.encoding import lp_join, tagged_hash
-from tmpc.errors import InputError, ParameterError, ProtocolError, StateError, TmpcError
+from tmpc.errors import ParameterError, ProtocolError, TmpcError
 from tmpc.ledger import Ledger
 from tmpc.node import machines
 from tmpc.node.config import Cluster, NodeConfig
@@ -789,7 +789,7 @@ class Engine:
             pairs = [(me, wallet.ids[p]) for p in participants if p != self.name]
             self.ledger.use_sessions(wallet.record.wallet_id, pairs, sid)
         if not self.db.start_session(
-            sid, request_id, attempt, stages_protocol(req), wallet_key, participants,
+            sid, request_id, attempt, machines.protocol_name(req), wallet_key, participants,
             coordinator, req["kind"], req,
         ):  # fmt: skip
             return None
@@ -1031,13 +1031,3 @@ class Engine:
     def sessions(self) -> list[dict[str, Any]]:
         """Recent sessions of this node, newest first."""
         return self.db.sessions()
-
-
-def stages_protocol(req: dict[str, Any]) -> str:
-    """A short name of the protocol a request runs (for the sessions table)."""
-    return machines.protocol_name(req)
-
-
-def check_input(exc: Exception) -> bool:
-    """True for errors that are the caller's (shown as 4xx by the API)."""
-    return isinstance(exc, (InputError, StateError))
