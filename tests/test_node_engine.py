@@ -417,3 +417,44 @@ def test_a_replayed_ecdsa_session_is_refused_by_the_ledger(tmp_path: Path) -> No
             await stop_all(engines)
 
     run(go())
+
+
+def test_an_equivocating_party_is_excluded_on_the_evidence(tmp_path: Path) -> None:
+    async def go() -> None:
+        _, engines = await memory_cluster(tmp_path, 3)
+        try:
+            w = await _keygen(engines["a"], "ed25519", 2, list(engines))
+            cheat = engines["c"]
+            original = cheat._emit
+
+            def twice(s: Any, out: list[Message]) -> None:
+                original(s, out)
+                # The same round again with another content: two signed messages for it.
+                other = [
+                    Message(
+                        m.round, m.sender, m.recipient, m.payload[:-1] + bytes([m.payload[-1] ^ 1])
+                    )
+                    for m in out
+                    if m.round == 1
+                ]
+                if other:
+                    original(s, other)
+
+            cheat._emit = twice  # type: ignore[method-assign]
+            rid = next(
+                r for r in (f"equiv-{i}" for i in range(100))
+                if "c" in choose_participants(["a", "b", "c"], r, 1, 2)
+            )  # fmt: skip
+            res = await engines["a"].submit(
+                "sign", {"wallet": w["wallet_id"], "message": DIGEST.hex()}, rid
+            )
+            assert result_ok(res)  # the first of c's two messages may still have served
+            peer = next(
+                n for n in ("a", "b") if "c" in choose_participants(["a", "b", "c"], rid, 1, 2)
+            )
+            assert "c" in engines[peer].db.excluded(w["wallet_id"])
+            assert engines[peer].opener.counters["equivocation"] >= 1
+        finally:
+            await stop_all(engines)
+
+    run(go())

@@ -383,6 +383,8 @@ class Engine:
             opened = self.opener.open(data)
         except envelope.EnvelopeError as exc:
             self._count(f"envelope_rejected_{exc.reason}")
+            if exc.reason == "equivocation" and exc.culprits:
+                self._on_equivocation(data, str(exc.culprits[0]))
             raise
         if opened is None:
             self._count("envelope_duplicate")
@@ -400,6 +402,19 @@ class Engine:
             )
             return
         self._on_protocol(opened)
+
+    def _on_equivocation(self, data: bytes, culprit: str) -> None:
+        """A member signed two different messages for one round of one session: that is
+        proof (both signed envelopes), so its session aborts naming it and, for a wallet this
+        node holds, it is excluded from the wallet's later attempts."""
+        env = envelope.Envelope.from_bytes(data)  # parsed and verified by the Opener already
+        s = self._sessions.get(env.session)
+        if s is not None and not s.ended:
+            self._abort_session(s, "equivocation: two signed messages for one round", [culprit])
+            return  # _abort_session excluded the culprit for the session's wallet
+        wallet = env.wallet.decode("ascii", "replace")
+        if wallet in self.wallets.ids():
+            self.db.exclude(wallet, culprit, "equivocation: two signed messages for one round")
 
     def _on_protocol(self, opened: envelope.Opened) -> None:
         s = self._sessions.get(opened.session)
