@@ -454,6 +454,15 @@ def test_an_equivocating_party_is_excluded_on_the_evidence(tmp_path: Path) -> No
             )
             assert "c" in engines[peer].db.excluded(w["wallet_id"])
             assert engines[peer].opener.counters["equivocation"] >= 1
+            # The proof is kept: two different envelopes, both verifying as c's.
+            (kept,) = engines[peer].db.evidence(w["wallet_id"])[:1]
+            assert kept["party"] == "c" and kept["first"] != kept["second"]
+            members = engines[peer].members
+            cluster_hash = engines[peer].cluster.hash
+            first = envelope.verify_evidence(kept["first"], cluster_hash, members)
+            second = envelope.verify_evidence(kept["second"], cluster_hash, members)
+            assert first.sender == second.sender == "c"
+            assert (first.session, first.round) == (second.session, second.round)
         finally:
             await stop_all(engines)
 

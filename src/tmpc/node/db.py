@@ -9,7 +9,9 @@ What it keeps, and why it must survive a crash:
 - ``sessions``: every attempt's session (id, participants, protocol, status, culprits,
   per-round timings), for ``tmpc sessions`` and for refusing replays into finished sessions;
 - ``exclusions``: parties caught cheating in a wallet's sessions; they are left out of that
-  wallet's later attempts for good.
+  wallet's later attempts for good;
+- ``evidence``: what proves a party's misbehaviour by itself (two different messages it
+  signed for one round), kept for the operators and auditors.
 
 Durability: the file is in WAL mode with ``synchronous=NORMAL``: a commit survives the
 node's *process* crashing (SIGKILL, out of memory) at any point; a power loss or kernel crash
@@ -48,6 +50,9 @@ class NodeDB(SqliteState):
             protocol TEXT NOT NULL, wallet TEXT, participants TEXT NOT NULL,
             coordinator TEXT NOT NULL, status TEXT NOT NULL, error TEXT, culprits TEXT,
             missing TEXT, rounds TEXT, started REAL NOT NULL, finished REAL)""",
+        """CREATE TABLE IF NOT EXISTS evidence (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, wallet TEXT NOT NULL, party TEXT NOT NULL,
+            kind TEXT NOT NULL, first BLOB NOT NULL, second BLOB NOT NULL, at REAL NOT NULL)""",
         """CREATE TABLE IF NOT EXISTS exclusions (
             wallet TEXT NOT NULL, party TEXT NOT NULL, reason TEXT NOT NULL, at REAL NOT NULL,
             PRIMARY KEY (wallet, party))""",
@@ -259,6 +264,29 @@ class NodeDB(SqliteState):
                 "INSERT OR IGNORE INTO exclusions (wallet, party, reason, at) VALUES (?, ?, ?, ?)",
                 (wallet, party, reason, time.time()),
             )
+
+    def add_evidence(self, wallet: str, party: str, kind: str, first: bytes, second: bytes) -> None:
+        """Keep proof of a party's misbehaviour: two envelopes it signed (e.g. two different
+        messages for one round). Anyone with the cluster file can check them again."""
+        with self.transaction():
+            self._conn.execute(
+                "INSERT INTO evidence (wallet, party, kind, first, second, at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (wallet, party, kind, bytes(first), bytes(second), time.time()),
+            )
+
+    def evidence(self, wallet: str | None = None) -> list[dict[str, Any]]:
+        """Kept evidence (newest first): wallet, party, kind and the two envelopes."""
+        q = "SELECT wallet, party, kind, first, second, at FROM evidence"
+        args: tuple[Any, ...] = ()
+        if wallet is not None:
+            q += " WHERE wallet = ?"
+            args = (wallet,)
+        keys = ("wallet", "party", "kind", "first", "second", "at")
+        return [
+            dict(zip(keys, r, strict=True))
+            for r in self._conn.execute(q + " ORDER BY seq DESC", args)
+        ]
 
     def excluded(self, wallet: str) -> set[str]:
         """Parties excluded from ``wallet``'s sessions."""

@@ -384,7 +384,7 @@ class Engine:
         except envelope.EnvelopeError as exc:
             self._count(f"envelope_rejected_{exc.reason}")
             if exc.reason == "equivocation" and exc.culprits:
-                self._on_equivocation(data, str(exc.culprits[0]))
+                self._on_equivocation(data, str(exc.culprits[0]), exc.evidence)
             raise
         if opened is None:
             self._count("envelope_duplicate")
@@ -403,11 +403,14 @@ class Engine:
             return
         self._on_protocol(opened)
 
-    def _on_equivocation(self, data: bytes, culprit: str) -> None:
+    def _on_equivocation(self, data: bytes, culprit: str, evidence: tuple[bytes, ...]) -> None:
         """A member signed two different messages for one round of one session: that is
-        proof (both signed envelopes), so its session aborts naming it and, for a wallet this
-        node holds, it is excluded from the wallet's later attempts."""
+        proof (both signed envelopes, kept in ``node.db``), so its session aborts naming it
+        and, for a wallet this node holds, it is excluded from the wallet's later attempts."""
         env = envelope.Envelope.from_bytes(data)  # parsed and verified by the Opener already
+        if len(evidence) == 2:
+            wallet_key = env.wallet.decode("ascii", "replace")
+            self.db.add_evidence(wallet_key, culprit, "equivocation", evidence[0], evidence[1])
         s = self._sessions.get(env.session)
         if s is not None and not s.ended:
             self._abort_session(s, "equivocation: two signed messages for one round", [culprit])
