@@ -531,7 +531,52 @@ class PairwiseSetupMachine(_NoCopy, RoundMachine):
         return []
 
 
-class PresignMachine(_NoCopy, RoundMachine):
+class _Presigning(_NoCopy, RoundMachine):
+    """What :class:`PresignMachine` and :class:`EcdsaSignMachine` share: the presigner
+    (on a private copy of the pairwise material), its session id, and round 1."""
+
+    def __init__(
+        self,
+        me: int,
+        secshare: int,
+        pairwise: EcdsaPairwise,
+        signers: Sequence[int],
+        session_id: bytes,
+        public_key: Point,
+        tweak: int,
+        threshold: int | None,
+        rand: RandBytes | None,
+    ) -> None:
+        super().__init__(me, _sorted_ids(signers, "signers"))
+        self._core = _Presigner(
+            me,
+            secshare,
+            pairwise,
+            self.participants,
+            session_id,
+            public_key,
+            tweak,
+            threshold,
+            rand or secrets.token_bytes,
+        )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} of {self.me}, round {self.round}>"
+
+    @property
+    def session_id(self) -> bytes:
+        """The session id (what the driver records in the single-use ledger)."""
+        return self._core.session_id
+
+    def _start(self) -> list[Message]:
+        try:
+            return self._direct(self._core.round1())
+        except BaseException:
+            self._core.drop()
+            raise
+
+
+class PresignMachine(_Presigning):
     """One signer's DKLs23 presigning (Protocol 3.6 steps 4-9): two rounds, point to point.
 
     Round 1 carries ``PresignRound1Msg.to_bytes()`` (about 13.4 KB per peer), round 2
@@ -576,38 +621,14 @@ class PresignMachine(_NoCopy, RoundMachine):
         threshold: int | None = None,
         rand: RandBytes | None = None,
     ) -> None:
-        super().__init__(me, _sorted_ids(signers, "signers"))
-        self._core = _Presigner(
-            me,
-            secshare,
-            pairwise,
-            self.participants,
-            session_id,
-            public_key,
-            tweak,
-            threshold,
-            rand or secrets.token_bytes,
+        super().__init__(
+            me, secshare, pairwise, signers, session_id, public_key, tweak, threshold, rand
         )
-
-    def __repr__(self) -> str:
-        return f"<PresignMachine of {self.me}, round {self.round}>"
-
-    @property
-    def session_id(self) -> bytes:
-        """The session id (what the driver records in the single-use ledger)."""
-        return self._core.session_id
 
     @property
     def result(self) -> Presignature:
         """This signer's presignature (raises :class:`StateError` before it is done)."""
         return cast(Presignature, super().result)
-
-    def _start(self) -> list[Message]:
-        try:
-            return self._direct(self._core.round1())
-        except BaseException:
-            self._core.drop()
-            raise
 
     def _on_round(self, r: int, payloads: dict[int, bytes]) -> list[Message]:
         try:
@@ -680,7 +701,7 @@ class OnlineSignMachine(_NoCopy, RoundMachine):
         return []
 
 
-class EcdsaSignMachine(_NoCopy, RoundMachine):
+class EcdsaSignMachine(_Presigning):
     """Presigning and the online step in one session: the path without a pooled presignature.
 
     Rounds 1 and 2 are those of :class:`PresignMachine`; the presignature made after round 2
@@ -714,39 +735,15 @@ class EcdsaSignMachine(_NoCopy, RoundMachine):
         threshold: int | None = None,
         rand: RandBytes | None = None,
     ) -> None:
-        super().__init__(me, _sorted_ids(signers, "signers"))
         self._signer = _Signer(me, digest, tweak)
-        self._core = _Presigner(
-            me,
-            secshare,
-            pairwise,
-            self.participants,
-            session_id,
-            public_key,
-            tweak,
-            threshold,
-            rand or secrets.token_bytes,
+        super().__init__(
+            me, secshare, pairwise, signers, session_id, public_key, tweak, threshold, rand
         )
-
-    def __repr__(self) -> str:
-        return f"<EcdsaSignMachine of {self.me}, round {self.round}>"
-
-    @property
-    def session_id(self) -> bytes:
-        """The session id (what the driver records in the single-use ledger)."""
-        return self._core.session_id
 
     @property
     def result(self) -> _Signature:
         """``(r, s, recovery_id)`` (raises :class:`StateError` before it is done)."""
         return cast(_Signature, super().result)
-
-    def _start(self) -> list[Message]:
-        try:
-            return self._direct(self._core.round1())
-        except BaseException:
-            self._core.drop()
-            raise
 
     def _on_round(self, r: int, payloads: dict[int, bytes]) -> list[Message]:
         if r == 3:
