@@ -44,6 +44,7 @@ __all__ = [
     "KeyShare",
     "Scheme",
     "WalletRecord",
+    "bip445_tweaks",
     "check_share",
     "ecdsa_digest",
     "ecdsa_pairwise",
@@ -391,7 +392,7 @@ def sign(
     scheme = get_scheme(record.scheme)
     secret_shares = _check_signers(record, shares)
     vs = {i: record.verification_shares[i] for i in secret_shares}
-    child, tweak = hd_tweak(record, path) if path is not None else (None, 0)
+    tweak = hd_tweak(record, path)[1] if path is not None else 0
     if scheme.id == "ecdsa-secp256k1":
         r, s, _recid = dkls23.sign_local(
             secret_shares,
@@ -406,12 +407,7 @@ def sign(
     # Every signer runs its own machine (peer to peer, no coordinator), all in this process.
     signers = sorted(secret_shares)
     if scheme.suite is None:
-        assert isinstance(record.group_public_key, SecpPoint)
-        internal = child if child is not None else record.group_public_key
-        tweaks = list(taproot.taproot_tweaks_for(internal, record.taproot_merkle_root))
-        if tweak:
-            # BIP32 child first (a plain tweak of the DKG key), then its Taproot tweak.
-            tweaks.insert(0, (tweak.to_bytes(32, "big"), False))
+        tweaks = bip445_tweaks(record, path)
         machines: dict[int, Bip445SignMachine | FrostSignMachine] = {
             i: Bip445SignMachine(
                 i,
@@ -443,6 +439,17 @@ def sign(
     # Every signer aggregates and verifies the same signature; any one of them will do.
     run_machines(machines)
     return machines[signers[0]].signature
+
+
+def bip445_tweaks(record: WalletRecord, path: str | None) -> list[tuple[bytes, bool]]:
+    """The BIP445 tweaks that make a ``schnorr-bip340`` wallet's DKG key the Taproot output key
+    at BIP32 ``path``: the BIP32 child tweak first (a plain tweak of the DKG key), then the
+    BIP341 Taproot tweak of the child. Raises :class:`ParameterError` for a bad path."""
+    child, tweak = hd_tweak(record, path)
+    tweaks = list(taproot.taproot_tweaks_for(child, record.taproot_merkle_root))
+    if tweak:
+        tweaks.insert(0, (tweak.to_bytes(32, "big"), False))
+    return tweaks
 
 
 def ecdsa_digest(message: bytes) -> bytes:

@@ -15,9 +15,7 @@ from tmpc import schemes
 from tmpc.ecdsa_format import compact
 from tmpc.encoding import tagged_hash
 from tmpc.errors import KeystoreError, ParameterError
-from tmpc.group.secp256k1 import SecpPoint
 from tmpc.node.wallets import NodeWallet, WalletStore
-from tmpc.protocols import taproot
 from tmpc.protocols.dkg.machine import DkgMachine
 from tmpc.protocols.dkg.runner import DKGResult
 from tmpc.protocols.ecdsa.dkls23 import EcdsaPairwise
@@ -123,7 +121,7 @@ def sign_stages(
         raise KeystoreError("this node holds no share of the wallet")
     scheme = schemes.get_scheme(record.scheme)
     vs = {i: record.verification_shares[i] for i in signers}
-    child, tweak = schemes.hd_tweak(record, path) if path is not None else (None, 0)
+    tweak = schemes.hd_tweak(record, path)[1] if path is not None else 0
     public_key = schemes.public_key_at(record, path)
 
     def machine(_: object | None) -> Machine:
@@ -141,11 +139,6 @@ def sign_stages(
                 threshold=record.threshold,
             )
         if scheme.suite is None:
-            assert isinstance(record.group_public_key, SecpPoint)
-            internal = child if child is not None else record.group_public_key
-            tweaks = list(taproot.taproot_tweaks_for(internal, record.taproot_merkle_root))
-            if tweak:
-                tweaks.insert(0, (tweak.to_bytes(32, "big"), False))
             return Bip445SignMachine(
                 share.identifier,
                 share.secshare,
@@ -153,7 +146,7 @@ def sign_stages(
                 vs,
                 list(signers),
                 message,
-                tweaks=tweaks,
+                tweaks=schemes.bip445_tweaks(record, path),
                 min_signers=record.threshold,
             )
         return FrostSignMachine(
