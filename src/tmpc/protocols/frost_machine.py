@@ -143,6 +143,7 @@ class _EchoSigningMachine(RoundMachine):
     """Bookkeeping shared by the two signing machines: echo of round 1, done state."""
 
     rounds: ClassVar[int] = 2
+    refuse_after_done: ClassVar[bool] = True
     #: Tag of the echo: ``transcript_hash(echo_tag, round-1 payloads)`` (part of the wire
     #: format).
     echo_tag: ClassVar[str]
@@ -166,16 +167,6 @@ class _EchoSigningMachine(RoundMachine):
         if not isinstance(sig, bytes):
             raise StateError(f"{self.protocol}: no signature")
         return sig
-
-    def receive(self, msg: Message) -> list[Message]:
-        """Take one message (see :meth:`RoundMachine.receive`).
-
-        Raises :class:`~tmpc.errors.StateError` once the session is finished or failed, as
-        :meth:`Machine.receive <tmpc.protocols.machine.Machine.receive>` specifies.
-        """
-        if self.done:
-            raise StateError(f"{self.protocol}: the session is finished")
-        return super().receive(msg)
 
     def _set_echo(self, payloads: dict[int, bytes]) -> None:
         self._echo = transcript_hash(self.echo_tag, {**payloads, self.me: self._own1})

@@ -133,6 +133,9 @@ class RoundMachine(Machine):
 
     #: Number of rounds in which this party receives messages.
     rounds: ClassVar[int]
+    #: Whether a message arriving after the machine is done raises :class:`StateError`
+    #: (True) or is dropped as a late copy (False).
+    refuse_after_done: ClassVar[bool] = False
 
     def __init__(self, me: int, participants: Sequence[int]) -> None:
         ids = tuple(participants)
@@ -216,6 +219,8 @@ class RoundMachine(Machine):
         """Take one message; returns what to send now (see the class docstring)."""
         if self._failed:
             raise StateError(f"{self.protocol}: the session has failed")
+        if self._done and self.refuse_after_done:
+            raise StateError(f"{self.protocol}: the session is finished")
         s = msg.sender
         if s not in self._peers:
             # The envelope layer only delivers messages from cluster members, so a sender

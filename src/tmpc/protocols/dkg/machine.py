@@ -112,6 +112,7 @@ class DkgMachine(RoundMachine):
 
     protocol: ClassVar[str] = "chilldkg"
     rounds: ClassVar[int] = 2
+    refuse_after_done: ClassVar[bool] = True
     #: Tag of the echo: ``transcript_hash(echo_tag, round-1 payloads)`` (part of the wire
     #: format).
     echo_tag: ClassVar[str] = "tmpc/chilldkg/round1"
@@ -164,16 +165,6 @@ class DkgMachine(RoundMachine):
         if not isinstance(out, DKGResult):
             raise StateError("chilldkg: no output")
         return out
-
-    def receive(self, msg: Message) -> list[Message]:
-        """Take one message (see :meth:`RoundMachine.receive`).
-
-        Raises :class:`~tmpc.errors.StateError` once the session is finished or failed, as
-        :meth:`Machine.receive <tmpc.protocols.machine.Machine.receive>` specifies.
-        """
-        if self.done:
-            raise StateError(f"{self.protocol}: the session is finished")
-        return super().receive(msg)
 
     def start(self) -> list[Message]:
         """Begin the session; returns the round-1 broadcast (see :meth:`RoundMachine.start`)."""
