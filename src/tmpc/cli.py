@@ -176,12 +176,7 @@ def _fail(message: str, code: int = EXIT_INPUT) -> NoReturn:
     sys.exit(code)
 
 
-def _emit(data: dict[str, Any], as_json: bool, human: list[str]) -> None:
-    if as_json:
-        click.echo(json.dumps(data, indent=2))
-    else:
-        for line in human:
-            click.echo(line)
+_emit = cli_node.emit
 
 
 def _env_passphrase() -> str | None:

@@ -28,7 +28,7 @@ from tmpc.node import config as node_config
 from tmpc.node.client import ApiError, Credential, NodeClient, make_credential
 from tmpc.transport.file import AirGapFolder, airgap_root, read_bundle
 
-__all__ = ["NODE_PASSPHRASE_ENV", "node_call", "register", "sign_via_node"]
+__all__ = ["NODE_PASSPHRASE_ENV", "emit", "node_call", "register", "sign_via_node"]
 
 NODE_PASSPHRASE_ENV = "TMPC_NODE_PASSPHRASE"  # noqa: S105 (a variable name)
 
@@ -64,7 +64,9 @@ def _node_passphrase(passphrase_file: Path | None, *, confirm: bool = False) -> 
     return value
 
 
-def _emit(data: dict[str, Any], as_json: bool, human: list[str]) -> None:
+def emit(data: dict[str, Any], as_json: bool, human: list[str]) -> None:
+    """A command's outcome: ``data`` as indented JSON with ``--json``, else the ``human``
+    lines (shared by every tmpc command)."""
     if as_json:
         click.echo(json.dumps(data, indent=2))
     else:
@@ -120,7 +122,7 @@ def node_init(
     """Create a node: identity key, TLS certificate, configuration."""
     passphrase = _node_passphrase(passphrase_file, confirm=True)
     cfg = node_config.init_node(directory, name, listen, passphrase, url=url)
-    _emit(
+    emit(
         {"name": cfg.name, "dir": str(directory), "url": cfg.url},
         as_json,
         [f"node {cfg.name} created in {directory}", f"url {cfg.url}"],
@@ -430,7 +432,7 @@ def wallet_create(
         "public_key": w["public_key"],
         "request_id": res.get("request_id"),
     }
-    _emit(out, as_json, [f"wallet {w['wallet_id']}", f"public key {w['public_key']}"])
+    emit(out, as_json, [f"wallet {w['wallet_id']}", f"public key {w['public_key']}"])
 
 
 @wallet.command("list")
@@ -445,7 +447,7 @@ def wallet_list(node: str, auth: str | None, as_json: bool) -> None:
         f"{len(w.get('parties', []))}  {w.get('public_key')}"
         for w in res["wallets"]
     ]
-    _emit(res, as_json, lines or ["no wallets"])
+    emit(res, as_json, lines or ["no wallets"])
 
 
 @click.command("sessions")
@@ -463,7 +465,7 @@ def sessions(node: str, auth: str | None, as_json: bool) -> None:
         + (f"  ({s['error']})" if s["error"] else "")
         for s in res["sessions"]
     ]
-    _emit(res, as_json, lines or ["no sessions"])
+    emit(res, as_json, lines or ["no sessions"])
 
 
 @click.group("session")
@@ -500,7 +502,7 @@ def session_export(
     human = [f"{n} messages of {folder.name} exported to {out}" if n else "nothing to export"]
     if left:
         human.append(f"{left} messages left for the next bundle")
-    _emit(data, as_json, human)
+    emit(data, as_json, human)
 
 
 @session.command("import")
@@ -531,7 +533,7 @@ def session_import(directory: Path, bundles: tuple[Path, ...], as_json: bool) ->
             if mine
             else f"{path}: no message for {folder.name} (nothing queued)"
         )
-    _emit({"node": folder.name, "bundles": out}, as_json, human)
+    emit({"node": folder.name, "bundles": out}, as_json, human)
 
 
 def sign_via_node(
