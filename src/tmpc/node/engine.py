@@ -627,28 +627,34 @@ class Engine:
                 c.evidence[sender] = raw
             c.event.set()
 
-    def _check_request(self, body: dict[str, Any]) -> NodeWallet | None:
-        """This node's own check of a request before it contributes (raises InputError)."""
+    def _check_request(self, body: dict[str, Any], *, as_party: bool = True) -> NodeWallet | None:
+        """Check a request (raises :class:`InputError`): the wallet or new wallet's parameters,
+        the message and path. ``as_party``: also that this node is a party of it, which every
+        participant checks itself before it contributes; a coordinator need not be one."""
         kind = body.get("kind")
         if kind == "keygen":
-            scheme = schemes.get_scheme(str(body.get("scheme")))
+            schemes.get_scheme(str(body.get("scheme")))
             parties = body.get("parties")
-            t = body.get("threshold")
-            if not isinstance(parties, list) or self.name not in parties:
+            if not isinstance(parties, list) or len(set(parties)) != len(parties):
+                raise ParameterError("--parties must list distinct members")
+            if not 2 <= len(parties) <= 255:
+                raise ParameterError("a wallet needs between 2 and 255 parties")
+            if as_party and self.name not in parties:
                 raise ParameterError("this node is not a party of the new wallet")
-            if len(set(parties)) != len(parties) or not 2 <= len(parties) <= 255:
-                raise ParameterError("the parties must be 2 to 255 distinct members")
             for p in parties:
                 self.cluster.member(str(p))
+            t = body.get("threshold")
             if not isinstance(t, int) or not 1 <= t <= len(parties):
-                raise ParameterError("threshold out of range")
-            del scheme
+                raise ParameterError(f"threshold must be between 1 and {len(parties)}")
             return None
         if kind == "sign":
             wallet = self.wallets.get(str(body.get("wallet")))
-            if wallet.share is None or self.name not in wallet.ids:
+            if as_party and (wallet.share is None or self.name not in wallet.ids):
                 raise ParameterError("this node holds no share of the wallet")
-            message = bytes.fromhex(str(body.get("message")))
+            try:
+                message = bytes.fromhex(str(body.get("message")))
+            except ValueError:
+                raise ParameterError("the message must be hex") from None
             if wallet.record.scheme == "ecdsa-secp256k1":
                 schemes.ecdsa_digest(message)
             schemes.public_key_at(wallet.record, body.get("path"))
@@ -825,7 +831,7 @@ class Engine:
         Raises :class:`InputError` for a request this node refuses, :class:`RequestFailedError`
         if it cannot complete."""
         body = dict(body, kind=kind)
-        self._check_coordinated(body)
+        self._check_request(body, as_party=False)
         rid = request_id or secrets.token_hex(16)
         if not 1 <= len(rid) <= 128 or not all(c.isalnum() or c in "-_." for c in rid):
             raise ParameterError("request ids are 1-128 of A-Z a-z 0-9 - _ .")
@@ -846,29 +852,6 @@ class Engine:
             self._inflight[rid] = task
         result = await asyncio.shield(task)
         return dict(result, request_id=rid)
-
-    def _check_coordinated(self, body: dict[str, Any]) -> None:
-        if body["kind"] == "keygen":
-            schemes.get_scheme(str(body.get("scheme")))
-            parties = body.get("parties")
-            if not isinstance(parties, list) or len(set(parties)) != len(parties):
-                raise ParameterError("--parties must list distinct members")
-            if not 2 <= len(parties) <= 255:
-                raise ParameterError("a wallet needs between 2 and 255 parties")
-            for p in parties:
-                self.cluster.member(str(p))
-            t = body.get("threshold")
-            if not isinstance(t, int) or not 1 <= t <= len(parties):
-                raise ParameterError(f"threshold must be between 1 and {len(parties)}")
-        else:
-            wallet = self.wallets.get(str(body.get("wallet")))
-            try:
-                message = bytes.fromhex(str(body.get("message")))
-            except ValueError:
-                raise ParameterError("the message must be hex") from None
-            if wallet.record.scheme == "ecdsa-secp256k1":
-                schemes.ecdsa_digest(message)
-            schemes.public_key_at(wallet.record, body.get("path"))
 
     async def _run_request(self, rid: str) -> dict[str, Any]:
         try:
