@@ -38,6 +38,7 @@ from tmpc.protocols.ecdsa import machine as ecdsa_machine
 from tmpc.protocols.ecdsa.dkls23 import EcdsaPairwise, Presignature, sign_share
 from tmpc.protocols.ecdsa.errors import OTCheckError
 from tmpc.protocols.ecdsa.machine import (
+    BatchPresignMachine,
     EcdsaSignMachine,
     OnlineSignMachine,
     PairwiseSetupMachine,
@@ -607,3 +608,68 @@ def test_dropped_message_stalls_without_blame(w23: Wallet) -> None:
     ms = presign_machines(w23, (1, 2))
     with pytest.raises(StateError):
         run_machines(ms, tamper=lambda msg, to: None if msg.sender == 2 else msg)
+
+
+# --- presigning batches ---------------------------------------------------------------------
+
+
+def batch_machines(
+    w: Wallet, signers: tuple[int, ...], count: int, *, tweak: int = 0, sid: bytes | None = None
+) -> dict[int, Machine]:
+    sid = sid or secrets.token_bytes(32)
+    return {
+        i: BatchPresignMachine(
+            i, w.shares[i], w.pairwise[i], signers, sid, w.PK, count, tweak=tweak, threshold=w.t
+        )
+        for i in signers
+    }
+
+
+def test_batch_presignatures_each_sign_once_and_verify(w35: Wallet) -> None:
+    signers = (1, 3, 5)
+    out = run_machines(batch_machines(w35, signers, 4, tweak=TWEAK))
+    batches = {i: out[i] for i in signers}
+    assert all(isinstance(b, list) and len(b) == 4 for b in batches.values())
+    ids = [p.presig_id for p in batches[1]]  # type: ignore[attr-defined]
+    assert len(set(ids)) == 4, "every presignature of a batch is distinct"
+    for k in range(4):
+        presigs = {i: batches[i][k] for i in signers}  # type: ignore[index]
+        assert {p.presig_id for p in presigs.values()} == {ids[k]}
+        digest = digest_of(b"batch %d" % k)
+        sig = one_signature(run_machines(sign_machines(presigs, digest, TWEAK)))
+        independent_verify(w35.PK, digest, sig, TWEAK)
+        with pytest.raises(StateError):
+            OnlineSignMachine(presigs[1], digest)  # consumed
+
+
+def test_batch_session_ids_are_distinct_and_bound_to_the_session() -> None:
+    a = ecdsa_machine.batch_session_ids(b"s" * 32, 3)
+    b = ecdsa_machine.batch_session_ids(b"t" * 32, 3)
+    assert len(set(a + b)) == 6
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda p: p[:-1],  # truncated: the last part is short
+        lambda p: p + b"\x00",  # trailing bytes
+        lambda p: p[: int.from_bytes(p[:4], "big") + 4],  # one part only
+        lambda p: flip(p, 40),  # a corrupted part
+    ],
+    ids=["truncated", "trailing", "missing-part", "corrupt-part"],
+)
+@pytest.mark.parametrize("protocol_round", [1, 2])
+def test_malformed_batch_names_its_sender(
+    w23: Wallet, change: Callable[[bytes], bytes], protocol_round: int
+) -> None:
+    with pytest.raises(ProtocolError) as exc:
+        run_machines(
+            batch_machines(w23, (1, 2), 3), tamper=tamper_one(protocol_round, 2, change, 1)
+        )
+    assert_blames(exc, 2)
+
+
+def test_batch_count_is_bounded(w23: Wallet) -> None:
+    for bad in (0, ecdsa_machine.MAX_BATCH + 1):
+        with pytest.raises(ParameterError):
+            batch_machines(w23, (1, 2), bad)

@@ -23,6 +23,7 @@ import pytest
 
 from tests.node_helpers import cluster_process, result_ok
 from tmpc.cli_node import start_node_process, wait_ready
+from tmpc.ledger import Ledger
 from tmpc.node.client import Credential, NodeClient
 from tmpc.node.db import NodeDB
 from tmpc.node.engine import choose_participants
@@ -197,3 +198,51 @@ def test_a_participant_stopped_mid_session_is_named_and_another_quorum_signs(
         assert first[0]["missing"] == ["b"]
     finally:
         os.kill(c.pid_b, signal.SIGCONT)
+
+
+def test_a_signer_killed_after_taking_a_pooled_presignature(crashing: Crashing) -> None:
+    """b takes a pooled presignature (marked used in its ledger), computes its share and dies
+    before sending it; restarted, it never offers that presignature again, and the request
+    completes with another one: each presignature signs at most once."""
+    c = crashing
+    wallet = c.client().call(
+        "POST", "/v1/wallets", {"scheme": "ecdsa-secp256k1", "threshold": 3, "parties": NAMES}
+    )["wallet"]["wallet_id"]
+    prid = next(
+        r for r in (f"pool-{i}" for i in range(200)) if "b" in choose_participants(NAMES, r, 1, 3)
+    )
+    made = c.client().call(
+        "POST", "/v1/presign", {"wallet": wallet, "count": 2, "request_id": prid}
+    )
+    assert 2 in made["signers"]  # b is party 2 (the order of the DKG's parties)
+    c.arm("dkls23-sign:1:before-send")
+    body = {"wallet": wallet, "message": DIGEST.hex(), "request_id": "pooled-crash"}
+    thread, box = _call_in_thread(lambda: c.client().call("POST", "/v1/sign", dict(body)))
+    assert c.restart_b_when_dead(), "b did not take a presignature and die"
+    thread.join(120)
+    assert "error" not in box, box.get("error")
+    first = box["result"]
+    assert result_ok(first)  # b, named missing, is left out of the request's next attempt
+    assert any(s["status"] == "lost" for s in _sessions(c) if s["request"] == "pooled-crash")
+    # The presignature b took is recorded as used at b, and b's pool offers only the other.
+    ids = [bytes.fromhex(p) for p in made["presignatures"]]
+    ledger = Ledger(Path(c.nodes["b"]["dir"]) / "ledger.db")
+    try:
+        (taken,) = ledger.used_presignatures(2, ids)
+    finally:
+        ledger.close()
+    listed = {w["wallet_id"]: w for w in c.client("b").call("GET", "/v1/wallets")["wallets"]}
+    assert listed[wallet]["presignatures"] == 1
+    # The next signature finishes the other one; the one after presigns in its session.
+    sigs = [first]
+    for k, pooled in ((1, True), (2, False)):
+        res = c.client().call("POST", "/v1/sign", {"wallet": wallet, "message": f"{k:02x}" * 32})
+        assert result_ok(res) and res["presignature_used"] is pooled
+        sigs.append(res)
+    ledger = Ledger(Path(c.nodes["b"]["dir"]) / "ledger.db")
+    try:
+        assert ledger.used_presignatures(2, ids) == set(ids) and taken in ids
+    finally:
+        ledger.close()
+    # No two signatures share a nonce (r): no presignature signed twice.
+    assert len({r["signature"][:64] for r in sigs}) == 3

@@ -165,3 +165,22 @@ def test_edited_taproot_merkle_root_is_refused() -> None:
     bad["taproot"]["merkle_root"] = "11" * 31
     with pytest.raises(KeystoreError):
         schemes.WalletRecord.from_json(bad)
+
+
+def test_scheme_capabilities() -> None:
+    """What each scheme can do is asked of its object; the ids stay the stored interface."""
+    kind = schemes.SignatureKind
+    caps = {
+        s.id: (s.signature_kind, s.dkls23, s.taproot, s.bip32, s.chains)
+        for s in schemes.SCHEMES.values()
+    }
+    assert caps == {
+        "schnorr-bip340": (kind.BIP340, False, True, True, ("bitcoin",)),
+        "ed25519": (kind.ED25519, False, False, False, ("solana",)),
+        "frost-secp256k1": (kind.RFC9591, False, False, False, ()),
+        "ecdsa-secp256k1": (kind.ECDSA, True, False, True, ("bitcoin", "ethereum")),
+    }
+    # RFC 9591 schemes carry their ciphersuite; BIP445 and DKLs23 sign without one.
+    for s in schemes.SCHEMES.values():
+        rfc9591 = s.signature_kind in (kind.ED25519, kind.RFC9591)
+        assert (s.suite is not None) == rfc9591, s.id

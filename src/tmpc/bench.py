@@ -66,6 +66,9 @@ class BenchRecord:
     in_flight: int | None = None
     #: Node benchmarks: median loopback round trip of the same run (the ``loopback-rtt`` op).
     loopback_rtt_s: float | None = None
+    #: ECDSA ``node-sign``: ``pooled`` (each request finished a presignature made before, in
+    #: one round) or ``in-session`` (presigning and signing in the request's session).
+    presignature: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """As a JSON object (the optional fields only where measured)."""
@@ -102,14 +105,14 @@ def _ecdsa_bytes_per_party(threshold: int, parties: int) -> dict[str, float]:
     }
 
 
-def _run_ecdsa(threshold: int, parties: int, runs: int) -> list[BenchRecord]:
+def _run_ecdsa(scheme_id: str, threshold: int, parties: int, runs: int) -> list[BenchRecord]:
     keygen_t: list[float] = []
     presign_t: list[float] = []
     online_t: list[float] = []
     full_t: list[float] = []
     for _ in range(runs):
         t0 = time.process_time()
-        record, shares = schemes.keygen("ecdsa-secp256k1", threshold, parties)
+        record, shares = schemes.keygen(scheme_id, threshold, parties)
         keygen_t.append(time.process_time() - t0)
     pairwise = schemes.ecdsa_pairwise(shares)
     secret = {s.identifier: s.secshare for s in shares}
@@ -125,7 +128,7 @@ def _run_ecdsa(threshold: int, parties: int, runs: int) -> list[BenchRecord]:
         presign_t.append(t1 - t0)
         online_t.append(t2 - t1)
         full_t.append(t2 - t0)
-        if not schemes.verify("ecdsa-secp256k1", record.public_key, digest, compact(r, s)):
+        if not schemes.verify(scheme_id, record.public_key, digest, compact(r, s)):
             raise ParameterError("benchmark produced an invalid signature")
     traffic = _ecdsa_bytes_per_party(threshold, parties)
     out = []
@@ -135,7 +138,7 @@ def _run_ecdsa(threshold: int, parties: int, runs: int) -> list[BenchRecord]:
         ("sign-online", online_t),
         ("sign", full_t),
     ):
-        rec = _record("ecdsa-secp256k1", op, threshold, parties, samples)
+        rec = _record(scheme_id, op, threshold, parties, samples)
         b = traffic.get(op, traffic["presign"] + traffic["sign-online"])
         out.append(dataclasses.replace(rec, bytes_per_party=round(b)))
     return out
@@ -150,13 +153,12 @@ def run_bench(scheme_id: str, threshold: int, parties: int, runs: int) -> list[B
     """
     if not 1 <= runs <= 10_000:
         raise ParameterError("runs must be between 1 and 10000")
-    if scheme_id == "ecdsa-secp256k1":
+    if schemes.get_scheme(scheme_id).dkls23:
         if not 2 <= threshold <= parties:
-            raise ParameterError("ecdsa-secp256k1 needs 2 <= threshold <= parties")
-        return _run_ecdsa(threshold, parties, runs)
+            raise ParameterError(f"{scheme_id} needs 2 <= threshold <= parties")
+        return _run_ecdsa(scheme_id, threshold, parties, runs)
     dkg_times: list[float] = []
     sign_times: list[float] = []
-    schemes.get_scheme(scheme_id)
     for _ in range(runs):
         t0 = time.process_time()
         record, shares = schemes.keygen(scheme_id, threshold, parties)
@@ -310,6 +312,9 @@ async def _drive_nodes(
         say(f"node-sign: {runs} requests, one at a time")
         latency = [await sign_one() for _ in range(runs)]
         say(f"  median {statistics.median(latency) * 1e3:.1f} ms")
+        pooled: list[float] = []
+        if schemes.get_scheme(scheme_id).dkls23:
+            pooled = await _pooled_latency(api, wallet_id, runs, sign_one, signed, say)
 
         # Open the connections first, so that the timed run does not count TLS handshakes.
         await asyncio.gather(*(api.call("GET", "/v1/health") for _ in range(in_flight)))
@@ -335,11 +340,21 @@ async def _drive_nodes(
     say(f"verifying {len(signed)} signatures independently")
     for msg, answer in signed:
         check_node_signature(scheme_id, public_key, msg, answer)
-    common = {"loopback_rtt_s": rtt_median}
+    common: dict[str, Any] = {"loopback_rtt_s": rtt_median}
+    ecdsa = {"presignature": "in-session"} if pooled else {}
     return [
         _node_record(scheme_id, "loopback-rtt", threshold, n, rtt),
         _node_record(scheme_id, "node-keygen", threshold, n, [keygen_s], **common),
-        _node_record(scheme_id, "node-sign", threshold, n, latency, **common),
+        _node_record(scheme_id, "node-sign", threshold, n, latency, **common, **ecdsa),
+        *(
+            [
+                _node_record(
+                    scheme_id, "node-sign", threshold, n, pooled, **common, presignature="pooled"
+                )
+            ]
+            if pooled
+            else []
+        ),
         _node_record(
             scheme_id,
             "node-throughput",
@@ -349,8 +364,43 @@ async def _drive_nodes(
             throughput_per_s=requests / wall,
             in_flight=in_flight,
             **common,
+            **ecdsa,
         ),
     ]
+
+
+async def _pooled_latency(
+    api: _Api,
+    wallet_id: str,
+    runs: int,
+    sign_one: Any,
+    signed: list[tuple[bytes, dict[str, Any]]],
+    say: Progress,
+) -> list[float]:
+    """ECDSA: fill the pool (``POST /v1/presign``, batches of 32), then time ``runs``
+    signatures one at a time, each of which must have finished a pooled presignature."""
+    from tmpc.protocols.ecdsa.machine import MAX_BATCH
+
+    need = runs + _WARMUP_SIGNATURES
+    say(f"presigning {need} presignatures for the pool")
+    made = 0
+    t0 = time.perf_counter()
+    while made < need:
+        res = await api.call(
+            "POST", "/v1/presign", {"wallet": wallet_id, "count": min(MAX_BATCH, need - made)}
+        )
+        made += len(res["presignatures"])
+        say(f"  {made}/{need}")
+    say(f"  {made / (time.perf_counter() - t0):.1f} presignatures/s")
+    for _ in range(_WARMUP_SIGNATURES):
+        await sign_one()
+    say(f"node-sign (pooled presignature): {runs} requests, one at a time")
+    first = len(signed)
+    latency = [await sign_one() for _ in range(runs)]
+    if not all(answer.get("presignature_used") for _, answer in signed[first:]):
+        raise ParameterError("a pooled-presignature request did not finish a presignature")
+    say(f"  median {statistics.median(latency) * 1e3:.1f} ms")
+    return latency
 
 
 def _stop_nodes(procs: list[Any]) -> None:

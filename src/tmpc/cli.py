@@ -468,11 +468,12 @@ def sign(
     wallet_dir = Path(wallet_ref)
     record = _load_wallet(wallet_dir)
     ids = _parse_signers(signers, record)
-    if record.scheme == "ecdsa-secp256k1":
+    dkls23 = schemes.get_scheme(record.scheme).dkls23
+    if dkls23:
         schemes.ecdsa_digest(msg)  # refuse a wrong length before asking for the passphrase
     public_key = schemes.public_key_at(record, path)  # refuse a bad path before, too
     shares, store_keys = _open_shares(wallet_dir, record, ids, as_json)
-    if record.scheme == "ecdsa-secp256k1":
+    if dkls23:
         _sign_ecdsa(wallet_dir, record, shares, store_keys, msg, ids, path, public_key, as_json)
         return
     sig = schemes.sign(record, shares, msg, path=path)
@@ -530,21 +531,44 @@ def _sign_ecdsa(
 
 
 @cli.command()
-@click.option("--wallet", "wallet_dir", required=True, type=click.Path(path_type=Path))
-@click.option("--signers", required=True, help="Comma-separated party ids, e.g. 1,2,3.")
+@click.option("--wallet", "wallet_ref", required=True, help="Wallet directory, or id with --node.")
+@click.option("--signers", default=None, help="Comma-separated party ids, e.g. 1,2,3.")
 @click.option("--count", default=1, show_default=True, type=int, help="How many to make.")
 @click.option("--path", default=None, help="BIP32 child they will sign for (default: m).")
+@click.option("--node", default=None, metavar="URL", help="Presign across the cluster's nodes.")
+@click.option("--auth", default=None, metavar="FILE", help="Operator credential (or TMPC_AUTH).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def presign(wallet_dir: Path, signers: str, count: int, path: str | None, as_json: bool) -> None:
-    """Make presignatures for a signer set ahead of time (ecdsa-secp256k1 wallets).
+def presign(
+    wallet_ref: str,
+    signers: str | None,
+    count: int,
+    path: str | None,
+    node: str | None,
+    auth: str | None,
+    as_json: bool,
+) -> None:
+    """Make presignatures ahead of time (ecdsa-secp256k1 wallets).
 
-    Each later `tmpc sign` by exactly this signer set then takes one and finishes it with
-    the digest in a single round. A presignature is used at most once.
+    Locally, for the listed signer set: each later `tmpc sign` by exactly this set takes one
+    and finishes it with the digest in a single round. With --node, across the cluster: each
+    batch is made by a quorum the node picks and kept in those nodes' pools; a later
+    `tmpc sign --node` finishes one in a single round when its whole signer set is ready. A
+    presignature is used at most once.
     """
+    if node is not None:
+        if signers is not None:
+            raise click.UsageError("--signers is for local wallets; a node picks the quorum")
+        res = cli_node.presign_via_node(node, auth, wallet_ref, count, path)
+        sets = sorted({",".join(map(str, s)) for s in res["signers"]})
+        _emit(res, as_json, [f"made {res['made']} presignature(s), signer sets {' '.join(sets)}"])
+        return
+    if signers is None:
+        raise click.UsageError("Missing option '--signers'.")
     from tmpc import ecdsa_local
 
+    wallet_dir = Path(wallet_ref)
     record = _load_wallet(wallet_dir)
-    if record.scheme != "ecdsa-secp256k1":
+    if not schemes.get_scheme(record.scheme).dkls23:
         raise ParameterError("presignatures exist only for ecdsa-secp256k1 wallets")
     ids = _parse_signers(signers, record)
     shares, store_keys = _open_shares(wallet_dir, record, ids, as_json)
@@ -569,7 +593,7 @@ def pairwise_setup(wallet_dir: Path, parties: str, as_json: bool) -> None:
     from tmpc import ecdsa_local
 
     record = _load_wallet(wallet_dir)
-    if record.scheme != "ecdsa-secp256k1":
+    if not schemes.get_scheme(record.scheme).dkls23:
         raise ParameterError("the pairwise setup exists only for ecdsa-secp256k1 wallets")
     ids = _parse_signers(parties, record, minimum=2, option="--parties")
     shares, store_keys = _open_shares(wallet_dir, record, ids, as_json)
@@ -625,11 +649,12 @@ def address(wallet_dir: Path, network: str, path: str | None, as_json: bool) -> 
     from tmpc.protocols.taproot import taproot_address
 
     record = _load_wallet(wallet_dir)
+    scheme = schemes.get_scheme(record.scheme)
     pk = schemes.public_key_at(record, path)
     extra: dict[str, Any] = {"network": network, "path": path or "m"}
-    if record.scheme in ("ecdsa-secp256k1", "schnorr-bip340"):
+    if scheme.bip32:
         extra["xpub"] = schemes.wallet_xpub(record, network)
-    if record.scheme == "ecdsa-secp256k1":
+    if "ethereum" in scheme.chains:
         from tmpc.chains.addresses import ethereum_address, p2wpkh_address
 
         eth = ethereum_address(pk)
@@ -640,7 +665,7 @@ def address(wallet_dir: Path, network: str, path: str | None, as_json: bool) -> 
             [f"ethereum        {eth}", f"bitcoin p2wpkh  {btc}"],
         )
         return
-    if record.scheme == "schnorr-bip340":
+    if scheme.taproot:
         addr, kind = taproot_address(pk, network), "bitcoin-taproot"
     else:
         addr, kind = wallet_address(record, network)
@@ -919,7 +944,8 @@ def tx_bitcoin(
     from tmpc.chains import bitcoin
 
     record, signer_at = _tx_wallet(wallet_ref, signers, node, auth)
-    if record.scheme not in ("ecdsa-secp256k1", "schnorr-bip340"):
+    scheme = schemes.get_scheme(record.scheme)
+    if "bitcoin" not in scheme.chains:
         raise ParameterError("Bitcoin needs an ecdsa-secp256k1 or schnorr-bip340 wallet")
     if psbt is not None and (utxos or outputs or fee is not None or change):
         raise ParameterError(
@@ -943,7 +969,7 @@ def tx_bitcoin(
         bitcoin.check_spend_fee(spend, allow_high_fee=allow_high_fee)  # before the passphrase
     psbt_options: dict[str, Any] = {"allow_high_fee": allow_high_fee}
     if psbt is not None:
-        if record.scheme == "schnorr-bip340":
+        if scheme.taproot:
             internal, _tweak = schemes.hd_tweak(record, path)
             psbt_options["taproot_internal_key"] = internal.encode()[1:]
             psbt_options["taproot_merkle_root"] = record.taproot_merkle_root
@@ -1048,7 +1074,7 @@ def tx_ethereum(
             chain_id, nonce, priority_fee, max_fee, gas, to_addr, value, payload
         )
     record, signer_at = _tx_wallet(wallet_ref, signers, node, auth)
-    if record.scheme != "ecdsa-secp256k1":
+    if "ethereum" not in schemes.get_scheme(record.scheme).chains:
         raise ParameterError("Ethereum needs an ecdsa-secp256k1 wallet")
     pk = schemes.public_key_at(record, path)
     signed = ethereum.sign_transaction(transaction, signer_at(path, as_json), pk)
@@ -1090,7 +1116,7 @@ def tx_solana(
     from tmpc.chains import solana
 
     record, signer_at = _tx_wallet(wallet_ref, signers, node, auth)
-    if record.scheme != "ed25519":
+    if "solana" not in schemes.get_scheme(record.scheme).chains:
         raise ParameterError("Solana needs an ed25519 wallet")
     sign_fn = signer_at(None, as_json)
     signed = solana.sign_transfer(

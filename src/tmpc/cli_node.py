@@ -554,6 +554,32 @@ def sign_via_node(
     return res
 
 
+def presign_via_node(
+    node: str, auth: str | None, wallet_id: str, count: int, path: str | None
+) -> dict[str, Any]:
+    """``tmpc presign --node URL``: have the cluster make ``count`` presignatures for the
+    wallet's pool, in batches of at most :data:`~tmpc.protocols.ecdsa.machine.MAX_BATCH`
+    (each batch among a quorum the node picks), printing progress on stderr."""
+    from tmpc.protocols.ecdsa.machine import MAX_BATCH
+
+    if not 1 <= count <= 10_000:
+        raise ParameterError("--count must be between 1 and 10000")
+    client = _client(node, auth)
+    made: list[str] = []
+    quorums: list[list[int]] = []
+    while len(made) < count:
+        body: dict[str, Any] = {"wallet": wallet_id, "count": min(MAX_BATCH, count - len(made))}
+        if path is not None:
+            body["path"] = path
+        res = _api(client, "POST", "/v1/presign", body)
+        made += [str(x) for x in res.get("presignatures", [])]
+        quorums.append(list(res.get("signers", [])))
+        if count > MAX_BATCH:
+            click.echo(f"presignatures: {len(made)}/{count}", err=True)
+    return {"wallet_id": wallet_id, "path": path or "m", "made": len(made),
+            "signers": quorums, "presignatures": made}  # fmt: skip
+
+
 def node_call(node: str, auth: str | None) -> Callable[[str, str, dict[str, Any] | None], Any]:
     """An API caller of ``node`` for the ``--node`` forms of :mod:`tmpc.cli`'s commands:
     ``call(method, path, body)`` returns the node's JSON; an error answer becomes the CLI's

@@ -48,6 +48,7 @@ from tmpc.group import secp256k1
 from tmpc.node import config as node_config
 from tmpc.node.client import Credential, NodeClient
 from tmpc.node.engine import choose_participants
+from tmpc.schemes import SignatureKind
 from tmpc.testnet import CHECKS_BY_SCHEME, run_checks
 
 __all__ = ["ClusterSigner", "LocalCluster", "independent_verify", "main"]
@@ -71,17 +72,19 @@ def independent_verify(scheme_id: str, public_key: bytes, msg: bytes, sig: bytes
     ``z*G == R + c*PK`` evaluated with libsecp256k1 point operations (``c`` from the RFC's
     H2 over the encodings).
     """
-    if scheme_id == "schnorr-bip340":
+    scheme = schemes.SCHEMES.get(scheme_id)
+    kind = scheme.signature_kind if scheme is not None else None
+    if kind is SignatureKind.BIP340:
         if len(msg) != 32:  # libsecp256k1's coincurve binding verifies 32-byte messages
             raise ValueError("independent BIP340 check needs a 32-byte message")
         return bool(coincurve.PublicKeyXOnly(public_key).verify(sig, msg))
-    if scheme_id == "ed25519":
+    if kind is SignatureKind.ED25519:
         try:
             VerifyKey(public_key).verify(msg, sig)
             return True
         except BadSignatureError:
             return False
-    if scheme_id == "ecdsa-secp256k1":
+    if kind is SignatureKind.ECDSA:
         if len(sig) != 64 or len(msg) != 32:
             return False
         try:
@@ -90,7 +93,7 @@ def independent_verify(scheme_id: str, public_key: bytes, msg: bytes, sig: bytes
         except ValueError:
             return False
         return bool(key.verify(der, msg, hasher=None))
-    if scheme_id == "frost-secp256k1":
+    if kind is SignatureKind.RFC9591:
         if len(sig) != 65:
             return False
         try:
@@ -277,14 +280,14 @@ def _step(number: int, title: str) -> Iterator[None]:
 
 def _verifier_name(scheme_id: str) -> str:
     return {
-        "schnorr-bip340": "libsecp256k1 BIP340",
-        "ed25519": "libsodium Ed25519",
-        "ecdsa-secp256k1": "libsecp256k1 ECDSA",
-    }.get(scheme_id, "libsecp256k1 RFC 9591 eq.")
+        SignatureKind.BIP340: "libsecp256k1 BIP340",
+        SignatureKind.ED25519: "libsodium Ed25519",
+        SignatureKind.ECDSA: "libsecp256k1 ECDSA",
+    }.get(schemes.get_scheme(scheme_id).signature_kind, "libsecp256k1 RFC 9591 eq.")
 
 
 def _addresses(record: schemes.WalletRecord) -> list[str]:
-    if record.scheme == "ecdsa-secp256k1":
+    if "ethereum" in schemes.get_scheme(record.scheme).chains:
         return [
             f"ethereum {ethereum_address(record.public_key)}",
             f"bitcoin p2wpkh (regtest) {p2wpkh_address(record.public_key, 'regtest')}",
@@ -474,7 +477,7 @@ def _sign_and_check(
     ok = bytes.fromhex(res["public_key"]) == record.public_key and independent_verify(
         scheme_id, record.public_key, msg, sig
     )
-    if scheme_id == "ecdsa-secp256k1":
+    if "ethereum" in schemes.get_scheme(scheme_id).chains:
         # Ethereum's view: the recovered signer is the wallet's address.
         r, s = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")
         recid = recovery_id(r, s, msg, record.public_key)

@@ -47,7 +47,15 @@ from tmpc.store import (
     state_db_path,
 )
 
-__all__ = ["EcdsaSignature", "PartyStores", "open_stores", "presign", "redo_pairwise", "sign"]
+__all__ = [
+    "EcdsaSignature",
+    "PartyStores",
+    "open_stores",
+    "pool_name",
+    "presign",
+    "redo_pairwise",
+    "sign",
+]
 
 
 @dataclass(frozen=True)
@@ -232,7 +240,7 @@ def _presign_once(
 
 
 def _signers_of(record: WalletRecord, shares: Sequence[KeyShare]) -> list[int]:
-    if record.scheme != "ecdsa-secp256k1":
+    if not schemes.get_scheme(record.scheme).dkls23:
         raise ParameterError("presignatures exist only for ecdsa-secp256k1 wallets")
     ids = sorted(s.identifier for s in shares)
     if len(set(ids)) != len(ids) or len(ids) < record.threshold:
@@ -240,11 +248,12 @@ def _signers_of(record: WalletRecord, shares: Sequence[KeyShare]) -> list[int]:
     return ids
 
 
-def _pool(record: WalletRecord, path: str | None) -> str:
+def pool_name(wallet_id: str, path: str | None) -> str:
+    """The store key of a wallet's presignatures for one BIP32 path (``WALLET@PATH``)."""
     # Presignatures are pooled per wallet *and* BIP32 path: one made for a path is only ever
     # finished for that path, so a derivation chosen after presigning cannot reach it (the
     # presignature row of security.md); Groth-Shoup re-randomisation applies on top.
-    return f"{record.wallet_id}@{path or 'm'}"
+    return f"{wallet_id}@{path or 'm'}"
 
 
 def presign(
@@ -275,8 +284,10 @@ def presign(
         for _ in range(count):
             presigs = _presign_once(record, shares, stores, lg, signers, pairwise, tweak)
             for i, p in presigs.items():
-                stores[i].presigs.put(_pool(record, path), signers, p.presig_id, p.to_bytes())
-        return stores[signers[0]].presigs.count(_pool(record, path), signers)
+                stores[i].presigs.put(
+                    pool_name(record.wallet_id, path), signers, p.presig_id, p.to_bytes()
+                )
+        return stores[signers[0]].presigs.count(pool_name(record.wallet_id, path), signers)
 
 
 def _discard_used(
@@ -305,7 +316,7 @@ def _take_presignatures(
     signers: list[int],
     path: str | None,
 ) -> dict[int, dkls23.Presignature] | None:
-    pool = _pool(record, path)
+    pool = pool_name(record.wallet_id, path)
     first = stores[signers[0]].presigs.take(pool, signers)
     if first is None:
         return None
@@ -389,7 +400,7 @@ def redo_pairwise(
     listed keep theirs) and installed in its state database in one transaction that also
     removes the listed peers from its deny-list. Returns the pairs that were redone.
     """
-    if record.scheme != "ecdsa-secp256k1":
+    if not schemes.get_scheme(record.scheme).dkls23:
         raise ParameterError("the pairwise setup exists only for ecdsa-secp256k1 wallets")
     ids = sorted(s.identifier for s in shares)
     if len(ids) < 2 or len(set(ids)) != len(ids):

@@ -121,31 +121,35 @@ class Ledger(SqliteState):
     def used_presignatures(self, party: int, presig_ids: Iterable[bytes]) -> set[bytes]:
         """Which of ``presig_ids`` ``party`` has used."""
         party = _check_party(party, "party")
-        return {
-            bytes(pid)
-            for pid in presig_ids
-            if self._read(
-                "SELECT 1 FROM used_presignatures WHERE party = ? AND presig_id = ?",
-                (party, bytes(pid)),
-            )
-        }
+        ids = [bytes(pid) for pid in presig_ids]
+        used: set[bytes] = set()
+        for k in range(0, len(ids), 500):  # under SQLite's limit of bound parameters
+            chunk = ids[k : k + 500]
+            # Only "?" placeholders are formatted in; every value is bound.
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT presig_id FROM used_presignatures WHERE party = ? AND presig_id IN ({marks})"  # noqa: S608, E501
+            rows = self._read(sql, (party, *chunk))
+            used.update(bytes(r[0]) for r in rows)
+        return used
 
     # ---- multiplication sessions ---------------------------------------------------------
 
     def use_sessions(
-        self, wallet_id: str, pairs: Sequence[tuple[int, int]], session_id: bytes
+        self, wallet_id: str, pairs: Sequence[tuple[int, int]], session_id: bytes | list[bytes]
     ) -> None:
-        """Record ``session_id`` as used by each ``(party, peer)`` of ``pairs`` (fsync'd).
+        """Record ``session_id`` (or each of a list of them, in one transaction) as used by
+        each ``(party, peer)`` of ``pairs`` (fsync'd).
 
         Raises:
-            StateError: some party already used that session with that peer (nothing is
-                recorded then).
+            StateError: some party already used one of those sessions with that peer (nothing
+                is recorded then).
             KeystoreError: the ledger cannot be written.
         """
-        sid = bytes(session_id)
+        sids = [bytes(session_id)] if isinstance(session_id, bytes) else list(session_id)
+        checked = [(_check_party(a, "party"), _check_party(b, "peer")) for a, b in pairs]
         self._insert_once(
             "INSERT INTO used_sessions (wallet_id, party, peer, session_id) VALUES (?, ?, ?, ?)",
-            [(wallet_id, _check_party(a, "party"), _check_party(b, "peer"), sid) for a, b in pairs],
+            [(wallet_id, a, b, bytes(sid)) for sid in sids for a, b in checked],
             "a multiplication session id was already used (recorded in the ledger); "
             "OT correlations are single use",
         )

@@ -19,6 +19,7 @@ share, host public keys, the DKG's recovery data); a :class:`KeyShare` is one pa
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import secrets
 from collections.abc import Mapping, Sequence
@@ -43,6 +44,7 @@ __all__ = [
     "SCHEMES",
     "KeyShare",
     "Scheme",
+    "SignatureKind",
     "WalletRecord",
     "bip445_tweaks",
     "check_share",
@@ -62,23 +64,107 @@ MAX_PARTIES = 255
 WALLET_FORMAT_VERSION = 2
 
 
+class SignatureKind(enum.Enum):
+    """How a scheme's signatures verify (see the table in the module docstring)."""
+
+    #: 64-byte BIP340 Schnorr signature under a 32-byte x-only key.
+    BIP340 = "bip340"
+    #: 64-byte RFC 8032 Ed25519 signature under a 32-byte key.
+    ED25519 = "ed25519"
+    #: 65-byte RFC 9591 FROST(secp256k1, SHA-256) signature under a 33-byte compressed key.
+    RFC9591 = "rfc9591"
+    #: 64-byte compact ECDSA signature (``r || s``, low s) of a 32-byte digest under a 33-byte
+    #: compressed key.
+    ECDSA = "ecdsa"
+
+
 @dataclass(frozen=True)
 class Scheme:
-    """A signature scheme tmpc offers: its id, group and (for RFC 9591 schemes) ciphersuite."""
+    """A signature scheme tmpc offers: its id, group, (for RFC 9591 schemes) ciphersuite, and
+    what it can do.
 
+    Code asks these attributes rather than comparing scheme ids; the ids are the CLI and JSON
+    interface and are stored in wallet records.
+    """
+
+    #: The scheme id, as in ``wallet.json`` and ``--scheme`` (**never** renamed).
     id: str
+    #: The group of the DKG's key shares and group key.
     group: Group
+    #: The RFC 9591 ciphersuite that signs, or None (BIP445 and DKLs23 sign without one).
     suite: Ciphersuite | None
+    #: One line for people.
     description: str
+    #: How its signatures verify.
+    signature_kind: SignatureKind
+    #: Signs by DKLs23 threshold ECDSA: over a 32-byte digest, with pairwise OT setups made
+    #: at key generation (and redone with ``tmpc pairwise-setup``) and with presignatures.
+    dkls23: bool = False
+    #: Signs by BIP445 FROST for BIP340 under the BIP341 Taproot output key of the DKG key
+    #: (which may commit to a script tree).
+    taproot: bool = False
+    #: The chains whose own validation accepts its signatures (``bitcoin``, ``ethereum``,
+    #: ``solana``); empty for a key no chain verifies natively.
+    chains: tuple[str, ...] = ()
+
+    @property
+    def bip32(self) -> bool:
+        """Whether its wallets derive non-hardened BIP32 children (ECDSA and Taproot)."""
+        return self.dkls23 or self.taproot
+
+    def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
+        """tmpc's own verifier of this scheme's signatures under ``public_key`` (see
+        :attr:`WalletRecord.public_key`). Returns False for any malformed input."""
+        if self.signature_kind is SignatureKind.ECDSA:
+            if len(message) != 32:
+                return False
+            return ecdsa_verify(public_key, message, signature, der=False, require_low_s=True)
+        if self.signature_kind is SignatureKind.BIP340 or self.suite is None:
+            return schnorr_verify(message, public_key, signature)
+        # Ed25519 and FROST(secp256k1): the RFC 9591 ciphersuite's verification.
+        try:
+            pk = self.group.decode_point(public_key)
+        except DecodeError:
+            return False
+        return frost.verify(self.suite, pk, message, signature)
 
 
 SCHEMES: dict[str, Scheme] = {
     s.id: s
     for s in (
-        Scheme("schnorr-bip340", SECP256K1, None, "BIP340 Schnorr, Taproot key path (BIP445)"),
-        Scheme("ed25519", ED25519, ed25519, "Ed25519 (RFC 8032) via FROST(Ed25519, SHA-512)"),
-        Scheme("frost-secp256k1", SECP256K1, secp256k1, "FROST(secp256k1, SHA-256), RFC 9591"),
-        Scheme("ecdsa-secp256k1", SECP256K1, None, "ECDSA via DKLs23: Bitcoin, Ethereum, EVM"),
+        Scheme(
+            "schnorr-bip340",
+            SECP256K1,
+            None,
+            "BIP340 Schnorr, Taproot key path (BIP445)",
+            SignatureKind.BIP340,
+            taproot=True,
+            chains=("bitcoin",),
+        ),
+        Scheme(
+            "ed25519",
+            ED25519,
+            ed25519,
+            "Ed25519 (RFC 8032) via FROST(Ed25519, SHA-512)",
+            SignatureKind.ED25519,
+            chains=("solana",),
+        ),
+        Scheme(
+            "frost-secp256k1",
+            SECP256K1,
+            secp256k1,
+            "FROST(secp256k1, SHA-256), RFC 9591",
+            SignatureKind.RFC9591,
+        ),
+        Scheme(
+            "ecdsa-secp256k1",
+            SECP256K1,
+            None,
+            "ECDSA via DKLs23: Bitcoin, Ethereum, EVM",
+            SignatureKind.ECDSA,
+            dkls23=True,
+            chains=("bitcoin", "ethereum"),
+        ),
     )
 }
 
@@ -148,7 +234,7 @@ class WalletRecord:
     def public_key(self) -> bytes:
         """The key a verifier sees: 32-byte x-only Taproot output key (schnorr-bip340),
         32-byte Ed25519 key (ed25519) or 33-byte compressed key (frost-secp256k1)."""
-        if self.scheme == "schnorr-bip340":
+        if get_scheme(self.scheme).taproot:
             return taproot.taproot_output_key(self.group_public_key, self.taproot_merkle_root)[0]
         return self.group_public_key.encode()
 
@@ -171,7 +257,7 @@ class WalletRecord:
             "host_public_keys": {str(i): self.host_public_keys[i].hex() for i in self.party_ids},
             "recovery_data": self.recovery_data.hex(),
         }
-        if self.scheme == "schnorr-bip340":
+        if get_scheme(self.scheme).taproot:
             doc["taproot"] = {
                 "internal_key": self.group_public_key.encode()[1:].hex(),
                 "merkle_root": self.taproot_merkle_root.hex() if self.taproot_merkle_root else None,
@@ -212,7 +298,7 @@ class WalletRecord:
             vs = {i: g.decode_point(bytes.fromhex(vs_doc[str(i)])) for i in range(1, n + 1)}
             hosts = {i: bytes.fromhex(host_doc[str(i)]) for i in range(1, n + 1)}
             root = None
-            if scheme.id == "schnorr-bip340" and doc["taproot"]["merkle_root"]:
+            if scheme.taproot and doc["taproot"]["merkle_root"]:
                 root = bytes.fromhex(doc["taproot"]["merkle_root"])
                 if len(root) != 32:
                     raise KeystoreError("wallet.json: the Taproot merkle root is not 32 bytes")
@@ -276,7 +362,7 @@ def keygen(
         raise ParameterError(f"parties must be between 2 and {MAX_PARTIES}")
     if not 1 <= threshold <= parties:
         raise ParameterError(f"threshold must be between 1 and the number of parties ({parties})")
-    if merkle_root is not None and (scheme.id != "schnorr-bip340" or len(merkle_root) != 32):
+    if merkle_root is not None and (not scheme.taproot or len(merkle_root) != 32):
         raise ParameterError("a 32-byte Taproot merkle root applies to schnorr-bip340 only")
     hostseckeys = [secrets.token_bytes(32) for _ in range(parties)]
     hostpubkeys = [dkg.hostpubkey_gen(k) for k in hostseckeys]
@@ -299,7 +385,7 @@ def keygen(
         taproot_merkle_root=merkle_root,
     )
     pairwise: dict[int, bytes] = {}
-    if scheme.id == "ecdsa-secp256k1":
+    if scheme.dkls23:
         setup_sid = tagged_hash("tmpc/dkls23/setup", bytes.fromhex(record.wallet_id))
         material = dkls23.pairwise_setup_local(record.party_ids, setup_sid)
         pairwise = {i: m.to_bytes() for i, m in material.items()}
@@ -344,7 +430,7 @@ def hd_tweak(record: WalletRecord, path: str | None) -> tuple[SecpPoint, int]:
     :class:`ParameterError` for other schemes or a hardened / malformed path.
     """
     pk = record.group_public_key
-    if record.scheme not in ("ecdsa-secp256k1", "schnorr-bip340") or not isinstance(pk, SecpPoint):
+    if not get_scheme(record.scheme).bip32 or not isinstance(pk, SecpPoint):
         raise ParameterError(f"{record.scheme} wallets have no BIP32 derivation")
     if path is None:
         return pk, 0
@@ -357,7 +443,7 @@ def public_key_at(record: WalletRecord, path: str | None) -> bytes:
     if path is None:
         return record.public_key
     child, _ = hd_tweak(record, path)
-    if record.scheme == "schnorr-bip340":
+    if get_scheme(record.scheme).taproot:
         return taproot.taproot_output_key(child, record.taproot_merkle_root)[0]
     return child.encode()
 
@@ -393,7 +479,7 @@ def sign(
     secret_shares = _check_signers(record, shares)
     vs = {i: record.verification_shares[i] for i in secret_shares}
     tweak = hd_tweak(record, path)[1] if path is not None else 0
-    if scheme.id == "ecdsa-secp256k1":
+    if scheme.dkls23:
         r, s, _recid = dkls23.sign_local(
             secret_shares,
             record.group_public_key,
@@ -481,16 +567,6 @@ def ecdsa_pairwise(shares: Sequence[KeyShare]) -> dict[int, dkls23.EcdsaPairwise
 
 def verify(scheme_id: str, public_key: bytes, message: bytes, signature: bytes) -> bool:
     """tmpc's own verifier for a scheme's signatures under its public key (see
-    :attr:`WalletRecord.public_key`). Returns False for any malformed input."""
-    scheme = get_scheme(scheme_id)
-    if scheme.id == "ecdsa-secp256k1":
-        if len(message) != 32:
-            return False
-        return ecdsa_verify(public_key, message, signature, der=False, require_low_s=True)
-    if scheme.suite is None:
-        return schnorr_verify(message, public_key, signature)
-    try:
-        pk = scheme.group.decode_point(public_key)
-    except DecodeError:
-        return False
-    return frost.verify(scheme.suite, pk, message, signature)
+    :attr:`WalletRecord.public_key`) (:meth:`Scheme.verify`). Returns False for any malformed
+    input; raises :class:`ParameterError` for an unknown scheme."""
+    return get_scheme(scheme_id).verify(public_key, message, signature)

@@ -408,26 +408,35 @@ class PresignatureStore:
             ParameterError: bad wallet id, signer set, id length or blob size.
             KeystoreError: the database cannot be written.
         """
+        self.put_many(wallet_id, signers, [(presig_id, blob)])
+
+    def put_many(
+        self, wallet_id: str, signers: Sequence[int], items: Sequence[tuple[bytes, bytes]]
+    ) -> None:
+        """Store ``(presig_id, blob)`` pairs as :meth:`put` does, in one transaction (one
+        fsync): all of them are stored, or none (:class:`StateError` if any id was stored
+        before)."""
         wallet_id = _check_wallet_id(wallet_id)
         sk = _signers_key(signers, self.db.party)
-        if not isinstance(presig_id, bytes | bytearray) or len(presig_id) != 32:
-            raise ParameterError("presignature id must be 32 bytes")
-        if not isinstance(blob, bytes | bytearray) or not 0 < len(blob) <= MAX_BLOB_LEN:
-            raise ParameterError("presignature blob must be 1 to MAX_BLOB_LEN bytes")
-        pid = bytes(presig_id)
-        nonce = secrets.token_bytes(12)
-        ct = self._aead.encrypt(nonce, bytes(blob), self._ad(wallet_id, sk, pid))
+        statements: list[tuple[str, tuple[object, ...]]] = []
+        for presig_id, blob in items:
+            if not isinstance(presig_id, bytes | bytearray) or len(presig_id) != 32:
+                raise ParameterError("presignature id must be 32 bytes")
+            if not isinstance(blob, bytes | bytearray) or not 0 < len(blob) <= MAX_BLOB_LEN:
+                raise ParameterError("presignature blob must be 1 to MAX_BLOB_LEN bytes")
+            pid = bytes(presig_id)
+            nonce = secrets.token_bytes(12)
+            ct = self._aead.encrypt(nonce, bytes(blob), self._ad(wallet_id, sk, pid))
+            statements += [
+                ("INSERT INTO presig_ids_ever (presig_id) VALUES (?)", (pid,)),
+                (
+                    "INSERT INTO presignatures (wallet_id, signers, presig_id, nonce,"
+                    " ciphertext) VALUES (?, ?, ?, ?, ?)",
+                    (wallet_id, sk, pid, nonce, ct),
+                ),
+            ]
         try:
-            self.db._write(
-                [
-                    ("INSERT INTO presig_ids_ever (presig_id) VALUES (?)", (pid,)),
-                    (
-                        "INSERT INTO presignatures (wallet_id, signers, presig_id, nonce,"
-                        " ciphertext) VALUES (?, ?, ?, ?, ?)",
-                        (wallet_id, sk, pid, nonce, ct),
-                    ),
-                ]
-            )
+            self.db._write(statements)
         except sqlite3.IntegrityError:
             raise StateError(
                 "presignature id was already stored once; ids are single use"
@@ -503,6 +512,16 @@ class PresignatureStore:
             (wallet_id, sk),
         )
         return [bytes(r[0]) for r in rows]
+
+    def entries(self, wallet_id: str, limit: int = 64) -> list[tuple[tuple[int, ...], bytes]]:
+        """``(signer set, presig_id)`` of up to ``limit`` stored presignatures of
+        ``wallet_id``, any signer set, oldest first (ids and party numbers: nothing secret)."""
+        wallet_id = _check_wallet_id(wallet_id)
+        rows = self.db._read(
+            "SELECT signers, presig_id FROM presignatures WHERE wallet_id = ? ORDER BY seq LIMIT ?",
+            (wallet_id, int(limit)),
+        )
+        return [(tuple(int(x) for x in str(r[0]).split(",")), bytes(r[1])) for r in rows]
 
     def was_stored(self, presig_id: bytes) -> bool:
         """True if ``presig_id`` was ever stored in this database (taken or not)."""

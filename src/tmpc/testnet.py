@@ -57,10 +57,10 @@ Signer = Callable[[bytes], bytes]
 #: :class:`~tmpc.errors.TmpcError` for an error answer or an unreachable node.
 ApiCall = Callable[[str, str, dict[str, Any] | None], dict[str, Any]]
 
+#: The chains checked for each scheme some chain verifies (:attr:`tmpc.schemes.Scheme.chains`),
+#: ECDSA first as in the module docstring.
 CHECKS_BY_SCHEME: dict[str, tuple[str, ...]] = {
-    "ecdsa-secp256k1": ("bitcoin", "ethereum"),
-    "schnorr-bip340": ("bitcoin",),
-    "ed25519": ("solana",),
+    s.id: s.chains for s in sorted(schemes.SCHEMES.values(), key=lambda s: not s.dkls23) if s.chains
 }
 
 
@@ -76,7 +76,7 @@ def local_signer(
     ECDSA wallets with a ``wallet_dir`` sign through :mod:`tmpc.ecdsa_local` (stored
     presignatures, deny-lists); without one, through :func:`tmpc.schemes.sign`.
     """
-    if record.scheme == "ecdsa-secp256k1" and wallet_dir is not None and store_keys:
+    if schemes.get_scheme(record.scheme).dkls23 and wallet_dir is not None and store_keys:
 
         def sign_ecdsa(digest: bytes) -> bytes:
             return ecdsa_local.sign(

@@ -11,14 +11,20 @@ What it keeps, and why it must survive a crash:
 - ``exclusions``: parties caught cheating in a wallet's sessions; they are left out of that
   wallet's later attempts for good;
 - ``evidence``: what proves a party's misbehaviour by itself (two different messages it
-  signed for one round), kept for the operators and auditors.
+  signed for one round), kept for the operators and auditors;
+- ``outbox``: every protocol message this node sends, sealed (signed, and encrypted when
+  point to point), stored before it is first sent and deleted once the recipient
+  acknowledged it (or sending gave up): a node restarted mid-session sends what its peers
+  have not acknowledged yet, so a share computed before the crash still reaches them and is
+  never recomputed (5 of issue 9).
 
 Durability: the file is in WAL mode with ``synchronous=NORMAL``: a commit survives the
 node's *process* crashing (SIGKILL, out of memory) at any point; a power loss or kernel crash
 may roll back the last commits. Nothing whose loss could reuse a one-time secret lives here:
 the DKLs23 session ids a node has run are recorded in its single-use ledger
 (:class:`tmpc.ledger.Ledger`, ``synchronous=FULL``) before the session starts, and nonces
-and presignature shares never touch the disk.
+and presignature shares never touch the disk (the outbox holds only sealed messages, as their
+recipients receive them).
 """
 
 from __future__ import annotations
@@ -53,6 +59,9 @@ class NodeDB(SqliteState):
         """CREATE TABLE IF NOT EXISTS evidence (
             seq INTEGER PRIMARY KEY AUTOINCREMENT, wallet TEXT NOT NULL, party TEXT NOT NULL,
             kind TEXT NOT NULL, first BLOB NOT NULL, second BLOB NOT NULL, at REAL NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS outbox (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, session TEXT NOT NULL,
+            recipient TEXT NOT NULL, data BLOB NOT NULL, created REAL NOT NULL)""",
         """CREATE TABLE IF NOT EXISTS exclusions (
             wallet TEXT NOT NULL, party TEXT NOT NULL, reason TEXT NOT NULL, at REAL NOT NULL,
             PRIMARY KEY (wallet, party))""",
@@ -181,6 +190,40 @@ class NodeDB(SqliteState):
                 " WHERE id = ?",
                 (json.dumps(result, sort_keys=True), now, request_id),
             )
+
+    # -- outbox ---------------------------------------------------------------------------
+
+    def outbox_add(self, session: bytes, items: list[tuple[str, bytes]]) -> list[int]:
+        """Store sealed messages ``(recipient, envelope)`` of ``session`` before they are
+        sent, in one transaction; returns their sequence numbers."""
+        if not items:
+            return []
+        now = time.time()
+        seqs = []
+        with self.transaction():
+            for to, data in items:
+                cur = self._conn.execute(
+                    "INSERT INTO outbox (session, recipient, data, created) VALUES (?, ?, ?, ?)",
+                    (session.hex(), to, data, now),
+                )
+                seqs.append(int(cur.lastrowid or 0))
+        return seqs
+
+    def outbox_sent(self, seq: int) -> None:
+        """A stored message was acknowledged (or sending it gave up): forget it."""
+        with self.transaction():
+            self._conn.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+
+    def outbox_pending(self, since: float) -> list[tuple[int, bytes, str, bytes]]:
+        """After a restart: ``(seq, session, recipient, envelope)`` of every message stored
+        since ``since`` (a ``time.time()``) and not yet acknowledged; older ones are dropped
+        (their sessions timed out long ago)."""
+        with self.transaction():
+            self._conn.execute("DELETE FROM outbox WHERE created < ?", (since,))
+        rows = self._conn.execute(
+            "SELECT seq, session, recipient, data FROM outbox ORDER BY seq"
+        ).fetchall()
+        return [(int(r[0]), bytes.fromhex(r[1]), str(r[2]), bytes(r[3])) for r in rows]
 
     def session_status(self, session: bytes) -> str | None:
         """``running``, ``done``, ``aborted`` or ``lost``; None if unknown."""

@@ -50,7 +50,9 @@ from tmpc.ledger import Ledger
 from tmpc.node import machines
 from tmpc.node.config import Cluster, NodeConfig
 from tmpc.node.db import NodeDB
+from tmpc.node.presigs import NodePresignatures
 from tmpc.node.wallets import NodeWallet, WalletStore
+from tmpc.protocols.ecdsa.machine import MAX_BATCH, batch_session_ids
 from tmpc.protocols.machine import Machine, Message
 from tmpc.transport.base import Transport, TransportError
 from tmpc.transport.tcp import RejectedError
@@ -114,34 +116,31 @@ def session_id(
     participants: list[str],
     attempt: int,
     body: dict[str, Any],
+    presignature: str | None = None,
 ) -> bytes:
     """The session id of one attempt (5 of issue 9): request, wallet, participants, attempt,
-    and the request's content, so a coordinator that shows different participants different
-    messages splits them into different sessions (they stall, nobody is blamed for good)
-    instead of making honest parties fail each other's share checks."""
-    return tagged_hash(
-        "tmpc/session/v2",
-        lp_join(
-            [
-                cluster,
-                request_id.encode(),
-                wallet.encode(),
-                *(p.encode() for p in participants),
-                attempt.to_bytes(4, "big"),
-                request_digest(body),
-            ]
-        ),
-    )
+    the request's content and the pooled presignature it finishes (if any), so a coordinator
+    that shows different participants different messages splits them into different sessions
+    (they stall, nobody is blamed for good) instead of making honest parties fail each
+    other's share checks."""
+    parts = [
+        cluster,
+        request_id.encode(),
+        wallet.encode(),
+        *(p.encode() for p in participants),
+        attempt.to_bytes(4, "big"),
+        request_digest(body),
+    ]
+    if presignature is not None:
+        parts.append(b"presignature:" + presignature.encode())
+    return tagged_hash("tmpc/session/v2", lp_join(parts))
 
 
-def select_quorum(
-    ready: dict[str, dict[str, Any]], request_id: str, attempt: int, need: int
-) -> list[str]:
-    """The quorum of an attempt from the readiness answers (name -> answer).
+def ready_candidates(ready: dict[str, dict[str, Any]], need: int) -> list[str]:
+    """The parties an attempt may choose from the readiness answers (name -> answer).
 
     Parties that answered ``ok`` are candidates; parties that some *other* ready party
-    reports having caught cheating are left out when enough candidates remain; then
-    :func:`choose_participants`. The coordinator and every participant compute it alike."""
+    reports having caught cheating are left out when enough candidates remain."""
     ok = [n for n, r in ready.items() if r.get("ok") is True]
     reported = {
         str(x)
@@ -151,7 +150,42 @@ def select_quorum(
     }
     if len([n for n in ok if n not in reported]) >= need:
         ok = [n for n in ok if n not in reported]
-    return choose_participants(ok, request_id, attempt, need)
+    return ok
+
+
+def select_quorum(
+    ready: dict[str, dict[str, Any]], request_id: str, attempt: int, need: int
+) -> list[str]:
+    """The quorum of an attempt from the readiness answers: :func:`choose_participants` of
+    the :func:`ready_candidates`. The coordinator and every participant compute it alike."""
+    return choose_participants(ready_candidates(ready, need), request_id, attempt, need)
+
+
+def pooled_presignatures(ready: dict[str, dict[str, Any]], need: int) -> dict[str, list[str]]:
+    """The pooled presignatures an attempt may finish: id (hex) -> its signer set (names),
+    for every presignature that each party of its set lists in an ``ok`` answer, with the same
+    set, all of them :func:`ready_candidates`."""
+    candidates = set(ready_candidates(ready, need))
+    listed: dict[str, dict[str, tuple[str, ...]]] = {}
+    for name in candidates:
+        for item in ready[name].get("presignatures") or []:
+            if (
+                isinstance(item, list)
+                and len(item) == 2
+                and isinstance(item[0], str)
+                and isinstance(item[1], list)
+                and all(isinstance(x, str) for x in item[1])
+            ):
+                listed.setdefault(item[0], {})[name] = tuple(sorted(item[1]))
+    usable: dict[str, list[str]] = {}
+    for pid, by in listed.items():
+        sets = set(by.values())
+        if len(sets) != 1:
+            continue
+        (signers,) = sets
+        if len(signers) == need and set(signers) <= candidates and set(by) == set(signers):
+            usable[pid] = list(signers)
+    return usable
 
 
 def choose_participants(ready: list[str], request_id: str, attempt: int, k: int) -> list[str]:
@@ -243,6 +277,10 @@ class Engine:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stalled: dict[str, set[str]] = {}
         self.metrics: dict[str, int] = {}
+        #: This node's pooled DKLs23 presignatures (``DIR/presignatures``).
+        self.presigs = NodePresignatures(config.directory, identity.seckey, self.ledger)
+        #: Pooled presignatures this coordinator has put into a running attempt.
+        self._reserved: set[str] = set()
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -250,6 +288,9 @@ class Engine:
         """The Opener's session policy: refuse envelopes of sessions that ended (done,
         aborted, or lost in a restart), from the durable record, so replays stay refused
         across restarts; accept live ones and new ones (a request's control messages)."""
+        known = self._sessions.get(session)
+        if known is not None:  # in memory: its status is the durable one
+            return not known.ended
         return self.db.session_status(session) in (None, "running")
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
@@ -283,6 +324,11 @@ class Engine:
         for s in self.db.mark_running_lost():
             payload = {"request": s["request"], "attempt": s["attempt"], "reason": "lost"}
             self._send_control(s["coordinator"], "abort", s["request"], s["attempt"], payload)
+        # Messages computed before the restart and not acknowledged: sent again as they
+        # were (a lost session's last share still lets its peers finish; never recomputed).
+        since = time.time() - self.settings.send_retry_for
+        for seq, session, to, data in self.db.outbox_pending(since):
+            self._spawn(self._send_until_acked(to, data, session, seq))
         for req in self.db.pending_requests("coordinator"):
             self._inflight[req["id"]] = self._spawn(self._run_request(req["id"]))
 
@@ -296,6 +342,7 @@ class Engine:
             except (asyncio.CancelledError, Exception):  # noqa: S110
                 pass
         await self.transport.close()
+        self.presigs.close()
 
     def _seal(
         self,
@@ -325,8 +372,18 @@ class Engine:
     def _send_bytes(self, to: str, data: bytes, session: bytes) -> None:
         self._spawn(self._send_until_acked(to, data, session))
 
-    async def _send_until_acked(self, to: str, data: bytes, session: bytes) -> None:
-        """Re-send ``data`` until ``to`` acknowledges it, or give up after a while."""
+    async def _send_until_acked(
+        self, to: str, data: bytes, session: bytes, stored: int | None = None
+    ) -> None:
+        """Re-send ``data`` until ``to`` acknowledges it, or give up after a while.
+
+        ``stored``: its outbox row, deleted once this ends (not if the engine stops first:
+        then the restarted node sends it again)."""
+        await self._send_loop(to, data, session)
+        if stored is not None:
+            self.db.outbox_sent(stored)
+
+    async def _send_loop(self, to: str, data: bytes, session: bytes) -> None:
         deadline = time.monotonic() + self.settings.send_retry_for
         delay = 0.05
         while True:
@@ -482,30 +539,40 @@ class Engine:
             os.kill(os.getpid(), signal.SIGSTOP)
 
     def _emit(self, s: _Session, out: list[Message]) -> None:
+        """Seal a machine's messages, store them in the outbox, then send each until it is
+        acknowledged (a broadcast is sealed once, for every other participant)."""
         assert s.machine is not None
         protocol = s.machine.protocol
         rounds = sorted({m.round for m in out})
-        for r in rounds:
-            self._failpoint(f"{protocol}:{r}:before-send")
-        tasks = []
+        items: list[tuple[str, bytes]] = []
         for msg in out:
+            broadcast = msg.recipient is None
             targets = (
                 [n for n in s.participants if n != self.name]
-                if msg.recipient is None
-                else [s.names[msg.recipient]]
+                if broadcast
+                else [s.names[msg.recipient]]  # type: ignore[index]
             )
+            data = b""
             for to in targets:
-                data = self._seal(
-                    to,
-                    session=s.id,
-                    attempt=s.attempt,
-                    protocol=s.machine.protocol,
-                    round=msg.round,
-                    payload=msg.payload,
-                    wallet=s.wallet,
-                    broadcast=msg.recipient is None,
-                )
-                tasks.append(self._spawn(self._send_until_acked(to, data, s.id)))
+                if not data or not broadcast:
+                    data = self._seal(
+                        to,
+                        session=s.id,
+                        attempt=s.attempt,
+                        protocol=protocol,
+                        round=msg.round,
+                        payload=msg.payload,
+                        wallet=s.wallet,
+                        broadcast=broadcast,
+                    )
+                items.append((to, data))
+        seqs = self.db.outbox_add(s.id, items)
+        for r in rounds:  # computed and stored, not sent
+            self._failpoint(f"{protocol}:{r}:before-send")
+        tasks = [
+            self._spawn(self._send_until_acked(to, data, s.id, seq))
+            for (to, data), seq in zip(items, seqs, strict=True)
+        ]
         if _FAILPOINTS and rounds:
 
             async def after_send() -> None:
@@ -647,6 +714,19 @@ class Engine:
             if not isinstance(t, int) or not 1 <= t <= len(parties):
                 raise ParameterError(f"threshold must be between 1 and {len(parties)}")
             return None
+        if kind == "presign":
+            wallet = self.wallets.get(str(body.get("wallet")))
+            if as_party and (wallet.share is None or self.name not in wallet.ids):
+                raise ParameterError("this node holds no share of the wallet")
+            if not schemes.get_scheme(wallet.record.scheme).dkls23:
+                raise ParameterError("presignatures exist only for ecdsa-secp256k1 wallets")
+            count = body.get("count")
+            if not isinstance(count, int) or isinstance(count, bool):
+                raise ParameterError("count must be an integer")
+            if not 1 <= count <= MAX_BATCH:
+                raise ParameterError(f"a presign request makes 1 to {MAX_BATCH} presignatures")
+            schemes.public_key_at(wallet.record, body.get("path"))
+            return wallet
         if kind == "sign":
             wallet = self.wallets.get(str(body.get("wallet")))
             if as_party and (wallet.share is None or self.name not in wallet.ids):
@@ -655,7 +735,7 @@ class Engine:
                 message = bytes.fromhex(str(body.get("message")))
             except ValueError:
                 raise ParameterError("the message must be hex") from None
-            if wallet.record.scheme == "ecdsa-secp256k1":
+            if schemes.get_scheme(wallet.record.scheme).dkls23:
                 schemes.ecdsa_digest(message)
             schemes.public_key_at(wallet.record, body.get("path"))
             return wallet
@@ -668,10 +748,24 @@ class Engine:
             if wallet is not None:
                 # Parties this node caught cheating: the coordinator leaves them out.
                 reply["excluded"] = sorted(self.db.excluded(wallet.record.wallet_id))
+                if (
+                    body["body"].get("kind") == "sign"
+                    and schemes.get_scheme(wallet.record.scheme).dkls23
+                ):
+                    reply["presignatures"] = self._pooled(wallet, body["body"].get("path"))
         except (TmpcError, ValueError, KeyError, TypeError) as exc:
             reply = {"ok": False, "reason": str(exc)[:200]}
         reply.update(request=body.get("request"), attempt=attempt)
         self._send_control(sender, "ready", str(body.get("request")), attempt, reply)
+
+    def _pooled(self, wallet: NodeWallet, path: str | None) -> list[list[Any]]:
+        """``[id hex, [signer names]]`` of this node's unused presignatures for a wallet and
+        path (at most 16, oldest first), for a readiness answer."""
+        me = wallet.ids[self.name]
+        return [
+            [pid.hex(), [wallet.names[i] for i in signers]]
+            for signers, pid in self.presigs.available(wallet.record.wallet_id, path, me, 16)
+        ]
 
     def _on_start(self, sender: str, body: dict[str, Any], attempt: int) -> None:
         request_id = str(body.get("request"))
@@ -703,7 +797,14 @@ class Engine:
         try:
             if wallet is not None:
                 self._check_quorum(request_id, attempt, wallet, participants, body)
-            session = self._build_session(sender, request_id, attempt, req, participants, wallet)
+            presig = body.get("presignature")
+            if presig is not None and (
+                not isinstance(presig, str) or len(bytes.fromhex(presig)) != 32
+            ):
+                raise ParameterError("a presignature id is 32 bytes in hex")
+            session = self._build_session(
+                sender, request_id, attempt, req, participants, wallet, presig
+            )
         except (TmpcError, ValueError, KeyError, TypeError) as exc:
             self._refuse(sender, request_id, attempt, exc)
             return
@@ -759,7 +860,17 @@ class Engine:
             ):
                 raise ParameterError("readiness evidence of another request or attempt")
             answers[env.sender] = payload
-        expected = select_quorum(answers, request_id, attempt, wallet.record.threshold)
+        need = wallet.record.threshold
+        presig = body.get("presignature")
+        if presig is not None:
+            # Finishing a pooled presignature: its signer set is the quorum, and every one of
+            # them must have listed it as held (with that set) and be a ready candidate.
+            if pooled_presignatures(answers, need).get(str(presig)) != participants:
+                raise ParameterError(
+                    "the presignature is not one every participant showed ready to finish"
+                )
+            return
+        expected = select_quorum(answers, request_id, attempt, need)
         if participants != expected:
             raise ParameterError(
                 f"the quorum {participants} is not the one the readiness answers give ({expected})"
@@ -773,6 +884,7 @@ class Engine:
         req: dict[str, Any],
         participants: list[str],
         wallet: NodeWallet | None,
+        presignature: str | None = None,
     ) -> _Session | None:
         if participants != sorted(set(participants)) or self.name not in participants:
             raise ParameterError("invalid participant list")
@@ -799,19 +911,37 @@ class Engine:
                 if p not in wallet.ids:
                     raise ParameterError(f"{p} is not a party of the wallet")
             wallet_key = wallet.record.wallet_id
-            sid = session_id(self.cluster.hash, request_id, wallet_key, participants, attempt, req)
-            ids = {n: wallet.ids[n] for n in participants}
-            stages, finish = machines.sign_stages(
-                wallet, sorted(ids.values()), bytes.fromhex(req["message"]), req.get("path"), sid
+            sid = session_id(
+                self.cluster.hash, request_id, wallet_key, participants, attempt, req, presignature
             )
+            ids = {n: wallet.ids[n] for n in participants}
+            signers = sorted(ids.values())
+            if req["kind"] == "presign":
+                stages, finish = machines.presign_stages(
+                    wallet, signers, req.get("path"), int(req["count"]), sid, self.presigs
+                )
+            else:
+                pooled = None
+                if presignature is not None:
+                    pooled = (self.presigs, bytes.fromhex(presignature))
+                stages, finish = machines.sign_stages(
+                    wallet, signers, bytes.fromhex(req["message"]), req.get("path"), sid, pooled
+                )
         if self.db.session_status(sid) is not None:
             return None  # a duplicate start of a session already run
-        if wallet is not None and wallet.record.scheme == "ecdsa-secp256k1":
-            # DKLs23 multiplications are keyed by the session id: record it in the
-            # single-use ledger (fsync'd) before any of its messages is computed.
+        if (
+            wallet is not None
+            and schemes.get_scheme(wallet.record.scheme).dkls23
+            and presignature is None
+        ):
+            # DKLs23 multiplications are keyed by the session id: record it (each of a
+            # batch's) in the single-use ledger (fsync'd) before any message is computed.
+            # Finishing a pooled presignature multiplies nothing; its id is marked used when
+            # it is taken from the pool.
             me = wallet.ids[self.name]
             pairs = [(me, wallet.ids[p]) for p in participants if p != self.name]
-            self.ledger.use_sessions(wallet.record.wallet_id, pairs, sid)
+            used = batch_session_ids(sid, int(req["count"])) if req["kind"] == "presign" else sid
+            self.ledger.use_sessions(wallet.record.wallet_id, pairs, used)
         if not self.db.start_session(
             sid, request_id, attempt, machines.protocol_name(req), wallet_key, participants,
             coordinator, req["kind"], req,
@@ -912,33 +1042,42 @@ class Engine:
                 if not silent:
                     raise RequestFailedError(why())
                 continue
-            chosen = select_quorum(c.ready, rid, attempt, need)
+            presig = self._choose_presignature(c.ready, rid, attempt, need, body)
+            if presig is not None:
+                pid, chosen = presig
+                self._reserved.add(pid)
+            else:
+                pid, chosen = None, select_quorum(c.ready, rid, attempt, need)
             c.chosen = chosen
             evidence = [c.evidence[n].hex() for n in sorted(c.evidence) if n in c.ready]
-            sid = session_id(self.cluster.hash, rid, wallet_key, chosen, attempt, body)
+            sid = session_id(self.cluster.hash, rid, wallet_key, chosen, attempt, body, pid)
             log.info(
-                "request %s attempt %d: session %s with %s", rid, attempt, sid.hex()[:16], chosen
-            )
+                "request %s attempt %d: session %s with %s%s",
+                rid, attempt, sid.hex()[:16], chosen,
+                f" (presignature {pid[:16]})" if pid else "",
+            )  # fmt: skip
+            start: dict[str, Any] = {
+                "request": rid,
+                "body": body,
+                "participants": chosen,
+                "evidence": evidence,
+                "wallet": "",
+            }
+            if pid is not None:
+                start["presignature"] = pid
             for p in chosen:
-                self._send_control(
-                    p,
-                    "start",
-                    rid,
-                    attempt,
-                    {
-                        "request": rid,
-                        "body": body,
-                        "participants": chosen,
-                        "evidence": evidence,
-                        "wallet": "",
-                    },
-                )
-            n_rounds = machines.round_count(body)
+                self._send_control(p, "start", rid, attempt, start)
+            n_rounds = 1 if pid is not None else machines.round_count(body)
             limit = self.settings.round_timeout * (n_rounds + 2) + self.settings.ready_timeout
             # A signature needs one verified result (a party that finished this request
-            # before answers with its recorded one); a new wallet needs every party's.
+            # before answers with its recorded one); a new wallet or a batch of presignatures
+            # needs every party's.
             first_done = body["kind"] == "sign"
-            await self._wait(c, ("done", "aborts"), len(chosen), limit, any_done=first_done)
+            try:
+                await self._wait(c, ("done", "aborts"), len(chosen), limit, any_done=first_done)
+            finally:
+                if pid is not None:
+                    self._reserved.discard(pid)
             if c.done and (first_done or len(c.done) == len(chosen)):
                 return self._accept(rid, body, c, chosen)
             # Blame: the parties that caught a culprit exclude it themselves (and say so when
@@ -952,12 +1091,35 @@ class Engine:
                 reasons.append(f"{n}: {a.get('reason')}")
             silent = [p for p in chosen if p not in c.done and p not in c.aborts]
             stalled.update(silent)
-            if body["kind"] == "sign":
+            if body["kind"] != "keygen":
                 stalled.update(culprits)
             history.append(f"attempt {attempt} failed ({'; '.join(reasons) or 'timeout'})")
             if body["kind"] == "keygen" and culprits:
                 raise RequestFailedError(why(), tuple(sorted(culprits)))
         raise RequestFailedError(f"{why()}; giving up after {_MAX_ATTEMPTS} attempts")
+
+    def _choose_presignature(
+        self, ready: dict[str, dict[str, Any]], rid: str, attempt: int, need: int, body: Any
+    ) -> tuple[str, list[str]] | None:
+        """A pooled presignature for an ECDSA signature, and its signer set as the quorum:
+        one every party of its set showed ready to finish (:func:`pooled_presignatures`) that
+        no other attempt of this coordinator holds, the first by ``SHA-256(request id ||
+        attempt || id)`` (so concurrent requests spread over the pool). None: presign and
+        sign in the session."""
+        if body.get("kind") != "sign":
+            return None
+        usable = pooled_presignatures(ready, need)
+        free = [pid for pid in usable if pid not in self._reserved]
+        if not free:
+            return None
+
+        def rank(pid: str) -> bytes:
+            return hashlib.sha256(
+                lp_join([rid.encode(), attempt.to_bytes(4, "big"), pid.encode()])
+            ).digest()
+
+        pid = min(free, key=rank)
+        return pid, usable[pid]
 
     async def _wait(
         self,

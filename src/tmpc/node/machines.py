@@ -2,8 +2,9 @@
 
 A request runs as one or more *stages*, each a protocol machine (:mod:`tmpc.protocols.machine`)
 started when the previous one finished: a DKG (ChillDKG), followed for ECDSA wallets by the
-DKLs23 pairwise setup; a signature (BIP445, RFC 9591 FROST, or DKLs23 presigning and signing
-in one session). The same machines run in one process under :mod:`tmpc.local`.
+DKLs23 pairwise setup; a signature (BIP445, RFC 9591 FROST, DKLs23 presigning and signing in
+one session, or one round finishing a pooled DKLs23 presignature); a batch of DKLs23
+presignatures for the pool. The same machines run in one process under :mod:`tmpc.local`.
 """
 
 from __future__ import annotations
@@ -15,17 +16,24 @@ from tmpc import schemes
 from tmpc.ecdsa_format import compact
 from tmpc.encoding import tagged_hash
 from tmpc.errors import KeystoreError, ParameterError
+from tmpc.node.presigs import NodePresignatures
 from tmpc.node.wallets import NodeWallet, WalletStore
 from tmpc.protocols.dkg.machine import DkgMachine
 from tmpc.protocols.dkg.runner import DKGResult
 from tmpc.protocols.ecdsa.dkls23 import EcdsaPairwise
-from tmpc.protocols.ecdsa.machine import EcdsaSignMachine, PairwiseSetupMachine
+from tmpc.protocols.ecdsa.machine import (
+    BatchPresignMachine,
+    EcdsaSignMachine,
+    OnlineSignMachine,
+    PairwiseSetupMachine,
+)
 from tmpc.protocols.frost_machine import Bip445SignMachine, FrostSignMachine
 from tmpc.protocols.machine import Machine
 
 __all__ = [
     "check_result",
     "keygen_stages",
+    "presign_stages",
     "protocol_name",
     "round_count",
     "sign_stages",
@@ -37,15 +45,16 @@ Finish = Callable[[object], dict[str, Any]]
 
 
 def protocol_name(req: dict[str, Any]) -> str:
-    """``keygen:SCHEME`` or ``sign``: what the sessions table shows."""
-    return f"keygen:{req.get('scheme')}" if req.get("kind") == "keygen" else "sign"
+    """``keygen:SCHEME``, ``sign`` or ``presign``: what the sessions table shows."""
+    kind = str(req.get("kind"))
+    return f"keygen:{req.get('scheme')}" if kind == "keygen" else kind
 
 
 def round_count(req: dict[str, Any]) -> int:
     """Upper bound of the rounds a request's session runs (for the coordinator's timeout)."""
     if req.get("kind") == "keygen":
-        return 5 if req.get("scheme") == "ecdsa-secp256k1" else 2
-    return 3
+        return 5 if schemes.get_scheme(str(req.get("scheme"))).dkls23 else 2
+    return 2 if req.get("kind") == "presign" else 3
 
 
 def _record(scheme_id: str, t: int, dkg: DKGResult, hostpubkeys: Sequence[bytes]) -> Any:
@@ -88,7 +97,7 @@ def keygen_stages(
         return PairwiseSetupMachine(me, list(range(1, len(hostpubkeys) + 1)), sid)
 
     stages: list[Stage] = [dkg]
-    if scheme_id == "ecdsa-secp256k1":
+    if scheme.dkls23:
         stages.append(setup)
 
     def finish(result: object) -> dict[str, Any]:
@@ -108,24 +117,79 @@ def keygen_stages(
     return stages, finish
 
 
+def _held_share(wallet: NodeWallet) -> schemes.KeyShare:
+    if wallet.share is None:
+        raise KeystoreError("this node holds no share of the wallet")
+    return wallet.share
+
+
+def presign_stages(
+    wallet: NodeWallet,
+    signers: Sequence[int],
+    path: str | None,
+    count: int,
+    session_id: bytes,
+    presigs: NodePresignatures,
+) -> tuple[list[Stage], Finish]:
+    """A batch of ``count`` DKLs23 presignatures of ``signers`` for BIP32 ``path``, stored in
+    this node's pool when done. The result (the same at every signer) lists their ids."""
+    record, share = wallet.record, _held_share(wallet)
+    tweak = schemes.hd_tweak(record, path)[1] if path is not None else 0
+
+    def machine(_: object | None) -> Machine:
+        pairwise = schemes.ecdsa_pairwise([share])[share.identifier]
+        return BatchPresignMachine(
+            share.identifier,
+            share.secshare,
+            pairwise,
+            list(signers),
+            session_id,
+            record.group_public_key,
+            count,
+            tweak=tweak,
+            threshold=record.threshold,
+        )
+
+    def finish(result: object) -> dict[str, Any]:
+        if not isinstance(result, list) or not result:
+            raise ParameterError("unexpected presigning result")
+        presigs.put(record.wallet_id, path, share.identifier, result)
+        return {
+            "wallet_id": record.wallet_id,
+            "path": path or "m",
+            "signers": sorted(signers),
+            "presignatures": [p.presig_id.hex() for p in result],
+        }
+
+    return [machine], finish
+
+
 def sign_stages(
     wallet: NodeWallet,
     signers: Sequence[int],
     message: bytes,
     path: str | None,
     session_id: bytes,
+    presignature: tuple[NodePresignatures, bytes] | None = None,
 ) -> tuple[list[Stage], Finish]:
-    """The signing machine of this node's share for ``message`` (at BIP32 ``path``)."""
-    record, share = wallet.record, wallet.share
-    if share is None:
-        raise KeystoreError("this node holds no share of the wallet")
+    """The signing machine of this node's share for ``message`` (at BIP32 ``path``).
+
+    ``presignature``: (this node's pool, id) of the pooled DKLs23 presignature the session
+    finishes in one round; it is taken from the pool and marked used when the stage starts,
+    before this node's share is computed."""
+    record, share = wallet.record, _held_share(wallet)
     scheme = schemes.get_scheme(record.scheme)
     vs = {i: record.verification_shares[i] for i in signers}
     tweak = schemes.hd_tweak(record, path)[1] if path is not None else 0
     public_key = schemes.public_key_at(record, path)
+    dkls23 = scheme.dkls23
 
     def machine(_: object | None) -> Machine:
-        if scheme.id == "ecdsa-secp256k1":
+        if presignature is not None:
+            pool, presig_id = presignature
+            presig = pool.take(record.wallet_id, path, share.identifier, signers, presig_id)
+            return OnlineSignMachine(presig, schemes.ecdsa_digest(message), tweak=tweak)
+        if dkls23:
             pairwise = schemes.ecdsa_pairwise([share])[share.identifier]
             return EcdsaSignMachine(
                 share.identifier,
@@ -176,6 +240,7 @@ def sign_stages(
             "message": message.hex(),
             "signature": sig.hex(),
             "signers": sorted(signers),
+            **({"presignature_used": presignature is not None} if dkls23 else {}),
         }
 
     return [machine], finish
@@ -184,13 +249,21 @@ def sign_stages(
 def check_result(req: dict[str, Any], result: dict[str, Any], wallets: WalletStore) -> None:
     """The coordinator's own check of an agreed result before it is returned.
 
-    A signature is verified under the wallet's key at the path; a new wallet record is
+    Presignatures are checked for wallet and number (every signer reported the same ids). A
+    signature is verified under the wallet's key at the path; a new wallet record is
     parsed, which checks its DKG certificate (signed by every party). Raises
     :class:`ParameterError` if the result does not hold."""
     if req.get("kind") == "keygen":
         rec = schemes.WalletRecord.from_json(result.get("wallet"))
         if rec.scheme != req.get("scheme") or rec.threshold != req.get("threshold"):
             raise ParameterError("the new wallet does not match the request")
+        return
+    if req.get("kind") == "presign":
+        ids = result.get("presignatures")
+        if result.get("wallet_id") != req.get("wallet") or not isinstance(ids, list):
+            raise ParameterError("the presignatures are not those of the request")
+        if len(ids) != req.get("count"):
+            raise ParameterError("the participants made another number of presignatures")
         return
     wallet = wallets.get(str(req.get("wallet")))
     pk = schemes.public_key_at(wallet.record, req.get("path"))

@@ -13,6 +13,7 @@ endpoint                    who         what
 ``GET  /v1/wallets``        operators   wallets of this node (each with its public record)
 ``POST /v1/wallets``        operators   create a wallet by DKG across nodes (waits)
 ``POST /v1/sign``           operators   sign (``"wait": false`` returns the request id at once)
+``POST /v1/presign``        operators   make ECDSA presignatures for the pool (waits)
 ``GET  /v1/requests/{id}``  operators   a request's status and result (poll)
 ``GET  /v1/sessions``       operators   recent sessions with participants, status, culprits
 ==========================  ==========  =====================================================
@@ -35,7 +36,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tmpc import keystore
+from tmpc import keystore, schemes
 from tmpc.errors import InputError, KeystoreError, ParameterError, TmpcError
 from tmpc.node.config import Cluster, NodeConfig, load_cluster, load_config, open_identity
 from tmpc.node.db import NodeDB
@@ -159,11 +160,23 @@ def build_app(engine: Engine, transport: TcpTransport, cluster: Cluster) -> web.
                     "parties": [w.names[i] for i in w.record.party_ids],
                     "public_key": w.record.public_key.hex(),
                     "party": w.share.identifier if w.share is not None else None,
+                    # Unused pooled presignatures this node holds (ECDSA, unhardened path m).
+                    "presignatures": pool_size(w),
                     # The whole public record, so a client checks its DKG certificate itself.
                     "record": w.record.to_json(),
                 }
             )
         return web.json_response({"wallets": out})
+
+    def pool_size(w: Any) -> int:
+        if w.share is None or not schemes.get_scheme(w.record.scheme).dkls23:
+            return 0
+        wid = w.record.wallet_id
+        return len(engine.presigs.available(wid, None, w.share.identifier, limit=100_000))
+
+    async def presign(request: web.Request) -> web.Response:
+        body = await body_of(request)
+        return await submit("presign", body)
 
     async def create_wallet(request: web.Request) -> web.Response:
         body = await body_of(request)
@@ -195,6 +208,7 @@ def build_app(engine: Engine, transport: TcpTransport, cluster: Cluster) -> web.
             web.get("/v1/wallets", wallets),
             web.post("/v1/wallets", create_wallet),
             web.post("/v1/sign", sign),
+            web.post("/v1/presign", presign),
             web.get("/v1/requests/{rid}", get_request),
             web.get("/v1/sessions", sessions),
         ]

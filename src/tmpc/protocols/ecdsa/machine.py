@@ -9,6 +9,8 @@ equivocation, misaddressed or foreign messages). Party ids are the Shamir identi
   :class:`~tmpc.protocols.ecdsa.dkls23.EcdsaPairwise`;
 - :class:`PresignMachine` (``dkls23-presign``, 2 rounds, the paper's rounds 1-2): this
   signer's single-use :class:`~tmpc.protocols.ecdsa.dkls23.Presignature`;
+- :class:`BatchPresignMachine` (``dkls23-presign-batch``, 2 rounds): ``count`` presignatures
+  in one session, each presigning with its own session id, their messages carried together;
 - :class:`OnlineSignMachine` (``dkls23-sign``, 1 round, the paper's round 3):
   ``(r, s, recovery_id)``;
 - :class:`EcdsaSignMachine` (``dkls23-presign-sign``, 3 rounds, the paper's rounds 1-3):
@@ -55,7 +57,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from typing import NoReturn, TypeVar, cast
 
-from tmpc.encoding import ct_equal
+from tmpc.encoding import ct_equal, tagged_hash
 from tmpc.errors import (
     DecodeError,
     FaultyParticipantError,
@@ -95,6 +97,8 @@ from tmpc.protocols.ecdsa.ote import OteExtendMsg
 from tmpc.protocols.machine import Message, RandBytes, RoundMachine
 
 __all__ = [
+    "MAX_BATCH",
+    "BatchPresignMachine",
     "EcdsaSignMachine",
     "OnlineSignMachine",
     "PairwiseSetupMachine",
@@ -106,6 +110,10 @@ N = SECP256K1.order
 M = TypeVar("M")
 
 _Signature = tuple[int, int, int]
+
+#: Most presignatures one :class:`BatchPresignMachine` makes (its round-2 message to each peer
+#: is about 54 KB per presignature, so 32 keep it under 2 MB).
+MAX_BATCH = 32
 
 
 # --------------------------------------------------------------------------------------------
@@ -638,6 +646,143 @@ class PresignMachine(_Presigning):
             return []
         except BaseException:
             self._core.drop()
+            raise
+
+
+def batch_session_ids(session_id: bytes, count: int) -> list[bytes]:
+    """The ``count`` presigning session ids of a batch session: ``H(session id || k)``.
+
+    Each is fresh when ``session_id`` is, and every one **must** be recorded in the
+    single-use ledger before the batch starts."""
+    _check_session_id(session_id)
+    return [
+        tagged_hash("tmpc/dkls23/presign-batch", session_id + k.to_bytes(4, "big"))
+        for k in range(count)
+    ]
+
+
+def _split_batch(sender: int, count: int, raw: bytes) -> list[bytes]:
+    """The ``count`` length-prefixed parts of a batch payload; anything else names ``sender``."""
+    parts: list[bytes] = []
+    pos = 0
+    while pos < len(raw) and len(parts) < count:
+        if pos + 4 > len(raw):
+            break
+        n = int.from_bytes(raw[pos : pos + 4], "big")
+        pos += 4
+        if pos + n > len(raw):
+            break
+        parts.append(raw[pos : pos + n])
+        pos += n
+    if len(parts) != count or pos != len(raw):
+        raise FaultyParticipantError(
+            f"party {sender} sent a malformed presigning batch (expected {count} parts)", sender
+        )
+    return parts
+
+
+class BatchPresignMachine(_NoCopy, RoundMachine):
+    """``count`` DKLs23 presignatures of one signer set in one session (Protocol 3.6 steps
+    4-9, run ``count`` times side by side): two rounds, point to point.
+
+    Presignature ``k`` runs under its own session id (:func:`batch_session_ids`) on its own
+    private copy of the pairwise material, exactly as a :class:`PresignMachine` would; a
+    round's message to a peer is the ``count`` messages for it, each prefixed with its 4-byte
+    length. Every peer's payload is split first; each presigner then parses its parts before it
+    consumes its own state. A payload that does not split into ``count`` parts, or any part
+    that fails to parse, names its sender and fails the whole batch (nothing of the round is
+    sent). :attr:`result` is the list of this signer's
+    presignatures, in batch order (the k-th has the same ``presig_id`` at every signer).
+
+    Args:
+        count: how many presignatures (1 to :data:`MAX_BATCH`).
+        session_id: the batch session's id (fresh, agreed by the signers).
+        me, secshare, pairwise, signers, public_key, tweak, threshold, rand: as for
+            :class:`PresignMachine`.
+
+    Raises:
+        ParameterError: a bad count, or what :class:`PresignMachine` refuses.
+    """
+
+    protocol = "dkls23-presign-batch"
+    rounds = 2
+
+    def __init__(
+        self,
+        me: int,
+        secshare: int,
+        pairwise: EcdsaPairwise,
+        signers: Sequence[int],
+        session_id: bytes,
+        public_key: Point,
+        count: int,
+        *,
+        tweak: int = 0,
+        threshold: int | None = None,
+        rand: RandBytes | None = None,
+    ) -> None:
+        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_BATCH:
+            raise ParameterError(f"a presigning batch makes 1 to {MAX_BATCH} presignatures")
+        super().__init__(me, _sorted_ids(signers, "signers"))
+        self._count = count
+        self._cores = [
+            _Presigner(
+                me,
+                secshare,
+                pairwise,
+                self.participants,
+                sid,
+                public_key,
+                tweak,
+                threshold,
+                rand or secrets.token_bytes,
+            )
+            for sid in batch_session_ids(session_id, count)
+        ]
+
+    def __repr__(self) -> str:
+        return (
+            f"<BatchPresignMachine of {self.me}, {self._count} presignatures, round {self.round}>"
+        )
+
+    @property
+    def session_ids(self) -> list[bytes]:
+        """The presigning session ids (what the driver records in the single-use ledger)."""
+        return [c.session_id for c in self._cores]
+
+    @property
+    def result(self) -> list[Presignature]:
+        """This signer's presignatures (raises :class:`StateError` before it is done)."""
+        return cast(list[Presignature], super().result)
+
+    def _join(self, outs: list[dict[int, bytes]]) -> dict[int, bytes]:
+        return {j: b"".join(len(o[j]).to_bytes(4, "big") + o[j] for o in outs) for j in self.peers}
+
+    def _drop(self) -> None:
+        for c in self._cores:
+            c.drop()
+
+    def _start(self) -> list[Message]:
+        try:
+            return self._direct(self._join([c.round1() for c in self._cores]))
+        except BaseException:
+            self._drop()
+            raise
+
+    def _on_round(self, r: int, payloads: dict[int, bytes]) -> list[Message]:
+        try:
+            split = {j: _split_batch(j, self._count, payloads[j]) for j in self.peers}
+            per_core = [{j: split[j][k] for j in self.peers} for k in range(self._count)]
+            # Each presigner parses its parts before it consumes its own state (the module's
+            # first rule); a bad part fails the whole batch before any message leaves.
+            if r == 1:
+                return self._direct(
+                    self._join([c.round2(p) for c, p in zip(self._cores, per_core, strict=True)])
+                )
+            self._finish([c.round3(p) for c, p in zip(self._cores, per_core, strict=True)])
+            return []
+        except BaseException:
+            self._drop()
             raise
 
 
