@@ -41,35 +41,28 @@ ECDSA_SIZES = [(2, 3, 10), (3, 5, 10), (7, 10, 3)]
 
 NODE_SCHEMES = ["schnorr-bip340", "ed25519", "ecdsa-secp256k1"]
 NODE_SIZE = (3, 5)
-# (label, scheme, op, field, "<" or ">=", limit in ms or per second): issue targets for nodes.
+# (label, scheme, op, presignature, field, "<" or ">=", limit in ms or per second): the
+# issue's targets for nodes; ``presignature`` tells the two ECDSA node-sign records apart.
 NODE_TARGETS = [
-    ("schnorr-bip340 median latency", "schnorr-bip340", "node-sign", "median_s", "<", 15.0),
-    ("ed25519 median latency", "ed25519", "node-sign", "median_s", "<", 15.0),
+    ("schnorr-bip340 median latency", "schnorr-bip340", "node-sign", None, "median_s", "<", 15.0),
+    ("ed25519 median latency", "ed25519", "node-sign", None, "median_s", "<", 15.0),
+    (
+        "ecdsa-secp256k1 median latency, pooled presignature",
+        "ecdsa-secp256k1", "node-sign", "pooled", "median_s", "<", 15.0,
+    ),
     (
         "ecdsa-secp256k1 median latency, no pooled presignature",
-        "ecdsa-secp256k1",
-        "node-sign",
-        "median_s",
-        "<",
-        80.0,
+        "ecdsa-secp256k1", "node-sign", "in-session", "median_s", "<", 80.0,
     ),
     (
         "schnorr-bip340 throughput",
-        "schnorr-bip340",
-        "node-throughput",
-        "throughput_per_s",
-        ">=",
-        100.0,
+        "schnorr-bip340", "node-throughput", None, "throughput_per_s", ">=", 100.0,
     ),
     (
-        "ecdsa-secp256k1 throughput",
-        "ecdsa-secp256k1",
-        "node-throughput",
-        "throughput_per_s",
-        ">=",
-        20.0,
+        "ecdsa-secp256k1 throughput, presigning included",
+        "ecdsa-secp256k1", "node-throughput", "in-session", "throughput_per_s", ">=", 20.0,
     ),
-]
+]  # fmt: skip
 
 
 def machine() -> str:
@@ -194,8 +187,10 @@ def node_section(
         " time from sending `POST /v1/sign` to its answer; each run starts a fresh cluster in a"
         " temporary directory and creates its wallet by DKG. Messages are 32 random bytes; every"
         " signature was checked by an independent verifier (libsecp256k1, libsodium)."
-        " ECDSA signing runs DKLs23 presigning and signing in one session (no presignature"
-        " pool).",
+        " ECDSA is measured twice one request at a time: with a pooled presignature (the pool"
+        " filled first through `POST /v1/presign`, then each request finishes one in a single"
+        " round), and with presigning and signing in the request's session (no pool); its"
+        " throughput run has no pool, so it includes the presigning.",
         "",
         f"- sequential latency: {NODE_RUNS} requests one at a time (after 2 warm-up requests);",
         f"- throughput: {NODE_REQUESTS} requests with {NODE_IN_FLIGHT} in flight, requests per"
@@ -224,6 +219,8 @@ def node_section(
     for r in records:
         rate = f"{r.throughput_per_s:.1f}" if r.throughput_per_s is not None else "–"
         what = r.op if r.in_flight is None else f"{r.op} ({r.in_flight} in flight)"
+        if r.presignature is not None:
+            what += ", pooled presignature" if r.presignature == "pooled" else ", no pool"
         rtt = r.loopback_rtt_s if r.loopback_rtt_s is not None else r.median_s
         p90 = f"{r.p90_s * 1e3:.2f}" if r.p90_s is not None else "–"
         lines.append(
@@ -232,9 +229,9 @@ def node_section(
         )
     lines += ["", f"## Targets for nodes, {t}-of-{n}", ""]
     lines += ["| target | measured | met |", "| --- | ---: | --- |"]
-    by = {(r.scheme, r.op): r for r in records}
-    for label, scheme, op, field, cmp, limit in NODE_TARGETS:
-        rec = by.get((scheme, op))
+    by = {(r.scheme, r.op, r.presignature): r for r in records}
+    for label, scheme, op, presignature, field, cmp, limit in NODE_TARGETS:
+        rec = by.get((scheme, op, presignature))
         value = getattr(rec, field, None) if rec is not None else None
         if value is None:
             continue

@@ -15,7 +15,8 @@ import pytest
 
 from tests.node_helpers import SCHEMES, memory_cluster, open_engine, result_ok, stop_all
 from tmpc.errors import ParameterError
-from tmpc.node.engine import Engine, RequestFailedError, choose_participants
+from tmpc.node import machines
+from tmpc.node.engine import Engine, EngineSettings, RequestFailedError, choose_participants
 from tmpc.protocols.machine import Message
 from tmpc.transport.memory import Fault
 from tmpc.wire import envelope
@@ -467,6 +468,142 @@ def test_an_equivocating_party_is_excluded_on_the_evidence(tmp_path: Path) -> No
             second = envelope.verify_evidence(kept["second"], cluster_hash, members)
             assert first.sender == second.sender == "c"
             assert (first.session, first.round) == (second.session, second.round)
+        finally:
+            await stop_all(engines)
+
+    run(go())
+
+
+def test_a_restarted_node_sends_the_shares_it_stored_before_the_crash(tmp_path: Path) -> None:
+    """b computes its FROST share, stores it in its outbox, and crashes before any copy is
+    delivered; restarted, b marks its session lost (never recomputes) but sends the stored
+    share again, and the first attempt completes at the other parties with it."""
+    settings = EngineSettings(ready_timeout=1.0, round_timeout=3.0)
+
+    def b_shares_lost(sender: str, receiver: str, data: bytes) -> Fault:
+        env = envelope.Envelope.from_bytes(data)
+        if env.protocol == "frost-sign" and env.round == 2 and "b" in (sender, receiver):
+            return Fault.DROP  # the shares from b, and those to b (so that b cannot finish)
+        return Fault.DELIVER
+
+    async def go() -> None:
+        network, engines = await memory_cluster(tmp_path, 3, settings=settings)
+        try:
+            w = await _keygen(engines["a"], "frost-secp256k1", 3, list(engines))
+            network.fault = b_shares_lost
+            body = {"wallet": w["wallet_id"], "message": DIGEST.hex()}
+            task = asyncio.create_task(engines["a"].submit("sign", body, "outbox-1"))
+            b = engines["b"]
+            for _ in range(500):
+                stored = b.db.outbox_pending(0)
+                if any(envelope.Envelope.from_bytes(d).round == 2 for *_, d in stored):
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                raise AssertionError("b never stored its share")
+            await b.stop()  # the crash: b's send tasks are gone; its outbox is on disk
+            b.db.close()
+            b.ledger.close()
+            network.fault = None
+            engines["b"] = open_engine(tmp_path / "b", network, settings)
+            await engines["b"].start()
+            res = await task
+            assert result_ok(res)
+            done = [
+                s["attempt"]
+                for s in engines["a"].db.sessions()
+                if s["request"] == "outbox-1" and s["status"] == "done"
+            ]
+            assert done == [1], "the first attempt should finish with b's stored share"
+            lost = [s for s in engines["b"].db.sessions() if s["request"] == "outbox-1"]
+            assert [s["status"] for s in lost] == ["lost"]
+            for _ in range(100):  # acknowledged copies leave the outbox
+                if not engines["b"].db.outbox_pending(0):
+                    break
+                await asyncio.sleep(0.02)
+            assert engines["b"].db.outbox_pending(0) == []
+        finally:
+            await stop_all(engines)
+
+    run(go())
+
+
+def test_a_party_sending_two_versions_of_a_broadcast_is_named_from_the_signed_copies(
+    tmp_path: Path,
+) -> None:
+    """c sends its FROST round-1 commitments to a and, signed as well, different ones to b.
+    The machines' echo check stops the session without knowing who did it; a and b then show
+    each other the signed broadcasts they received, find two versions signed by c, keep both
+    as evidence and exclude c from the wallet. Nobody else is blamed."""
+
+    async def go() -> None:
+        _, engines = await memory_cluster(tmp_path, 3)
+        try:
+            w = await _keygen(engines["a"], "frost-secp256k1", 3, list(engines))
+            wid = w["wallet_id"]
+            c = engines["c"]
+            wallet = c.wallets.get(wid)
+            send = c.transport.send
+
+            async def split_view(to: str, data: bytes, *, session: bytes) -> None:
+                env = envelope.Envelope.from_bytes(data)
+                if to == "b" and env.protocol == "frost-sign" and env.round == 1:
+                    # Another valid round-1 message of c: a fresh machine's commitments.
+                    stages, _ = machines.sign_stages(wallet, [1, 2, 3], DIGEST, None, b"x" * 32)
+                    (alt,) = stages[0](None).start()
+                    data = c._seal(
+                        "b", session=env.session, attempt=env.attempt, protocol=env.protocol,
+                        round=1, payload=alt.payload, wallet=wid, broadcast=True,
+                    )  # fmt: skip
+                await send(to, data, session=session)
+
+            c.transport.send = split_view  # type: ignore[method-assign]
+            with pytest.raises(RequestFailedError):
+                await engines["a"].submit("sign", {"wallet": wid, "message": DIGEST.hex()}, None)
+            for name in ("a", "b"):
+                e = engines[name]
+                for _ in range(100):  # the echo exchange may finish after the request failed
+                    if "c" in e.db.excluded(wid):
+                        break
+                    await asyncio.sleep(0.02)
+                assert e.db.excluded(wid) == {"c"}, name
+                proofs = e.db.evidence(wid)
+                assert [(p["party"], p["kind"]) for p in proofs] == [("c", "equivocation")]
+            assert engines["c"].db.excluded(wid) == set()
+        finally:
+            await stop_all(engines)
+
+    run(go())
+
+
+def test_a_running_session_shows_its_public_round_state(tmp_path: Path) -> None:
+    settings = EngineSettings(ready_timeout=1.0, round_timeout=30.0)
+
+    def b_silent(sender: str, receiver: str, data: bytes) -> Fault:
+        env = envelope.Envelope.from_bytes(data)
+        return Fault.DROP if sender == "b" and env.protocol == "frost-sign" else Fault.DELIVER
+
+    async def go() -> None:
+        network, engines = await memory_cluster(tmp_path, 2, settings=settings)
+        try:
+            w = await _keygen(engines["a"], "ed25519", 2, ["a", "b"])
+            network.fault = b_silent
+            body = {"wallet": w["wallet_id"], "message": DIGEST.hex()}
+            task = asyncio.create_task(engines["a"].submit("sign", body, "stuck-1"))
+            a = engines["a"]
+            for _ in range(200):
+                running = [s for s in a.db.sessions() if s["request"] == "stuck-1"]
+                if running:
+                    break
+                await asyncio.sleep(0.01)
+            detail = a.session_detail(bytes.fromhex(running[0]["session"]))
+            assert detail is not None and detail["status"] == "running"
+            state = detail["machine"]
+            assert (state["protocol"], state["round"], state["done"]) == ("frost-sign", 1, False)
+            assert list(state["broadcasts"]["1"]) == ["1"]  # a's own commitments only
+            assert detail["missing_now"] == ["b"]
+            assert a.session_detail(b"\x00" * 32) is None
+            task.cancel()
         finally:
             await stop_all(engines)
 

@@ -200,6 +200,19 @@ def test_cli_sign_and_sessions_via_a_node(cluster: Cluster) -> None:
     assert out.returncode == 0, out.stderr
     sessions = json.loads(out.stdout)["sessions"]
     assert sessions and all("participants" in s and "status" in s for s in sessions)
+    one = sessions[0]["session"]
+    out = subprocess.run(
+        [sys.executable, "-m", "tmpc", "sessions", "--node", url, "--session", one],
+        capture_output=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert one in out.stdout.decode() and "status   done" in out.stdout.decode()
+    out = subprocess.run(
+        [sys.executable, "-m", "tmpc", "sessions", "--node", url, "--session", "00" * 32],
+        capture_output=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert out.returncode != 0 and "unknown session" in out.stderr.decode()
+    assert "Traceback" not in out.stderr.decode()
     # Without a credential: one line, exit 2, no traceback.
     env.pop("TMPC_AUTH")
     out = subprocess.run(

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import click
 
@@ -452,10 +453,29 @@ def wallet_list(node: str, auth: str | None, as_json: bool) -> None:
 
 @click.command("sessions")
 @click.option("--node", required=True)
+@click.option("--session", "session_id", default=None, help="Show this one session (hex id).")
 @_auth
 @click.option("--json", "as_json", is_flag=True)
-def sessions(node: str, auth: str | None, as_json: bool) -> None:
-    """The recent sessions of a node: participants, status, culprits, round times."""
+def sessions(node: str, session_id: str | None, auth: str | None, as_json: bool) -> None:
+    """The recent sessions of a node: participants, status, culprits, round times.
+
+    With --session, one session, and while it runs, where its protocol stands: the round it
+    waits for and the parties whose messages have not arrived."""
+    if session_id is not None:
+        one = _api(_client(node, auth), "GET", f"/v1/sessions/{quote(session_id, safe='')}")
+        state = one.get("machine")
+        detail = [
+            f"session  {one['session']}",
+            f"status   {one['status']}  {one['protocol']}  attempt {one['attempt']}",
+            f"parties  {','.join(one['participants'])}",
+        ]
+        if state is not None:
+            waiting = ",".join(one.get("missing_now") or []) or "nobody"
+            detail.append(f"round    {state['round']} (waiting for {waiting})")
+        if one.get("error"):
+            detail.append(f"error    {one['error']}")
+        emit(one, as_json, detail)
+        return
     res = _api(_client(node, auth), "GET", "/v1/sessions")
     lines = [
         f"{s['session'][:16]}  {s['status']:8} {s['protocol']:24} attempt {s['attempt']}  "

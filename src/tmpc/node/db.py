@@ -274,29 +274,36 @@ class NodeDB(SqliteState):
             )
         return rows
 
-    def sessions(self, *, status: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
-        """The most recent sessions, newest first."""
+    _SESSION_KEYS = (
+        "session", "request", "attempt", "protocol", "wallet", "participants", "coordinator",
+        "status", "error", "culprits", "missing", "rounds", "started", "finished",
+    )  # fmt: skip
+
+    def _session_rows(self, where: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
         q = (
             "SELECT id, request, attempt, protocol, wallet, participants, coordinator, status,"
             " error, culprits, missing, rounds, started, finished FROM sessions"
         )
-        args: tuple[Any, ...] = ()
-        if status is not None:
-            q += " WHERE status = ?"
-            args = (status,)
-        q += " ORDER BY started DESC LIMIT ?"
         out = []
-        for row in self._conn.execute(q, (*args, limit)):
-            keys = (
-                "session", "request", "attempt", "protocol", "wallet", "participants",
-                "coordinator", "status", "error", "culprits", "missing", "rounds", "started",
-                "finished",
-            )  # fmt: skip
-            d = dict(zip(keys, row, strict=True))
+        for row in self._conn.execute(q + where, args):
+            d = dict(zip(self._SESSION_KEYS, row, strict=True))
             for k in ("participants", "culprits", "missing", "rounds"):
                 d[k] = json.loads(d[k]) if d[k] else []
             out.append(d)
         return out
+
+    def sessions(self, *, status: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        """The most recent sessions, newest first."""
+        if status is not None:
+            return self._session_rows(
+                " WHERE status = ? ORDER BY started DESC LIMIT ?", (status, limit)
+            )
+        return self._session_rows(" ORDER BY started DESC LIMIT ?", (limit,))
+
+    def session(self, session: bytes) -> dict[str, Any] | None:
+        """One session's record (as in :meth:`sessions`), or None."""
+        rows = self._session_rows(" WHERE id = ?", (session.hex(),))
+        return rows[0] if rows else None
 
     # -- exclusions -------------------------------------------------------------------------
 

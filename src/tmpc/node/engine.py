@@ -53,7 +53,7 @@ from tmpc.node.db import NodeDB
 from tmpc.node.presigs import NodePresignatures
 from tmpc.node.wallets import NodeWallet, WalletStore
 from tmpc.protocols.ecdsa.machine import MAX_BATCH, batch_session_ids
-from tmpc.protocols.machine import Machine, Message
+from tmpc.protocols.machine import BroadcastMismatchError, Machine, Message
 from tmpc.transport.base import Transport, TransportError
 from tmpc.transport.tcp import RejectedError
 from tmpc.wire import envelope
@@ -70,7 +70,9 @@ __all__ = [
 
 log = logging.getLogger("tmpc.node")
 
-CONTROL = frozenset({"propose", "ready", "start", "done", "abort"})
+CONTROL = frozenset({"propose", "ready", "start", "done", "abort", "echo"})
+#: Most broadcast envelopes one ``echo`` control message may carry.
+_MAX_ECHO = 1024
 #: Crash tests only (see :meth:`Engine._failpoint`).
 _FAILPOINTS = os.environ.get("TMPC_TEST_FAILPOINTS") == "1"
 _MAX_ATTEMPTS = 8
@@ -223,6 +225,10 @@ class _Session:
     round_started: float = field(default_factory=time.monotonic)
     rounds: list[float] = field(default_factory=list)
     ended: bool = False
+    aborted: bool = False
+    #: The signed broadcast envelopes received, by (sender, protocol, round): shown to the
+    #: other participants when an echo check fails, to find who sent two versions.
+    broadcasts: dict[tuple[str, str, int], bytes] = field(default_factory=dict)
 
     @property
     def names(self) -> dict[int, str]:
@@ -399,8 +405,8 @@ class Engine:
                     log.info("gave up sending to %s: %s", to, exc)
                     return
             s = self._sessions.get(session)
-            if s is not None and s.ended:
-                return
+            if s is not None and s.aborted:
+                return  # a session that finished here goes on: its peers may need this
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
 
@@ -497,6 +503,8 @@ class Engine:
         self._step(s, opened)
 
     def _step(self, s: _Session, opened: envelope.Opened) -> None:
+        if opened.recipient == "*":
+            s.broadcasts.setdefault((opened.sender, opened.protocol, opened.round), opened.raw)
         m = s.machine
         if m is None or opened.protocol != m.protocol:
             s.buffered.append(opened)
@@ -515,9 +523,57 @@ class Engine:
             if m.done:
                 self._next_stage(s)
         except ProtocolError as exc:
+            if isinstance(exc, BroadcastMismatchError):
+                self._show_broadcasts(s)
             self._abort_session(s, str(exc), [s.names.get(c, str(c)) for c in exc.culprits])
         except TmpcError as exc:
             self._abort_session(s, str(exc), [])
+
+    def _show_broadcasts(self, s: _Session) -> None:
+        """An echo check failed: someone sent different broadcasts to different parties, and
+        the machine cannot tell who. Show every other participant the signed broadcasts this
+        node received in the session (``echo``); one that holds a different signed version
+        from the same sender for the same round has proof of who equivocated
+        (:meth:`_on_echo`)."""
+        raws = [r.hex() for r in list(s.broadcasts.values())[:_MAX_ECHO]]
+        body = {"request": s.request_id, "session": s.id.hex(), "envelopes": raws, "wallet": ""}
+        for p in s.participants:
+            if p != self.name:
+                self._send_control(p, "echo", s.request_id, s.attempt, body)
+
+    def _on_echo(self, sender: str, body: dict[str, Any]) -> None:
+        """Compare the broadcasts a co-participant received with this node's: two different
+        versions, each signed by one sender for the same session, protocol and round, prove
+        that sender equivocated. The proof is kept in ``node.db`` and the sender is excluded
+        from the wallet (later quorums leave it out, as for any culprit this node caught)."""
+        try:
+            sid = bytes.fromhex(str(body.get("session")))
+            raws = [bytes.fromhex(str(x)) for x in body.get("envelopes") or []][:_MAX_ECHO]
+        except ValueError:
+            self._count("control_malformed")
+            return
+        s = self._sessions.get(sid)
+        if s is None or sender not in s.ids or sender == self.name:
+            return
+        for raw in raws:
+            try:
+                env = envelope.verify_evidence(raw, self.cluster.hash, self.members)
+            except envelope.EnvelopeError:
+                self._count("echo_invalid")
+                continue
+            if env.session != s.id or env.sender not in s.ids or env.sender == self.name:
+                continue
+            mine = s.broadcasts.get((env.sender, env.protocol, env.round))
+            if mine is None or mine == raw:
+                continue
+            culprit = env.sender
+            reason = f"equivocation: two signed {env.protocol} round {env.round} broadcasts"
+            log.info("session %s: %s from %s", s.id.hex()[:16], reason, culprit)
+            self._count("equivocation_proven")
+            self.db.add_evidence(s.wallet, culprit, "equivocation", mine, raw)
+            self.db.exclude(s.wallet, culprit, reason)
+            if not s.ended:
+                self._abort_session(s, reason, [culprit])
 
     def _failpoint(self, name: str) -> None:
         """Crash tests only: with ``TMPC_TEST_FAILPOINTS=1`` in the environment, a node whose
@@ -622,7 +678,7 @@ class Engine:
     ) -> None:
         if s.ended:
             return
-        s.ended = True
+        s.ended = s.aborted = True
         self._count("session_aborted")
         log.info("session %s aborted: %s (culprits %s)", s.id.hex()[:16], reason, culprits)
         self.db.end_session(
@@ -680,6 +736,8 @@ class Engine:
             return
         if kind == "propose":
             self._on_propose(sender, body, attempt)
+        elif kind == "echo":
+            self._on_echo(sender, body)
         elif kind == "start":
             self._on_start(sender, body, attempt)
         elif kind in ("ready", "done", "abort"):
@@ -1194,3 +1252,19 @@ class Engine:
     def sessions(self) -> list[dict[str, Any]]:
         """Recent sessions of this node, newest first."""
         return self.db.sessions()
+
+    def session_detail(self, session: bytes) -> dict[str, Any] | None:
+        """One session's record and, while it runs here, its protocol machine's public round
+        state (``machine``: round, broadcasts so far, whose messages arrived; nothing
+        secret, see :class:`~tmpc.protocols.machine.PublicState`). None if unknown."""
+        record = self.db.session(session)
+        if record is None:
+            return None
+        live = self._sessions.get(session)
+        state = getattr(live.machine, "public_state", None) if live is not None else None
+        if callable(state):
+            record["machine"] = state().to_json()
+            record["missing_now"] = [
+                live.names[i] for i in getattr(live.machine, "missing", tuple)() if i in live.names
+            ] if live is not None else []  # fmt: skip
+        return record

@@ -16,6 +16,7 @@ endpoint                    who         what
 ``POST /v1/presign``        operators   make ECDSA presignatures for the pool (waits)
 ``GET  /v1/requests/{id}``  operators   a request's status and result (poll)
 ``GET  /v1/sessions``       operators   recent sessions with participants, status, culprits
+``GET  /v1/sessions/{id}``  operators   one session; while it runs, its machine's public state
 ==========================  ==========  =====================================================
 
 A client without a certificate, or with one the cluster file does not list, fails the TLS
@@ -200,6 +201,16 @@ def build_app(engine: Engine, transport: TcpTransport, cluster: Cluster) -> web.
     async def sessions(request: web.Request) -> web.Response:
         return web.json_response({"sessions": engine.sessions()})
 
+    async def session_detail(request: web.Request) -> web.Response:
+        try:
+            sid = bytes.fromhex(request.match_info["sid"])
+        except ValueError:
+            return _json_error(400, "a session id is hex")
+        detail = engine.session_detail(sid)
+        if detail is None:
+            return _json_error(404, "unknown session")
+        return web.json_response(detail)
+
     app = web.Application(middlewares=[operators_only], client_max_size=17 << 20)
     app.add_routes(
         [
@@ -211,6 +222,7 @@ def build_app(engine: Engine, transport: TcpTransport, cluster: Cluster) -> web.
             web.post("/v1/presign", presign),
             web.get("/v1/requests/{rid}", get_request),
             web.get("/v1/sessions", sessions),
+            web.get("/v1/sessions/{sid}", session_detail),
         ]
     )
     return app

@@ -20,6 +20,14 @@ or a message addressed to it):
 - when round ``r`` is complete, :meth:`RoundMachine._on_round` gets every participant's
   payload for it and returns the next round's messages (or sets the result).
 
+Public round state: :meth:`RoundMachine.public_state` returns a :class:`PublicState`, which
+serialises to JSON and back: the protocol, the parties, the current round, every broadcast
+payload sent or received so far and, for point-to-point messages, only who has sent one. It
+holds nothing secret (point-to-point payloads may carry encrypted or pairwise secrets, so
+their content is never in it), and it cannot rebuild a machine: one-time secret state (a
+nonce, presigning state) exists once, in memory, and a machine that lost it is never restored
+(a node marks such a session lost).
+
 Party ids are the Shamir identifiers ``1..n`` everywhere at this level; a machine over a
 protocol that numbers parties from 0 (ChillDKG, BIP445 blame) converts at its edge, so every
 ``culprits`` tuple a machine raises holds 1-based party ids.
@@ -30,8 +38,8 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from tmpc.errors import ParameterError, ProtocolError, StateError
 
@@ -39,6 +47,7 @@ __all__ = [
     "BroadcastMismatchError",
     "Machine",
     "Message",
+    "PublicState",
     "RandBytes",
     "RoundMachine",
     "transcript_hash",
@@ -80,6 +89,60 @@ class Message:
     def __repr__(self) -> str:  # payloads may be large; never print them
         to = "all" if self.recipient is None else str(self.recipient)
         return f"Message(round={self.round}, {self.sender}->{to}, {len(self.payload)} bytes)"
+
+
+@dataclass(frozen=True)
+class PublicState:
+    """The public round state of one party's machine (see the module docstring).
+
+    ``broadcasts[r][i]`` is party ``i``'s round-``r`` broadcast payload (this party's own
+    included); ``arrived[r]`` lists the peers whose round-``r`` message (broadcast or
+    point to point) has arrived, for the rounds not processed yet."""
+
+    protocol: str
+    me: int
+    participants: tuple[int, ...]
+    round: int
+    done: bool
+    failed: bool
+    broadcasts: dict[int, dict[int, bytes]] = field(default_factory=dict)
+    arrived: dict[int, tuple[int, ...]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """As a JSON object (payloads in hex, rounds and ids as strings in the maps)."""
+        return {
+            "protocol": self.protocol,
+            "me": self.me,
+            "participants": list(self.participants),
+            "round": self.round,
+            "done": self.done,
+            "failed": self.failed,
+            "broadcasts": {
+                str(r): {str(i): p.hex() for i, p in sorted(by.items())}
+                for r, by in sorted(self.broadcasts.items())
+            },
+            "arrived": {str(r): list(ids) for r, ids in sorted(self.arrived.items())},
+        }
+
+    @classmethod
+    def from_json(cls, doc: Any) -> PublicState:
+        """Parse :meth:`to_json`'s output; raises :class:`ParameterError` if malformed."""
+        try:
+            return cls(
+                protocol=str(doc["protocol"]),
+                me=int(doc["me"]),
+                participants=tuple(int(i) for i in doc["participants"]),
+                round=int(doc["round"]),
+                done=bool(doc["done"]),
+                failed=bool(doc["failed"]),
+                broadcasts={
+                    int(r): {int(i): bytes.fromhex(p) for i, p in by.items()}
+                    for r, by in doc["broadcasts"].items()
+                },
+                arrived={int(r): tuple(int(i) for i in ids) for r, ids in doc["arrived"].items()},
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise ParameterError("not a machine's public state") from None
 
 
 class Machine(ABC):
@@ -150,6 +213,7 @@ class RoundMachine(Machine):
         self._peers = tuple(i for i in ids if i != me)
         self._round = 0  # the round whose messages we are collecting; 0 before start()
         self._inbox: dict[int, dict[int, bytes]] = {}
+        self._broadcasts: dict[int, dict[int, bytes]] = {}
         self._result: object = None
         self._done = False
         self._failed = False
@@ -186,6 +250,25 @@ class RoundMachine(Machine):
             raise StateError(f"{self.protocol}: the session is not finished")
         return self._result
 
+    def public_state(self) -> PublicState:
+        """This party's public round state (see :class:`PublicState`)."""
+        return PublicState(
+            protocol=self.protocol,
+            me=self._me,
+            participants=self._participants,
+            round=self._round,
+            done=self._done,
+            failed=self._failed,
+            broadcasts={r: dict(by) for r, by in self._broadcasts.items()},
+            arrived={r: tuple(sorted(box)) for r, box in self._inbox.items()},
+        )
+
+    def _record_sent(self, out: list[Message]) -> list[Message]:
+        for msg in out:
+            if msg.recipient is None:
+                self._broadcasts.setdefault(msg.round, {})[msg.sender] = msg.payload
+        return out
+
     def missing(self) -> tuple[int, ...]:
         """The peers whose message for the current round has not arrived (for timeouts)."""
         if self._done or self._round == 0:
@@ -213,7 +296,7 @@ class RoundMachine(Machine):
             self._failed = True
             raise
         self._round = 1
-        return out + self._drain()
+        return self._record_sent(out + self._drain())
 
     def receive(self, msg: Message) -> list[Message]:
         """Take one message; returns what to send now (see the class docstring)."""
@@ -248,9 +331,11 @@ class RoundMachine(Machine):
                 (s,),
             )
         box[s] = msg.payload
+        if msg.recipient is None:
+            self._broadcasts.setdefault(msg.round, {})[s] = msg.payload
         if self._round == 0:
             return []  # buffered until start()
-        return self._drain()
+        return self._record_sent(self._drain())
 
     def _drain(self) -> list[Message]:
         out: list[Message] = []
