@@ -341,7 +341,7 @@ def test_t_minus_one_signers_cannot_sign(key: Key) -> None:
     two = {x: key.shares[x] for x in (1, 4)}
     with pytest.raises(ParameterError, match="key material is incorrect"):
         sign_local(two, key.pubshares, key.P, msg)
-    with pytest.raises(ParameterError, match="between t and n"):
+    with pytest.raises(ParameterError, match="fewer than the threshold"):
         sign_local(two, key.pubshares, key.P, msg, min_signers=3)
     # Without the key check, two shares can only sign for the key their own interpolation
     # gives, which is not the threshold key: the signature fails under the real key.
@@ -417,14 +417,15 @@ def test_several_invalid_pubnonces_blame_the_drafts_signer_first(key: Key) -> No
 def test_sign_local_names_the_sender_of_a_bad_pubnonce(
     key: Key, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = bip445.NonceGen
+    # sign_local runs one Bip445SignMachine per signer; each runs NonceGenInternal.
+    real = bip445.NonceGenInternal
     bad_share = key.shares[4].to_bytes(32, "big")
 
-    def nonce_gen(secshare: bytes | None = None, *args: Any) -> tuple[SecNonce, bytes]:
-        sn, pn = real(secshare, *args)
+    def nonce_gen(rand_: bytes, secshare: bytes | None, *args: Any) -> tuple[SecNonce, bytes]:
+        sn, pn = real(rand_, secshare, *args)
         return (sn, pn[:33] + BAD_HALVES["off-curve"]) if secshare == bad_share else (sn, pn)
 
-    monkeypatch.setattr(bip445, "NonceGen", nonce_gen)
+    monkeypatch.setattr(bip445, "NonceGenInternal", nonce_gen)
     with pytest.raises(FaultyParticipantError) as info:
         sign_local({x: key.shares[x] for x in (1, 4, 5)}, key.pubshares, key.P, b"m" * 32)
     assert info.value.culprits == (4,)
@@ -463,7 +464,7 @@ def test_sign_local_input_errors(key: Key) -> None:
         sign_local({**three, 1: 0}, key.pubshares, key.P, msg)
     with pytest.raises(ParameterError):
         sign_local(three, key.pubshares, SECP256K1.identity(), msg)
-    with pytest.raises(ParameterError, match="pubshare must be included"):
+    with pytest.raises(ParameterError, match="secret share is not party 1's"):
         sign_local({**three, 1: key.shares[4]}, key.pubshares, key.P, msg)
     with pytest.raises(DecodeError):
         sign_local(three, key.pubshares, key.P, msg, tweaks=[(b"\x01" * 31, True)])

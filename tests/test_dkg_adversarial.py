@@ -206,7 +206,8 @@ def test_bad_share_blames_its_dealer_after_investigation(
     assert run.coordinator is None
     assert_no_key(run)
     assert_no_secret_in_errors(run)
-    # run_dkg's own investigation path ends the same way.
+    # run_dkg (one DkgMachine per participant) ends the same way, naming the dealer by its
+    # 1-based party id (ChillDKG participant index + 1), as every culprit outside ChillDKG is.
     original = chilldkg.participant_step1
 
     def dealing(
@@ -218,7 +219,7 @@ def test_bad_share_blames_its_dealer_after_investigation(
     monkeypatch.setattr(chilldkg, "participant_step1", dealing)
     with pytest.raises(FaultyParticipantError) as info:
         dkg.run_dkg(group, hostkeys(n), t)
-    assert info.value.culprits == (dealer,)
+    assert info.value.culprits == (dealer + 1,)
 
 
 def test_coordinator_tampering_with_a_share_is_blamed_on_the_coordinator() -> None:

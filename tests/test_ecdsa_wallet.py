@@ -22,6 +22,7 @@ from tmpc.chains.addresses import ethereum_address
 from tmpc.errors import KeystoreError, ProtocolError
 from tmpc.group import SECP256K1
 from tmpc.protocols.ecdsa import dkls23
+from tmpc.protocols.ecdsa import machine as ecdsa_machine
 from tmpc.protocols.ecdsa.errors import PairwiseCheckError
 from tmpc.store import DenyList, PairwiseStore, PresignatureStore, StateDB, state_db_path
 
@@ -162,7 +163,10 @@ def _wallet_in_memory(
 @contextlib.contextmanager
 def party2_sends_a_bad_gamma() -> Iterator[None]:
     """While active, party 2 sends party 1 a wrong Gamma^u in presigning round 2 (signer set
-    {1, 2}): the DKLs23 consistency check must catch it and name party 2."""
+    {1, 2}): the DKLs23 consistency check must catch it and name party 2.
+
+    ecdsa_local drives the presigning machines (tmpc.protocols.ecdsa.machine), which call
+    ``presign_round2`` by the name they import; both names are patched."""
     real_round2 = dkls23.presign_round2
 
     def cheating_round2(state: Any, received: Any, **kw: Any) -> Any:
@@ -174,6 +178,7 @@ def party2_sends_a_bad_gamma() -> Iterator[None]:
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(dkls23, "presign_round2", cheating_round2)
+        mp.setattr(ecdsa_machine, "presign_round2", cheating_round2)
         yield
 
 

@@ -1224,7 +1224,11 @@ def _run() -> int:
         message = " ".join(exc.format_message().split())
         _fail(f"{message}{hint}", EXIT_INPUT)
     except ProtocolError as exc:
-        who = ",".join(map(str, exc.culprits)) or "the coordinator"
+        # Culprits are party ids (1..n, tmpc.ids) on every path: the protocols run as machines
+        # (tmpc.local), which convert ChillDKG's and BIP445's 0-based indices at their edge.
+        # No path has a coordinator: without culprits the fault names nobody (a split view of
+        # a broadcast, or a DKLs23 value that no party commits to).
+        who = ",".join(map(str, exc.culprits)) or "nobody (not attributable to one party)"
         _fail(f"{exc} (blamed: {who})", EXIT_PROTOCOL)
     except TmpcError as exc:  # input errors, wrong passphrase, refused state
         _fail(str(exc), EXIT_INPUT)

@@ -3,7 +3,9 @@
 Each party keeps a state database beside its share file (``party-I.db``, see
 :mod:`tmpc.store`) holding its presignatures (encrypted under the party's ``store_key``), the
 multiplication session ids it has used, and its deny-list of peers that failed a pairwise
-check. This module drives :mod:`tmpc.protocols.ecdsa.dkls23` over those stores:
+check. This module drives the DKLs23 machines (:mod:`tmpc.protocols.ecdsa.machine`, one per
+party, through the one-process drivers of :mod:`tmpc.protocols.ecdsa.dkls23` over
+:func:`tmpc.local.run_machines`, the code party nodes run) over those stores:
 
 - :func:`presign` makes presignatures ahead of time for one signer set;
 - :func:`sign` finishes a stored presignature with the digest in one round when every signer

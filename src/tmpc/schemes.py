@@ -352,6 +352,9 @@ def keygen(
 ) -> tuple[WalletRecord, list[KeyShare]]:
     """Run the dealerless DKG with all parties in this process.
 
+    One :class:`~tmpc.protocols.dkg.machine.DkgMachine` per party (and, for
+    ``ecdsa-secp256k1``, one pairwise-setup machine per party), driven by
+    :func:`tmpc.local.run_machines`: the code party nodes run.
     Returns the public wallet record and one :class:`KeyShare` per party (identifiers 1..n).
     ``merkle_root`` (32 bytes) commits the Taproot output key to a script tree (schnorr-bip340
     only); by default the output key commits to no script path.
@@ -463,13 +466,18 @@ def sign(
 ) -> bytes:
     """Sign ``message`` with the given parties' shares, all in this process.
 
-    Every signature share is verified before aggregation; a bad one (for example from a share
-    that is not this wallet's) raises :class:`~tmpc.errors.FaultyParticipantError` naming its
-    signer. Returns the signature (64 bytes for schnorr-bip340, ed25519 and ecdsa-secp256k1,
-    65 for frost-secp256k1). ``path`` signs for the non-hardened BIP32 child (see
+    Every signer runs its own machine (:mod:`tmpc.protocols.frost_machine`,
+    :class:`~tmpc.protocols.ecdsa.machine.EcdsaSignMachine`), driven by
+    :func:`tmpc.local.run_machines`: the code party nodes run. Every signer verifies the
+    signature; when it does not verify, a FROST signer checks every signature share, and a bad
+    one (for example from a share that is not this wallet's) raises
+    :class:`~tmpc.errors.FaultyParticipantError` naming its signer's party id. Returns the
+    signature (64 bytes for schnorr-bip340, ed25519 and ecdsa-secp256k1, 65 for
+    frost-secp256k1). ``path`` signs for the non-hardened BIP32 child (see
     :func:`public_key_at`).
 
-    For ``ecdsa-secp256k1`` this call keeps **no state**: it runs the whole DKLs23 protocol on
+    For ``ecdsa-secp256k1`` this call keeps **no state**: it runs the whole DKLs23 protocol
+    (presigning and signing in one session, :func:`tmpc.protocols.ecdsa.dkls23.sign_local`) on
     the share files' pairwise material, for tests, demos and benchmarks. Custody flows go
     through :mod:`tmpc.ecdsa_local` (what the CLI uses), which refuses deny-listed pairs, uses
     redone pairwise setups, records session ids and deny-lists a peer after a failed

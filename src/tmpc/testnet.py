@@ -74,7 +74,9 @@ def local_signer(
     """A ``sign_digest`` callable backed by the given parties' shares (all in this process).
 
     ECDSA wallets with a ``wallet_dir`` sign through :mod:`tmpc.ecdsa_local` (stored
-    presignatures, deny-lists); without one, through :func:`tmpc.schemes.sign`.
+    presignatures, deny-lists); without one, through :func:`tmpc.schemes.sign`. Either way every
+    signer runs its own protocol machine in this process (:func:`tmpc.local.run_machines`),
+    the code party nodes run.
     """
     if schemes.get_scheme(record.scheme).dkls23 and wallet_dir is not None and store_keys:
 

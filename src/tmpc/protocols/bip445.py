@@ -73,7 +73,6 @@ from tmpc.errors import (
     DecodeError,
     FaultyCoordinatorError,
     FaultyParticipantError,
-    InputError,
     ParameterError,
     StateError,
 )
@@ -1206,13 +1205,6 @@ def DeterministicSign(
 # --------------------------------------------------------------------------------------------
 
 
-def _as_x_culprits(err: InvalidContributionError) -> FaultyParticipantError:
-    xs = tuple(i + 1 for i in err.culprits)
-    return FaultyParticipantError(
-        f"invalid {err.contrib} from signer(s) x = {', '.join(map(str, xs))}", xs
-    )
-
-
 def sign_local(
     shares: Mapping[int, int],
     pubshares: Mapping[int, Point],
@@ -1224,13 +1216,16 @@ def sign_local(
 ) -> bytes:
     """Run the whole BIP445 protocol for the signers in ``shares``, all in this process.
 
-    Every signer runs :func:`NonceGen` (fresh randomness from :mod:`secrets`, all optional
-    arguments given); the coordinator decodes each public nonce once and runs
-    :func:`NonceAgg`; every signer runs :func:`Sign`; the coordinator verifies **every**
-    partial signature (:func:`PartialSigVerifyInternal`'s check on the nonces it already
-    decoded, the same as :func:`PartialSigVerify`) and then runs :func:`PartialSigAgg`.
+    One :class:`~tmpc.protocols.frost_machine.Bip445SignMachine` per signer, driven by
+    :func:`tmpc.local.run_machines`: the draft's protocol without a coordinator ("each signer
+    sending its contributions to every other signer"), exactly as party nodes run it. Every
+    signer runs :func:`NonceGen` (fresh randomness from :mod:`secrets`, all optional
+    arguments given), :func:`NonceAgg` (which names every invalid public nonce) and
+    :func:`Sign`, then aggregates with :func:`PartialSigAgg`; if the aggregate does not verify
+    it checks every partial signature (:func:`PartialSigVerifyInternal`) and names every bad
+    signer.
 
-    Identifiers here are Shamir x-coordinates (tmpc's convention, ``x = id + 1`` of the draft).
+    Identifiers here are Shamir x-coordinates (tmpc's party ids, ``x = id + 1`` of the draft).
 
     Args:
         shares: Shamir x -> secret share (an int in ``[1, ord)``) of every signer taking part.
@@ -1248,73 +1243,38 @@ def sign_local(
         key when ``tweaks`` is the BIP341 tweak).
 
     Raises:
-        ParameterError / DecodeError: bad identifiers, shares, tweaks, or a signer set whose
-            public shares do not interpolate to ``threshold_pubkey`` (e.g. fewer than t).
+        ParameterError / DecodeError: bad identifiers, shares, tweaks, a secret share that is
+            not its signer's, or a signer set whose public shares do not interpolate to
+            ``threshold_pubkey`` (e.g. fewer than t).
         FaultyParticipantError: one error naming, as Shamir x, **all** signers whose public
             nonce or partial signature is invalid.
     """
-    if not shares:
+    # Imported here: the machine module imports this one, and tmpc.local (the in-process
+    # driver) sits above the protocol modules.
+    from tmpc.local import run_machines
+    from tmpc.protocols.frost_machine import Bip445SignMachine
+
+    if not isinstance(shares, Mapping) or not shares:
         raise ParameterError("no signers given")
+    if not isinstance(pubshares, Mapping):
+        raise ParameterError("pubshares must map Shamir identifiers to points")
     for x in [*shares, *pubshares]:
         if not _is_id(x) or not 1 <= x <= _MAX_N:
             raise ParameterError(f"Shamir identifier {x!r} is not an integer in [1, 2^32]")
     xs = sorted(shares)
-    missing = [x for x in xs if x not in pubshares]
-    if missing:
-        raise ParameterError(f"no public share given for signer(s) x = {missing}")
-    n = max(pubshares)
     t = len(xs) if min_signers is None else min_signers
-    ids = [x - 1 for x in xs]
-    try:
-        thresh_pk = threshold_pubkey.encode()
-        pubshare_bytes = [pubshares[x].encode() for x in xs]
-    except InputError:
-        raise ParameterError("a public key is the point at infinity") from None
-    tw = [bytes(tweak) for tweak, _ in tweaks]
-    modes = [mode for _, mode in tweaks]
-    signers_ctx = SignersContext(n, t, ids, pubshare_bytes, thresh_pk)
-    ValidateSignersCtx(signers_ctx)
-    secshares: list[bytes] = []
-    for x in xs:
-        d = shares[x]
-        if not _is_id(d) or not 1 <= d < ORD:
-            raise ParameterError(f"the secret share of signer x = {x} is out of range")
-        secshares.append(d.to_bytes(32, "big"))
-    tweaked_tpk = GetXonlyPubkey(_signers_tweak(signers_ctx, tw, modes))
-
-    # First round: every signer runs NonceGen and sends its pubnonce.
-    secnonces: list[SecNonce] = []
-    pubnonces: list[bytes] = []
-    for secshare, pubshare in zip(secshares, pubshare_bytes, strict=True):
-        secnonce, pubnonce = NonceGen(secshare, pubshare, tweaked_tpk, msg, None)
-        secnonces.append(secnonce)
-        pubnonces.append(pubnonce)
-
-    # The coordinator decodes every pubnonce once and aggregates them.
-    try:
-        decoded = _decode_pubnonces(pubnonces, ids)
-    except InvalidContributionError as err:
-        raise _as_x_culprits(err) from None
-    session_ctx = SessionContext(signers_ctx, _aggregate_points(decoded), tw, modes, msg)
-    v = GetSessionValues(session_ctx)
-
-    # Second round: every signer runs Sign (the coordinator verifies each share below, so the
-    # signer-side self-check would repeat the same work in this one process).
-    psigs = [
-        Sign(secnonce, secshare, my_id, session_ctx, self_verify=False)
-        for secnonce, secshare, my_id in zip(secnonces, secshares, ids, strict=True)
-    ]
-
-    # The coordinator verifies every partial signature, then aggregates.
-    checked = signers_ctx._checked
-    bad: list[int] = []
-    for i, (psig, my_id) in enumerate(zip(psigs, ids, strict=True)):
-        s = _scalar_checked(psig) if isinstance(psig, bytes | bytearray) else None
-        R_s1, R_s2 = decoded[i]
-        if s is None or not _verify_core(
-            s, R_s1, R_s2, checked.points[i], v, checked.lambdas[my_id]
-        ):
-            bad.append(i)
-    if bad:
-        raise _as_x_culprits(InvalidContributionError("psig", bad, [ids[i] for i in bad]))
-    return PartialSigAgg(psigs, session_ctx)
+    machines = {
+        x: Bip445SignMachine(
+            x,
+            shares[x],
+            threshold_pubkey,
+            pubshares,
+            xs,
+            msg,
+            min_signers=t,
+            tweaks=tweaks,
+        )
+        for x in xs
+    }
+    run_machines(machines)
+    return machines[xs[0]].signature

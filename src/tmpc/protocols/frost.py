@@ -47,6 +47,7 @@ from tmpc.errors import (
     StateError,
 )
 from tmpc.group.base import Ciphersuite, Group, Point
+from tmpc.protocols.machine import RandBytes
 from tmpc.secret import OneTime
 from tmpc.sharing import check_ids, derive_interpolating_value, lagrange_coefficients
 
@@ -935,6 +936,19 @@ def verify(suite: Ciphersuite, group_public_key: Point, msg: bytes, signature: b
 # --------------------------------------------------------------------------------------------
 
 
+def _randomness_feed(randomness: tuple[bytes, bytes]) -> RandBytes:
+    """A machine's ``rand`` that returns the given (hiding, binding) randomness, in order."""
+    it = iter(randomness)
+
+    def rand(k: int) -> bytes:
+        chunk = next(it, None)
+        if chunk is None:
+            raise StateError("a signer asked for more nonce randomness than was given")
+        return chunk
+
+    return rand
+
+
 def sign_local(
     suite: Ciphersuite,
     shares: Mapping[int, int],
@@ -947,20 +961,23 @@ def sign_local(
 ) -> bytes:
     """Run round one, round two and aggregation for every signer in ``shares`` in one process.
 
-    The session values (binding factors, R, challenge) are computed once and shared by all
-    signers, which is what each of them would compute on its own.
+    One :class:`~tmpc.protocols.frost_machine.FrostSignMachine` per signer, driven by
+    :func:`tmpc.local.run_machines`: the signers run RFC 9591 §7.5 without a coordinator, each
+    aggregating and verifying the signature, exactly as party nodes do.
 
     Args:
         suite: the ciphersuite.
         shares: identifier -> secret key share of every signer taking part.
         group_public_key: ``PK``.
         msg: the message.
-        verifying_shares: identifier -> ``PK_i``; when given every share is verified against
-            it (as a coordinator would) and faults are named. When None the shares were all
-            computed here from ``shares``, so only the final signature is checked.
+        verifying_shares: identifier -> ``PK_i``. When given, every signer's share is checked
+            against it first, as a coordinator would check every signature share, and the
+            signers whose share does not match are named. When None the public shares are
+            computed here from ``shares`` (every signer is run here, none can cheat), so only
+            the signature can fail.
         min_signers: the threshold t; fewer signers raise :class:`ParameterError`.
         nonce_randomness: identifier -> (hiding, binding) 32-byte randomness, for test vectors
-            only; fresh randomness from :mod:`secrets` when None.
+            only; fresh randomness from :mod:`secrets` for a signer not in it.
 
     Returns:
         The verified signature (65 bytes secp256k1, 64 bytes ed25519).
@@ -970,6 +987,11 @@ def sign_local(
             ``group_public_key``.
         FaultyParticipantError: with ``verifying_shares``, the signers whose shares fail them.
     """
+    # Imported here: the machine module imports this one, and tmpc.local (the in-process
+    # driver) sits above the protocol modules.
+    from tmpc.local import run_machines
+    from tmpc.protocols.frost_machine import FrostSignMachine
+
     group = suite.group
     _check_point(group, group_public_key, "group public key")
     _check_msg(msg)
@@ -978,34 +1000,34 @@ def sign_local(
     check_ids(group, list(shares))
     ids = sorted(shares)
     _check_min_signers(min_signers, len(ids))
+    secret = {i: _check_secret(group, shares[i]) for i in ids}
+    public = {i: group.base_mul(secret[i]) for i in ids}
+    if verifying_shares is not None:
+        if not isinstance(verifying_shares, Mapping):
+            raise ParameterError("verifying_shares must map identifiers to points")
+        for i in ids:
+            if i not in verifying_shares:
+                raise ParameterError(f"no verifying share for signer {i}")
+            _check_point(group, verifying_shares[i], f"verifying share of signer {i}")
+        # RFC 9591 §5.4 (the coordinator's check): sig_share_i verifies against PK_i exactly
+        # when sk_i * G = PK_i, so a share that is not PK_i's names its signer.
+        bad = [i for i in ids if public[i] != verifying_shares[i]]
+        if bad:
+            raise FaultyParticipantError(f"invalid signature shares from signers {bad}", tuple(bad))
     randomness = nonce_randomness or {}
-
-    # Round one (RFC 9591 §5.1).
-    nonces: dict[int, SigningNonces] = {}
-    commitment_list: list[SigningCommitments] = []
-    for i in ids:
-        rnd = randomness.get(i, (None, None))
-        nonces[i], comm = commit(
-            suite, i, shares[i], hiding_randomness=rnd[0], binding_randomness=rnd[1]
+    machines = {
+        i: FrostSignMachine(
+            suite,
+            i,
+            secret[i],
+            group_public_key,
+            public,
+            ids,
+            msg,
+            min_signers=len(ids) if min_signers is None else min_signers,
+            rand=_randomness_feed(randomness[i]) if i in randomness else None,
         )
-        commitment_list.append(comm)
-
-    # Round two (RFC 9591 §5.2): one session, one set of Lagrange coefficients.
-    _check_commitment_list(suite, commitment_list, min_signers)
-    session = _session(suite, group_public_key, commitment_list, msg)
-    lambdas = session.lambdas(group)
-    sig_shares: dict[int, int] = {}
-    for i in ids:
-        hiding_nonce, binding_nonce = nonces[i]._consume()
-        sig_shares[i] = _sign_share(
-            suite, session, lambdas[i], i, shares[i], hiding_nonce, binding_nonce
-        )
-
-    # Aggregation (RFC 9591 §5.3).
-    try:
-        return _aggregate_with_session(suite, session, sig_shares, verifying_shares)
-    except CryptoError:
-        raise ParameterError(
-            "the signature does not verify: the shares do not belong to the group public key "
-            "or are fewer than the threshold"
-        ) from None
+        for i in ids
+    }
+    run_machines(machines)
+    return machines[ids[0]].signature

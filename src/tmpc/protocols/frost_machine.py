@@ -43,8 +43,9 @@ machine never copies them. Every peer payload of round 1 is parsed and validated
 function that consumes the nonce runs, so a malformed message aborts the session without using
 the nonce; once used, the nonce is gone (:attr:`FrostSignMachine.nonce_used`).
 
-Party ids are Shamir identifiers ``1..`` throughout; BIP445's 0-based ``id`` is converted at
-this module's edge (``id = x - 1``), so every ``culprits`` tuple holds party ids.
+Party ids are Shamir identifiers ``1..2^32 - 1`` (:mod:`tmpc.ids`) throughout; BIP445's
+0-based ``id`` is converted at this module's edge (``id = x - 1``), so every ``culprits`` tuple
+holds party ids.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from tmpc.errors import (
 )
 from tmpc.group.base import Ciphersuite, Group, Point
 from tmpc.group.secp256k1 import SECP256K1
+from tmpc.ids import from_index, party_ids, to_index
 from tmpc.protocols import bip445, frost
 from tmpc.protocols.machine import (
     BroadcastMismatchError,
@@ -111,6 +113,9 @@ def _check_common(
     if isinstance(signers, str | bytes) or not isinstance(signers, Sequence):
         raise ParameterError(f"{protocol}: signers must be a sequence of party ids")
     check_ids(group, list(signers))
+    # RFC 9591 allows any non-zero scalar as an identifier; a machine's party ids are below
+    # 2^32 (the echo's transcript hash encodes them in 4 bytes).
+    party_ids(signers)
     ids = sorted(signers)
     if not isinstance(min_signers, int) or isinstance(min_signers, bool) or min_signers < 1:
         raise ParameterError(f"{protocol}: min_signers must be a positive integer")
@@ -473,7 +478,7 @@ class Bip445SignMachine(_EchoSigningMachine):
         # Signers Context data structure. The threshold public key may optionally be tweaked
         # by initializing a Tweak Context at this stage."
         self._signers_ctx = bip445.SignersContext(
-            max(verifying_shares), min_signers, [x - 1 for x in ids], pubshares, thresh_pk
+            max(verifying_shares), min_signers, [to_index(x) for x in ids], pubshares, thresh_pk
         )
         bip445.ValidateSignersCtx(self._signers_ctx)
         tweak_ctx = bip445.TweakCtxInit(thresh_pk)
@@ -526,9 +531,9 @@ class Bip445SignMachine(_EchoSigningMachine):
         # Here every signer aggregates; NonceAgg decodes every pubnonce (66 bytes, two valid
         # points) and names every invalid one before Sign can consume the secnonce.
         try:
-            aggnonce = bip445.NonceAgg(ordered, [x - 1 for x in self.participants])
+            aggnonce = bip445.NonceAgg(ordered, [to_index(x) for x in self.participants])
         except bip445.InvalidContributionError as err:
-            xs = tuple(i + 1 for i in err.culprits)
+            xs = tuple(from_index(i) for i in err.culprits)
             raise FaultyParticipantError(
                 f"bip445-sign: invalid pubnonce from party {_names(xs)}", xs
             ) from None
@@ -540,7 +545,7 @@ class Bip445SignMachine(_EchoSigningMachine):
         # Second communication round:
         # > Every signer computes a partial signature by running Sign with their long-term
         # > secret share, secnonce and the session context.
-        self._own_psig = bip445.Sign(secnonce, self._secshare, self.me - 1, self._session)
+        self._own_psig = bip445.Sign(secnonce, self._secshare, to_index(self.me), self._session)
         return self._broadcast(self._own_psig + self._echo)
 
     def _round2(self, payloads: dict[int, bytes]) -> None:
@@ -568,7 +573,7 @@ class Bip445SignMachine(_EchoSigningMachine):
             x
             for x in self.participants
             if not bip445.PartialSigVerifyInternal(
-                psigs[x], x - 1, self._pubnonces[x], pubshares[x], session
+                psigs[x], to_index(x), self._pubnonces[x], pubshares[x], session
             )
         ]
         if bad:

@@ -50,6 +50,7 @@ from tmpc.errors import (
     StateError,
 )
 from tmpc.group.base import Group
+from tmpc.ids import from_index, to_index
 from tmpc.protocols.dkg import chilldkg
 from tmpc.protocols.dkg.exceptions import (
     HostSeckeyError,
@@ -73,7 +74,7 @@ ECHO_LEN = 32
 def _blame(err: ProtocolError) -> ProtocolError:
     """``err`` (culprits as ChillDKG's 0-based indices) with 1-based party ids."""
     if err.culprits:
-        xs = tuple(i + 1 for i in err.culprits)
+        xs = tuple(from_index(i) for i in err.culprits)
         names = ", ".join(str(x) for x in xs)
         return FaultyParticipantError(f"chilldkg: {err} (party {names})", xs)
     # A coordinator fault: every party is its own coordinator, so no peer is to blame.
@@ -141,7 +142,7 @@ class DkgMachine(RoundMachine):
         self._params = params
         self._hostseckey = bytes(hostseckey)
         self._rand: RandBytes = rand if rand is not None else secrets.token_bytes
-        self._index = me - 1
+        self._index = to_index(me)
         self._state1: chilldkg.ParticipantState1 | None = None
         self._pmsg1 = b""
         self._cstate: chilldkg.CoordinatorState | None = None

@@ -1,21 +1,24 @@
-"""Run a whole ChillDKG session in one process: all participants and the coordinator.
+"""Run a whole ChillDKG session in one process: one :class:`DkgMachine` per participant.
 
-For the CLI, the demo and tests. The protocol steps are the ones of
-:mod:`tmpc.protocols.dkg.chilldkg`; this module only moves the messages between them, draws
-randomness, and runs the investigation when a participant receives an invalid share.
+For tests and library users. :func:`run_dkg` is a driver over the per-party machines of
+:mod:`tmpc.protocols.dkg.machine` (each participant its own coordinator, as a node runs it),
+through :func:`tmpc.local.run_machines`; so a session in one process and a session between
+nodes execute the same code, investigation of an invalid share included. The DKG's output
+types (:class:`DKGResult`, :class:`DKGPublicResult`) and :func:`recover` live here too.
+
+Party ids are 1-based (:mod:`tmpc.ids`): ChillDKG's participant ``index`` is ``party id - 1``.
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import overload
 
-from tmpc.errors import ParameterError
+from tmpc.errors import ParameterError, StateError
 from tmpc.group.base import Group, Point
+from tmpc.ids import from_index
 from tmpc.protocols.dkg import chilldkg
-from tmpc.protocols.dkg.exceptions import UnknownFaultyParticipantOrCoordinatorError
 
 __all__ = ["DKGPublicResult", "DKGResult", "recover", "run_dkg"]
 
@@ -62,12 +65,25 @@ def _result(index: int, output: chilldkg.DKGOutput, recovery_data: bytes) -> DKG
         raise ParameterError("a participant output has a secret share")
     return DKGResult(
         index,
-        index + 1,
+        from_index(index),
         output.secshare,
         output.threshold_pubkey,
         output.pubshares,
         recovery_data,
     )
+
+
+def _feed(chunks: list[bytes]) -> Callable[[int], bytes]:
+    """A ``rand`` that hands out ``chunks`` in order (one party's share of a random stream)."""
+    it = iter(chunks)
+
+    def rand(k: int) -> bytes:
+        chunk = next(it, None)
+        if chunk is None:
+            raise StateError("chilldkg: a participant asked for more randomness than drawn")
+        return chunk
+
+    return rand
 
 
 def run_dkg(
@@ -79,44 +95,43 @@ def run_dkg(
 ) -> list[DKGResult]:
     """Run ChillDKG t-of-n over ``group`` with all ``n = len(hostseckeys)`` participants here.
 
+    One :class:`~tmpc.protocols.dkg.machine.DkgMachine` per participant, driven by
+    :func:`tmpc.local.run_machines` (peer to peer: every participant runs the coordinator's
+    steps itself, exactly as party nodes do).
+
     Args: ``group`` the target group (SECP256K1 or ED25519); ``hostseckeys`` the 32-byte host
-    secret keys (the order fixes the indices); ``t`` the threshold; ``random(k)`` returns
-    ``k`` random bytes (default :func:`secrets.token_bytes`; tests pass a deterministic one).
-    Returns one :class:`DKGResult` per participant, in index order.
+    secret keys (the order fixes the party ids: ``hostseckeys[x - 1]`` is party ``x``'s);
+    ``t`` the threshold; ``random(k)`` returns ``k`` random bytes (default: every machine draws
+    from :func:`secrets.token_bytes`; tests pass a deterministic one, of which 32 bytes are
+    drawn for each participant's ``participant_step1``, in party order, then 32 for each
+    ``participant_step2``).
+    Returns one :class:`DKGResult` per participant, in party order.
     Raises :class:`~tmpc.errors.ParameterError` (threshold, keys) and, if a participant
     receives an invalid share, :class:`~tmpc.errors.FaultyParticipantError` naming its dealer
-    after the investigation; any other :class:`~tmpc.errors.ProtocolError` as raised.
+    (a 1-based party id) after the investigation; any other
+    :class:`~tmpc.errors.ProtocolError` a machine raises, its culprits party ids.
     """
-    rand = random if random is not None else secrets.token_bytes
+    # Imported here: the machine module imports DKGResult from this one, and tmpc.local
+    # (the in-process driver) sits above the protocol modules.
+    from tmpc.local import run_machines
+    from tmpc.protocols.dkg.machine import DkgMachine
+
     hostpubkeys = tuple(chilldkg.hostpubkey_gen(sk) for sk in hostseckeys)
-    params = chilldkg.SessionParams(hostpubkeys, t, group)
-    chilldkg.params_validate(params)
-
-    # Round 1: every participant deals; the coordinator aggregates.
-    states1, pmsgs1 = [], []
-    for sk in hostseckeys:
-        state1, pmsg1 = chilldkg.participant_step1(sk, params, rand(32))
-        states1.append(state1)
-        pmsgs1.append(pmsg1)
-    cstate, cmsg1 = chilldkg.coordinator_step1(pmsgs1, params)
-
-    # Round 2: every participant checks and signs; an invalid share is investigated.
-    states2, pmsgs2 = [], []
-    for i, (sk, state1) in enumerate(zip(hostseckeys, states1, strict=True)):
-        try:
-            state2, pmsg2 = chilldkg.participant_step2(sk, state1, cmsg1, rand(32))
-        except UnknownFaultyParticipantOrCoordinatorError as e:
-            cinvs = chilldkg.coordinator_investigate(pmsgs1, params)
-            chilldkg.participant_investigate(e, cinvs[i])
-        states2.append(state2)
-        pmsgs2.append(pmsg2)
-    cmsg2, _, _ = chilldkg.coordinator_finalize(cstate, pmsgs2)
-
-    results = []
-    for i, state2 in enumerate(states2):
-        output, recovery_data = chilldkg.participant_finalize(state2, cmsg2)
-        results.append(_result(i, output, recovery_data))
-    return results
+    # Checked once here too, so that an empty key list fails like any other bad parameter.
+    chilldkg.params_validate(chilldkg.SessionParams(hostpubkeys, t, group))
+    n = len(hostpubkeys)
+    rands: list[Callable[[int], bytes] | None] = [None] * n
+    if random is not None:
+        # The same stream as a coordinator-based run: every step-1 randomness, then step 2's.
+        step1 = [random(32) for _ in range(n)]
+        step2 = [random(32) for _ in range(n)]
+        rands = [_feed([a, b]) for a, b in zip(step1, step2, strict=True)]
+    machines = {
+        x: DkgMachine(group, hostseckeys[x - 1], hostpubkeys, t, x, rand=rands[x - 1])
+        for x in range(1, n + 1)
+    }
+    run_machines(machines)
+    return [machines[x].output for x in sorted(machines)]
 
 
 @overload

@@ -779,15 +779,13 @@ def pairwise_setup_finish(
     return EcdsaPairwise(st.identifier, seeds, senders, dict(st.receivers))
 
 
-def _count_sent(traffic: dict[int, int] | None, sender: int, msgs: Mapping[int, Any]) -> None:
-    if traffic is not None:
-        traffic[sender] = traffic.get(sender, 0) + sum(len(m.to_bytes()) for m in msgs.values())
-
-
 def pairwise_setup_local(
     ids: Sequence[int], session_id: bytes, *, traffic: dict[int, int] | None = None
 ) -> dict[int, EcdsaPairwise]:
     """Run the pairwise setup for every pair of ``ids`` with all parties in one process.
+
+    One :class:`~tmpc.protocols.ecdsa.machine.PairwiseSetupMachine` per party, driven by
+    :func:`tmpc.local.run_machines`, exactly as party nodes run the setup.
 
     Args:
         ids: the identifiers of all n parties.
@@ -800,28 +798,18 @@ def pairwise_setup_local(
     Raises:
         ParameterError: fewer than two or invalid identifiers, or a short session id.
     """
+    # Imported here: the machine module imports this one, and tmpc.local (the in-process
+    # driver) sits above the protocol modules.
+    from tmpc.local import run_machines
+    from tmpc.protocols.ecdsa.machine import PairwiseSetupMachine
+
     if isinstance(ids, bytes | str) or len(ids) < 2:
         raise ParameterError("pairwise setup needs at least two parties")
     check_ids(G, list(ids))
     parties = sorted(ids)
-    st1: dict[int, PairwiseSetupState] = {}
-    m1: dict[int, dict[int, PairwiseSetupMsg1]] = {}
-    for i in parties:
-        st1[i], m1[i] = pairwise_setup_round1(i, [j for j in parties if j != i], session_id)
-        _count_sent(traffic, i, m1[i])
-    st2: dict[int, PairwiseSetupState] = {}
-    m2: dict[int, dict[int, PairwiseSetupMsg2]] = {}
-    for i in parties:
-        st2[i], m2[i] = pairwise_setup_round2(st1[i], {j: m1[j][i] for j in parties if j != i})
-        _count_sent(traffic, i, m2[i])
-    st3: dict[int, PairwiseSetupState] = {}
-    m3: dict[int, dict[int, PairwiseSetupMsg3]] = {}
-    for i in parties:
-        st3[i], m3[i] = pairwise_setup_round3(st2[i], {j: m2[j][i] for j in parties if j != i})
-        _count_sent(traffic, i, m3[i])
-    return {
-        i: pairwise_setup_finish(st3[i], {j: m3[j][i] for j in parties if j != i}) for i in parties
-    }
+    machines = {i: PairwiseSetupMachine(i, parties, session_id) for i in parties}
+    run_machines(machines, traffic=traffic)
+    return {i: machines[i].result for i in parties}
 
 
 # --------------------------------------------------------------------------------------------
@@ -1527,6 +1515,38 @@ def _presign_round3(
     return presig
 
 
+def _record_sessions(
+    pairwise: Mapping[int, EcdsaPairwise],
+    signers: tuple[int, ...],
+    session_id: bytes,
+    public_key: Point,
+    tweak: int,
+) -> None:
+    """Record every multiplication session id of one presigning session in the caller's
+    pairwise objects, as :func:`presign_round1` and :func:`presign_round2` would.
+
+    The machines run on private copies of ``pairwise`` (taken when they are built, before this
+    call); recorded here too, a session id reused with the same objects is refused with
+    :class:`~tmpc.errors.StateError` before any machine starts."""
+    ctx = _context(session_id, public_key, signers, tweak)
+    for i in signers:
+        for j in signers:
+            if j != i:
+                # i is Bob of the instance (Alice = j, Bob = i) and Alice of (Alice = i, Bob = j)
+                pairwise[i].receivers[j].record_session(_mul_sid(ctx, j, i))
+                pairwise[i].senders[j].record_session(_mul_sid(ctx, i, j))
+
+
+def _check_local_signers(
+    secret_shares: Mapping[int, int], pairwise: Mapping[int, EcdsaPairwise], signers: Sequence[int]
+) -> tuple[int, ...]:
+    signer_t = _check_signers(signers)
+    for i in signer_t:
+        if i not in secret_shares or i not in pairwise:
+            raise ParameterError(f"no key share or pairwise material for signer {i}")
+    return signer_t
+
+
 def presign_local(
     secret_shares: Mapping[int, int],
     public_key: Point,
@@ -1540,7 +1560,12 @@ def presign_local(
 ) -> dict[int, Presignature]:
     """Presign with every signer in one process (rounds 1-3, messages through their bytes).
 
-    ``traffic``, if given, gets ``{i: bytes signer i sent}`` added to it (benchmarks).
+    One :class:`~tmpc.protocols.ecdsa.machine.PresignMachine` per signer, driven by
+    :func:`tmpc.local.run_machines`, exactly as party nodes presign. The machines work on
+    private copies of ``pairwise``; the session's multiplication session ids are recorded in
+    the given objects too, so reusing ``session_id`` with them raises
+    :class:`~tmpc.errors.StateError`. ``traffic``, if given, gets ``{i: bytes signer i sent}``
+    added to it (benchmarks).
 
     Args:
         secret_shares: ``{i: x_i}`` for (at least) every signer.
@@ -1555,36 +1580,32 @@ def presign_local(
         ``{i: Presignature}``, all with the same ``presig_id`` and ``R``.
 
     Raises:
-        everything the rounds raise (see :func:`presign_round1` .. :func:`presign_round3`).
+        everything the rounds raise (see :func:`presign_round1` .. :func:`presign_round3`),
+        culprits as party ids.
     """
-    signer_t = _check_signers(signers)
-    for i in signer_t:
-        if i not in secret_shares or i not in pairwise:
-            raise ParameterError(f"no key share or pairwise material for signer {i}")
+    # Imported here: the machine module imports this one, and tmpc.local (the in-process
+    # driver) sits above the protocol modules.
+    from tmpc.local import run_machines
+    from tmpc.protocols.ecdsa.machine import PresignMachine
+
+    signer_t = _check_local_signers(secret_shares, pairwise, signers)
     sid = secrets.token_bytes(32) if session_id is None else session_id
-    st1: dict[int, PresignState1] = {}
-    m1: dict[int, dict[int, PresignRound1Msg]] = {}
-    for i in signer_t:
-        st1[i], m1[i] = presign_round1(
+    machines = {
+        i: PresignMachine(
             i,
             secret_shares[i],
-            public_key,
             pairwise[i],
             signer_t,
             sid,
-            threshold=threshold,
+            public_key,
             tweak=tweak,
+            threshold=threshold,
         )
-        _count_sent(traffic, i, m1[i])
-    st2: dict[int, PresignState2] = {}
-    m2: dict[int, dict[int, PresignRound2Msg]] = {}
-    for i in signer_t:
-        st2[i], m2[i] = presign_round2(st1[i], {j: m1[j][i].to_bytes() for j in signer_t if j != i})
-        _count_sent(traffic, i, m2[i])
-    return {
-        i: presign_round3(st2[i], {j: m2[j][i].to_bytes() for j in signer_t if j != i})
         for i in signer_t
     }
+    _record_sessions(pairwise, signer_t, sid, public_key, tweak)
+    run_machines(machines, traffic=traffic)
+    return {i: machines[i].result for i in signer_t}
 
 
 # --------------------------------------------------------------------------------------------
@@ -1825,8 +1846,10 @@ def sign_with_presignatures(
 ) -> tuple[int, int, int]:
     """The online round with every signer in one process.
 
-    Each signer's presignature is consumed before its share is computed; the shares are
-    combined and the signature is verified before it is returned.
+    One :class:`~tmpc.protocols.ecdsa.machine.OnlineSignMachine` per signer, driven by
+    :func:`tmpc.local.run_machines`, exactly as party nodes finish a pooled presignature:
+    each signer's presignature is consumed before its share is computed, and every signer
+    combines the shares and verifies the signature before it is returned.
 
     Args:
         presigs: ``{i: Presignature}`` of one presigning session, one per signer.
@@ -1861,9 +1884,15 @@ def sign_with_presignatures(
     if info.public_key != public_key:
         raise ParameterError("the presignatures were made for another public key")
     digest, tweak = _check_digest_tweak(digest, _bound_tweak(info, tweak))
-    on = _online(info, digest, tweak)
-    shares = {i: _share(p, on) for i, p in presigs.items()}
-    return _finish(info, on, shares)
+    # Imported here: the machine module imports this one, and tmpc.local (the in-process
+    # driver) sits above the protocol modules.
+    from tmpc.local import run_machines
+    from tmpc.protocols.ecdsa.machine import OnlineSignMachine
+
+    # Every machine is built (digest and tweak checked) before any presignature is consumed.
+    machines = {i: OnlineSignMachine(p, digest, tweak=tweak) for i, p in presigs.items()}
+    run_machines(machines)
+    return machines[info.signers[0]].result
 
 
 def sign_local(
@@ -1876,13 +1905,38 @@ def sign_local(
     tweak: int = 0,
     threshold: int | None = None,
 ) -> tuple[int, int, int]:
-    """Presign and sign in one call, every signer in one process.
+    """Presign and sign in one session, every signer in one process.
+
+    One :class:`~tmpc.protocols.ecdsa.machine.EcdsaSignMachine` per signer (presigning and the
+    online step in three rounds, the path a node takes without a pooled presignature), driven
+    by :func:`tmpc.local.run_machines`, on a fresh random session id that is recorded in
+    ``pairwise`` as :func:`presign_local` does.
 
     Returns ``(r, s, recovery_id)`` (low-s, verified under ``PK + tweak*G``). Raises what
     :func:`presign_local` and :func:`sign_with_presignatures` raise.
     """
-    _check_digest_tweak(digest, tweak)
-    presigs = presign_local(
-        secret_shares, public_key, pairwise, signers, threshold=threshold, tweak=tweak
-    )
-    return sign_with_presignatures(presigs, public_key, digest, tweak=tweak)
+    # Imported here: the machine module imports this one, and tmpc.local (the in-process
+    # driver) sits above the protocol modules.
+    from tmpc.local import run_machines
+    from tmpc.protocols.ecdsa.machine import EcdsaSignMachine
+
+    digest, tweak = _check_digest_tweak(digest, tweak)
+    signer_t = _check_local_signers(secret_shares, pairwise, signers)
+    sid = secrets.token_bytes(32)
+    machines = {
+        i: EcdsaSignMachine(
+            i,
+            secret_shares[i],
+            pairwise[i],
+            signer_t,
+            sid,
+            public_key,
+            digest,
+            tweak=tweak,
+            threshold=threshold,
+        )
+        for i in signer_t
+    }
+    _record_sessions(pairwise, signer_t, sid, public_key, tweak)
+    run_machines(machines)
+    return machines[signer_t[0]].result

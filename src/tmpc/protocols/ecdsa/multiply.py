@@ -259,6 +259,17 @@ class _PairSide:
         """32-byte identifier of the pairwise setup (equal on both sides)."""
         return self._ote.setup_id
 
+    def record_session(self, session_id: bytes) -> None:
+        """Record ``session_id`` as used with this setup without running a multiplication.
+
+        For a driver that runs the multiplication on a private copy of this object (the
+        presigning machines of :mod:`tmpc.protocols.ecdsa.machine` do): recorded here as well,
+        the session id is refused by this object and by every copy made from it afterwards,
+        as if it had run here. Raises :class:`~tmpc.errors.StateError` if it was used (or
+        recorded) before, :class:`~tmpc.errors.ParameterError` for a short session id.
+        """
+        self._ote.consume(session_id)
+
 
 class MulSender(_PairSide):
     """Alice's side of the multiplication towards one peer (Bob); long-lived and secret.
@@ -277,6 +288,14 @@ class MulSender(_PairSide):
 
     def __repr__(self) -> str:
         return f"<MulSender {self.self_id}->{self.peer_id} (secret)>"
+
+    def private_copy(self) -> MulSender:
+        """A second live copy, as ``from_bytes(to_bytes())`` would give, without the round trip
+        through bytes. Only for a machine that runs a session on its own copy, whose driver
+        **must** record every session id the copy runs elsewhere (the single-use ledger, or this
+        object with :meth:`record_session`): the copies keep separate records (see the class).
+        """
+        return MulSender(self.self_id, self._ote.private_copy())
 
     def run(
         self,
@@ -393,6 +412,11 @@ class MulReceiver(_PairSide):
 
     def __repr__(self) -> str:
         return f"<MulReceiver {self.peer_id}->{self.self_id} (secret)>"
+
+    def private_copy(self) -> MulReceiver:
+        """A second live copy, as ``from_bytes(to_bytes())`` would give (see
+        :meth:`MulSender.private_copy` for when it may be used)."""
+        return MulReceiver(self.self_id, self._ote.private_copy())
 
     def run_phase1(
         self, session_id: bytes, *, rand: RandBytes | None = None

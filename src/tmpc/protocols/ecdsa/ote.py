@@ -518,6 +518,23 @@ class OteSender(_OteBase):
     def __repr__(self) -> str:
         return f"<OteSender towards {self.peer_id} (secret)>"
 
+    def private_copy(self) -> OteSender:
+        """A second live copy (seeds, ``failed`` flag and used session ids included), as
+        ``from_bytes(to_bytes())`` would give, without the round trip through bytes.
+
+        For the presigning machines (:mod:`tmpc.protocols.ecdsa.machine`), which run each
+        session on a private copy: the two copies keep separate records of used session ids,
+        so the driver **must** record every session id the copy runs elsewhere (the single-use
+        ledger, or this object through ``MulSender.record_session``)."""
+        return OteSender(
+            self.setup_id,
+            self.peer_id,
+            self._delta,
+            self._seeds,
+            failed=self.failed,
+            used=self.used,
+        )
+
     def extend(self, session_id: bytes, msg: OteExtendMsg | bytes) -> OteSenderBatch:
         """Receive the receiver's extension message and run the consistency check.
 
@@ -614,6 +631,18 @@ class OteReceiver(_OteBase):
 
     def __repr__(self) -> str:
         return f"<OteReceiver from {self.peer_id} (secret)>"
+
+    def private_copy(self) -> OteReceiver:
+        """A second live copy, as ``from_bytes(to_bytes())`` would give (see
+        :meth:`OteSender.private_copy` for when it may be used)."""
+        return OteReceiver(
+            self.setup_id,
+            self.peer_id,
+            self._seeds0,
+            self._seeds1,
+            failed=self.failed,
+            used=self.used,
+        )
 
     def extend(
         self, session_id: bytes, choices: Bits, *, rand: RandBytes | None = None
