@@ -125,3 +125,10 @@ def test_point_to_point_payloads_are_never_in_the_state() -> None:
 def test_malformed_state_is_refused(doc: object) -> None:
     with pytest.raises(ParameterError):
         PublicState.from_json(doc)
+
+
+def test_party_ids_beyond_32_bits_are_refused_by_every_machine() -> None:
+    with pytest.raises(ParameterError):
+        PairwiseSetupMachine(1, [1, 2**32], secrets.token_bytes(32))
+    with pytest.raises(ParameterError):
+        PairwiseSetupMachine(0, [0, 1], secrets.token_bytes(32))

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from tmpc.errors import ParameterError, ProtocolError, StateError
+from tmpc.ids import MAX_PARTY_ID
 
 __all__ = [
     "BroadcastMismatchError",
@@ -204,8 +205,10 @@ class RoundMachine(Machine):
         ids = tuple(participants)
         if len(set(ids)) != len(ids) or ids != tuple(sorted(ids)):
             raise ParameterError("participants must be distinct and sorted")
-        if any(not isinstance(i, int) or isinstance(i, bool) or i < 1 for i in ids):
-            raise ParameterError("participant ids are positive integers")
+        if any(
+            not isinstance(i, int) or isinstance(i, bool) or not 1 <= i <= MAX_PARTY_ID for i in ids
+        ):
+            raise ParameterError(f"participant ids are integers from 1 to {MAX_PARTY_ID}")
         if me not in ids:
             raise ParameterError(f"party {me} is not a participant of this session")
         self._me = me
