@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m tmpc.demo
+	$(BIN)/python -m tmpc.cli.demo
 
 # The relay tests start a real redis-server (Debian's package); install it once if absent.
 redis:

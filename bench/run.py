@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from tmpc.bench import (
+from tmpc.cli.bench import (
     NODE_IN_FLIGHT,
     NODE_REQUESTS,
     NODE_RUNS,

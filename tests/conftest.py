@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import tmpc
-from tmpc.ledger import LEDGER_ENV
+from tmpc.state.ledger import LEDGER_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 

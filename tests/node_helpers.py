@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tmpc.cli_node import LOCAL_KDF
-from tmpc.demo import independent_verify
+from tmpc.cli.demo import independent_verify
+from tmpc.cli.node import LOCAL_KDF
 from tmpc.node import config as node_config
 from tmpc.node.db import NodeDB
 from tmpc.node.engine import Engine, EngineSettings

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tmpc import schemes
-from tmpc.bench import check_node_signature
+from tmpc.cli.bench import check_node_signature
 from tmpc.errors import CryptoError
 
 NODE_FIELDS = {"scheme", "op", "threshold", "parties", "runs", "median_s", "min_s", "max_s"}

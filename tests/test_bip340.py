@@ -8,7 +8,12 @@ import coincurve
 import pytest
 
 from tests.vectors import VECTORS
-from tmpc.bip340 import pubkey_gen, schnorr_sign, schnorr_verify, schnorr_verify_reference
+from tmpc.primitives.bip340 import (
+    pubkey_gen,
+    schnorr_sign,
+    schnorr_verify,
+    schnorr_verify_reference,
+)
 
 with open(VECTORS / "bip340" / "test-vectors.csv", newline="") as fh:
     ROWS = list(csv.DictReader(fh))

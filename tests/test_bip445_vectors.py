@@ -18,9 +18,9 @@ import coincurve
 import pytest
 
 from tests.vectors import load_json
-from tmpc.bip340 import schnorr_verify
 from tmpc.errors import DecodeError, InputError, ParameterError, StateError
 from tmpc.group import SECP256K1
+from tmpc.primitives.bip340 import schnorr_verify
 from tmpc.protocols.bip445 import (
     ApplyTweak,
     DeriveInterpolatingValue,

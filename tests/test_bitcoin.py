@@ -27,9 +27,9 @@ from tests.vectors import load_json
 from tmpc import schemes
 from tmpc.chains import bitcoin as btc
 from tmpc.chains.addresses import hash160, p2wpkh_address
-from tmpc.ecdsa_format import compact, der_decode_strict
 from tmpc.errors import CryptoError, DecodeError, ParameterError
 from tmpc.group import SECP256K1
+from tmpc.primitives.ecdsa_format import compact, der_decode_strict
 from tmpc.protocols.taproot import taproot_address
 
 N = SECP256K1.order

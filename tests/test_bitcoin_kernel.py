@@ -25,9 +25,9 @@ from tmpc import schemes
 from tmpc.chains import bitcoin as btc
 from tmpc.chains.addresses import hash160
 from tmpc.chains.bitcoin_check import check_bitcoin, flip_signature_byte, kernel_verify_input
-from tmpc.ecdsa_format import der_decode_strict, der_encode
 from tmpc.errors import DecodeError, ParameterError
 from tmpc.group import SECP256K1
+from tmpc.primitives.ecdsa_format import der_decode_strict, der_encode
 
 N = SECP256K1.order
 ECDSA = "ecdsa-secp256k1"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tmpc.demo import independent_verify
+from tmpc.cli.demo import independent_verify
 
 PW = "a long custody passphrase"
 

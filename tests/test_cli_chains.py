@@ -207,7 +207,7 @@ def test_tx_wrong_scheme(wallets: dict[str, Path]) -> None:
 @pytest.mark.parametrize("scheme", ["ecdsa-secp256k1", "schnorr-bip340", "ed25519"])
 def test_run_checks_report_a_wrong_signer(scheme: str) -> None:
     from tmpc import schemes
-    from tmpc.testnet import local_signer, run_checks
+    from tmpc.cli.testnet import local_signer, run_checks
 
     record, shares = schemes.keygen(scheme, 2, 3)
     other, other_shares = schemes.keygen(scheme, 2, 3)

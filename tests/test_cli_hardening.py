@@ -32,7 +32,7 @@ from tmpc import schemes
 from tmpc.chains import bitcoin as btc
 from tmpc.encoding import parse_json
 from tmpc.errors import CryptoError, DecodeError, KeystoreError, ParameterError
-from tmpc.keystore import (
+from tmpc.state.keystore import (
     FAST_KDF_FOR_TESTS,
     ShareSecret,
     open_share,
@@ -772,7 +772,7 @@ def test_missing_wallet_exits_2_and_invalid_signature_exits_1(
 
 
 def test_protocol_abort_exits_3(ecdsa_wallet: Path, tmp_path: Path) -> None:
-    from tmpc.store import DenyList, StateDB, state_db_path
+    from tmpc.state.store import DenyList, StateDB, state_db_path
 
     w = copy_wallet(ecdsa_wallet, tmp_path / "w")
     with StateDB(state_db_path(w, 1), party=1) as db:

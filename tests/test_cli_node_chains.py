@@ -25,9 +25,9 @@ from tmpc.chains.addresses import ethereum_address
 from tmpc.chains.bitcoin import wallet_script_pubkey
 from tmpc.chains.bitcoin_check import flip_signature_byte, kernel_verify_input
 from tmpc.chains.ethereum import recover_sender
+from tmpc.cli.testnet import ClusterWallet, NodeSigner
 from tmpc.errors import FaultyCoordinatorError, KeystoreError, ParameterError
 from tmpc.node.client import Credential, NodeClient
-from tmpc.testnet import ClusterWallet, NodeSigner
 
 NAMES = ["a", "b", "c"]
 ETH_TX = (

@@ -1,4 +1,4 @@
-"""``make demo`` (``python -m tmpc.demo``) on its cluster of node processes.
+"""``make demo`` (``python -m tmpc.cli.demo``) on its cluster of node processes.
 
 The demo runs as a subprocess, as ``make demo`` runs it, with ``TMPDIR`` in the test's
 directory so the cluster directory it creates (and must remove) is the test's to inspect.
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tmpc.testnet import CHECKS_BY_SCHEME
+from tmpc.cli.testnet import CHECKS_BY_SCHEME
 
 SCHEMES = ("schnorr-bip340", "ed25519", "frost-secp256k1", "ecdsa-secp256k1")
 
@@ -28,7 +28,7 @@ SCHEMES = ("schnorr-bip340", "ed25519", "frost-secp256k1", "ecdsa-secp256k1")
 def _demo(tmp_path: Path) -> subprocess.Popen[str]:
     env = dict(os.environ, TMPDIR=str(tmp_path))
     return subprocess.Popen(
-        [sys.executable, "-m", "tmpc.demo"],
+        [sys.executable, "-m", "tmpc.cli.demo"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

@@ -22,7 +22,9 @@ from tmpc.chains.addresses import (
     p2wpkh_address,
     p2wpkh_script_pubkey,
 )
-from tmpc.ecdsa_format import (
+from tmpc.errors import CryptoError, DecodeError, ParameterError
+from tmpc.group import ED25519, SECP256K1
+from tmpc.primitives.ecdsa_format import (
     compact,
     der_decode_strict,
     der_encode,
@@ -30,8 +32,6 @@ from tmpc.ecdsa_format import (
     normalize_low_s,
     recovery_id,
 )
-from tmpc.errors import CryptoError, DecodeError, ParameterError
-from tmpc.group import ED25519, SECP256K1
 
 N = SECP256K1.order
 P = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEFFFFFC2F

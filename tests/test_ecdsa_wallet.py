@@ -17,14 +17,15 @@ import pytest
 from eth_keys import keys as eth_keys_mod
 
 from tests.test_cli import assert_one_line_error, run
-from tmpc import ecdsa_local, schemes
+from tmpc import schemes
 from tmpc.chains.addresses import ethereum_address
 from tmpc.errors import KeystoreError, ProtocolError
 from tmpc.group import SECP256K1
+from tmpc.local import ecdsa as ecdsa_local
 from tmpc.protocols.ecdsa import dkls23
 from tmpc.protocols.ecdsa import machine as ecdsa_machine
 from tmpc.protocols.ecdsa.errors import PairwiseCheckError
-from tmpc.store import DenyList, PairwiseStore, PresignatureStore, StateDB, state_db_path
+from tmpc.state.store import DenyList, PairwiseStore, PresignatureStore, StateDB, state_db_path
 
 
 def _recovered_eth_address(sig64: bytes, recid: int, digest: bytes) -> str:
@@ -195,7 +196,7 @@ def test_failed_pairwise_check_denies_the_peer_also_after_restart(tmp_path: Path
     assert again.value.culprits == (2,)
     # ... also in a fresh process reading the same state databases.
     code = (
-        "import sys; from tmpc.store import StateDB, DenyList, state_db_path;"
+        "import sys; from tmpc.state.store import StateDB, DenyList, state_db_path;"
         f"db = StateDB(state_db_path(__import__('pathlib').Path({str(tmp_path)!r}), 1), party=1);"
         f"sys.exit(0 if DenyList(db).is_denied({record.wallet_id!r}, 2) else 1)"
     )

@@ -34,9 +34,9 @@ from tmpc.chains.ethereum import (
     signing_payload,
 )
 from tmpc.chains.ethereum_check import TRANSFER_WEI, check_ethereum
-from tmpc.ecdsa_format import der_encode
 from tmpc.errors import CryptoError, DecodeError, ParameterError, ProtocolError
 from tmpc.group import SECP256K1
+from tmpc.primitives.ecdsa_format import der_encode
 
 N = SECP256K1.order
 

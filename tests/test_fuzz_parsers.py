@@ -55,11 +55,11 @@ from tmpc.errors import (
 )
 from tmpc.group import SECP256K1, ed25519, secp256k1
 from tmpc.group.base import Ciphersuite, Point
-from tmpc.keystore import FAST_KDF_FOR_TESTS, ShareSecret, open_share, seal_share
 from tmpc.protocols import bip445, dkg, frost
 from tmpc.protocols.ecdsa import dkls23
 from tmpc.protocols.ecdsa.errors import MulCheckError, OTCheckError, PairwiseCheckError
 from tmpc.sharing import shamir_split
+from tmpc.state.keystore import FAST_KDF_FOR_TESTS, ShareSecret, open_share, seal_share
 
 FUZZ = settings(
     max_examples=50,

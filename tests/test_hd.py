@@ -10,10 +10,10 @@ import pytest
 
 from tests.vectors import load_json
 from tmpc import schemes
-from tmpc.demo import independent_verify
+from tmpc.cli.demo import independent_verify
 from tmpc.errors import DecodeError, ParameterError
 from tmpc.group import SECP256K1
-from tmpc.hd import ExtendedPublicKey, derive_path, parse_path
+from tmpc.schemes.hd import ExtendedPublicKey, derive_path, parse_path
 
 FIXTURES = load_json("bip32/bitcoinjs-bip32-fixtures.json")
 BITCOIN_SETS = [v for v in FIXTURES["valid"] if v["network"] == "bitcoin"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tmpc.errors import CryptoError, KeystoreError
-from tmpc.keystore import (
+from tmpc.state.keystore import (
     FAST_KDF_FOR_TESTS,
     KdfParams,
     ShareSecret,

@@ -4,7 +4,7 @@ Keys come from a real ChillDKG run over DkgMachines. Every signature is checked 
 that is not tmpc's: libsecp256k1's BIP340 verification (coincurve) for schnorr-bip340,
 libsodium's Ed25519 verification (PyNaCl) for ed25519. No third-party library verifies
 FROST(secp256k1, SHA-256) signatures, so frost-secp256k1 is checked with tmpc's
-``frost.verify`` *and* with ``tmpc.demo.independent_verify``, which evaluates the RFC 9591
+``frost.verify`` *and* with ``tmpc.cli.demo.independent_verify``, which evaluates the RFC 9591
 equation with libsecp256k1's point operations instead of tmpc's group layer.
 
 The adversarial tests change messages in flight (``run_machines``' ``tamper`` hook, or
@@ -27,7 +27,7 @@ import pytest
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from tmpc.demo import independent_verify
+from tmpc.cli.demo import independent_verify
 from tmpc.errors import (
     FaultyParticipantError,
     ParameterError,

@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 
 from tests.node_helpers import cluster_process, result_ok
-from tmpc.cli_node import start_node_process, wait_ready
-from tmpc.ledger import Ledger
+from tmpc.cli.node import start_node_process, wait_ready
 from tmpc.node.client import Credential, NodeClient
 from tmpc.node.db import NodeDB
 from tmpc.node.engine import choose_participants
+from tmpc.state.ledger import Ledger
 
 DIGEST = bytes.fromhex("c7" * 32)
 NAMES = ["a", "b", "c", "d", "e"]

@@ -22,8 +22,8 @@ import aiohttp
 import pytest
 
 from tests.node_helpers import cluster_process
-from tmpc.cli_node import start_node_process, wait_ready
-from tmpc.demo import independent_verify
+from tmpc.cli.demo import independent_verify
+from tmpc.cli.node import start_node_process, wait_ready
 from tmpc.node.client import Credential
 
 TOTAL = 1000

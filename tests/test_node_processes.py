@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 
 from tests.node_helpers import SCHEMES, cluster_process, result_ok
-from tmpc.cli_node import start_node_process, wait_ready
+from tmpc.cli.node import start_node_process, wait_ready
 from tmpc.node.client import ApiError, Credential, NodeClient
 from tmpc.transport import tls
 

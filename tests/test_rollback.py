@@ -23,12 +23,13 @@ import pytest
 
 from tests.test_cli import assert_one_line_error, run
 from tests.test_ecdsa_wallet import party2_sends_a_bad_gamma
-from tmpc import ecdsa_local, schemes
+from tmpc import schemes
 from tmpc.errors import ProtocolError, StateError
-from tmpc.ledger import Ledger, default_ledger_path
+from tmpc.local import ecdsa as ecdsa_local
 from tmpc.protocols.ecdsa import dkls23
 from tmpc.protocols.ecdsa.errors import PairwiseCheckError
-from tmpc.store import DenyList, PresignatureStore, StateDB, state_db_path
+from tmpc.state.ledger import Ledger, default_ledger_path
+from tmpc.state.store import DenyList, PresignatureStore, StateDB, state_db_path
 
 
 def _wallet(

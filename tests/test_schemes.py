@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tmpc import schemes
-from tmpc.demo import independent_verify
+from tmpc.cli.demo import independent_verify
 from tmpc.errors import FaultyParticipantError, KeystoreError, ParameterError, TmpcError
 
 SCHEME_IDS = list(schemes.SCHEMES)

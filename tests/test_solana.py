@@ -28,7 +28,7 @@ from solders.transaction import Transaction, VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata, TransactionMetadata
 from solders.transaction_status import TransactionErrorFieldless
 
-import tmpc.addresses
+import tmpc.schemes.addresses
 from tmpc import schemes
 from tmpc.chains.solana import (
     MAX_LAMPORTS,
@@ -111,7 +111,7 @@ def assert_nacl_rejects(pk: bytes, message: bytes, signature: bytes) -> None:
 
 def test_address_is_base58_of_the_key_and_reuses_tmpc_addresses(wallet: Wallet) -> None:
     address = solana_address(wallet.pk)
-    assert address == tmpc.addresses.solana_address(wallet.pk)
+    assert address == tmpc.schemes.addresses.solana_address(wallet.pk)
     assert address == str(Pubkey.from_bytes(wallet.pk))
     assert base58.b58decode(address) == wallet.pk
     assert 32 <= len(address) <= 44

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tmpc.errors import CryptoError, KeystoreError, ParameterError, StateError
-from tmpc.store import DenyList, PresignatureStore, StateDB, UsedSessions, state_db_path
+from tmpc.state.store import DenyList, PresignatureStore, StateDB, UsedSessions, state_db_path
 
 WALLET = "wallet-abc"
 SIGNERS = (1, 2, 3)
@@ -125,7 +125,7 @@ def test_reuse_refused_across_restart(tmp_path: Path) -> None:
         f"""
         from pathlib import Path
         from tmpc.errors import StateError
-        from tmpc.store import PresignatureStore, StateDB
+        from tmpc.state.store import PresignatureStore, StateDB
         db = StateDB(Path({str(state_db_path(tmp_path, PARTY))!r}), party={PARTY})
         store = PresignatureStore(db, bytes(range(32)))
         assert store.take({WALLET!r}, {SIGNERS!r}) is None
@@ -147,7 +147,7 @@ def test_take_then_crash_never_returns_it_again(tmp_path: Path, how: str) -> Non
     code = f"""
         import os, signal, sys
         from pathlib import Path
-        from tmpc.store import PresignatureStore, StateDB
+        from tmpc.state.store import PresignatureStore, StateDB
         db = StateDB(Path({str(state_db_path(tmp_path, PARTY))!r}), party={PARTY})
         got = PresignatureStore(db, bytes(range(32))).take({WALLET!r}, {SIGNERS!r})
         sys.stdout.write(got[0].hex() + "\\n")
@@ -219,7 +219,7 @@ def test_concurrent_takes_from_two_processes(tmp_path: Path) -> None:
         ids = set(_fill(PresignatureStore(db, KEY), 40))
     code = f"""
         from pathlib import Path
-        from tmpc.store import PresignatureStore, StateDB
+        from tmpc.state.store import PresignatureStore, StateDB
         db = StateDB(Path({str(state_db_path(tmp_path, PARTY))!r}), party={PARTY})
         store = PresignatureStore(db, bytes(range(32)))
         while (got := store.take({WALLET!r}, {SIGNERS!r})) is not None:
@@ -381,7 +381,7 @@ def test_corrupt_file_in_a_subprocess_is_one_line(tmp_path: Path) -> None:
         f"""
         from pathlib import Path
         from tmpc.errors import KeystoreError
-        from tmpc.store import StateDB
+        from tmpc.state.store import StateDB
         try:
             StateDB(Path({str(path)!r}), party={PARTY})
         except KeystoreError as e:
@@ -411,7 +411,7 @@ def test_deny_list_survives_restart_and_clear(tmp_path: Path) -> None:
     out = _run_child(
         f"""
         from pathlib import Path
-        from tmpc.store import DenyList, StateDB
+        from tmpc.state.store import DenyList, StateDB
         db = StateDB(Path({str(state_db_path(tmp_path, PARTY))!r}), party={PARTY})
         print(DenyList(db).is_denied({WALLET!r}, 3), DenyList(db).is_denied({WALLET!r}, 1))
         """
@@ -459,7 +459,7 @@ def test_used_sessions_single_use_across_restart(tmp_path: Path) -> None:
         f"""
         from pathlib import Path
         from tmpc.errors import StateError
-        from tmpc.store import StateDB, UsedSessions
+        from tmpc.state.store import StateDB, UsedSessions
         db = StateDB(Path({str(state_db_path(tmp_path, PARTY))!r}), party={PARTY})
         try:
             UsedSessions(db).mark_used({WALLET!r}, 3, "sender", bytes.fromhex({sid.hex()!r}))
@@ -492,7 +492,7 @@ def test_one_database_holds_all_three(tmp_path: Path) -> None:
 
 
 def test_take_by_id_removes_exactly_that_presignature(tmp_path: Path) -> None:
-    from tmpc.store import PresignatureStore, StateDB, state_db_path
+    from tmpc.state.store import PresignatureStore, StateDB, state_db_path
 
     db = StateDB(state_db_path(tmp_path, 1), party=1)
     store = PresignatureStore(db, b"k" * 32)

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from tests.node_helpers import PASSPHRASE, make_dirs, result_ok, stop_all
-from tmpc.cli_node import LOCAL_KDF
+from tmpc.cli.node import LOCAL_KDF
 from tmpc.errors import FaultyParticipantError, KeystoreError, ParameterError
 from tmpc.node import config as node_config
 from tmpc.node.db import NodeDB

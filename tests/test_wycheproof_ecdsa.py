@@ -22,7 +22,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.vectors import load_json
-from tmpc.ecdsa_format import (
+from tmpc.errors import DecodeError
+from tmpc.group import SECP256K1
+from tmpc.primitives.ecdsa_format import (
     compact,
     der_decode_strict,
     der_encode,
@@ -30,8 +32,6 @@ from tmpc.ecdsa_format import (
     normalize_low_s,
     recovery_id,
 )
-from tmpc.errors import DecodeError
-from tmpc.group import SECP256K1
 
 N = SECP256K1.order
 

@@ -18,7 +18,7 @@ Rules the holder enforces:
 
 What a holder cannot do: survive a process restart. A secret that is persisted (an ECDSA
 presignature) is guarded by its store, which deletes it before use, and by
-:class:`tmpc.ledger.Ledger`, which remembers every used one where a restored backup cannot
+:class:`tmpc.state.ledger.Ledger`, which remembers every used one where a restored backup cannot
 roll it back.
 """
 

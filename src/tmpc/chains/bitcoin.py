@@ -58,9 +58,9 @@ from embit.transaction import Transaction as _Transaction
 from embit.transaction import TransactionInput as _TxIn
 from embit.transaction import TransactionOutput as _TxOut
 
-from tmpc.bip340 import schnorr_verify
-from tmpc.ecdsa_format import HALF_N, N, der_decode_strict, der_encode, ecdsa_verify
 from tmpc.errors import CryptoError, DecodeError, ParameterError
+from tmpc.primitives.bip340 import schnorr_verify
+from tmpc.primitives.ecdsa_format import HALF_N, N, der_decode_strict, der_encode, ecdsa_verify
 from tmpc.protocols.taproot import NETWORK_HRP
 from tmpc.protocols.taproot import network_hrp as _hrp
 from tmpc.protocols.taproot import taproot_output_key as _taproot_output_key

@@ -35,9 +35,9 @@ from typing import Any, Final, TypeAlias
 import coincurve
 
 from tmpc.chains.addresses import eip55_checksum, ethereum_address, keccak256
-from tmpc.ecdsa_format import compact, recovery_id
 from tmpc.errors import CryptoError, DecodeError, ParameterError
 from tmpc.group import SECP256K1
+from tmpc.primitives.ecdsa_format import compact, recovery_id
 
 __all__ = [
     "EIP1559_TX_TYPE",

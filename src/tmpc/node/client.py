@@ -21,9 +21,9 @@ from typing import Any
 
 import aiohttp
 
-from tmpc import keystore
 from tmpc.errors import InputError, KeystoreError, TmpcError
 from tmpc.node.config import Operator
+from tmpc.state import keystore
 from tmpc.transport import tls
 
 __all__ = ["AUTH_ENV", "ApiError", "Credential", "NodeClient", "make_credential"]

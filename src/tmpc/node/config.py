@@ -5,7 +5,7 @@ One directory per node (``tmpc node init --dir DIR``)::
     DIR/node.json        name, listen address, URL peers reach it at (clear text)
     DIR/identity.tmpc    the identity secret key, sealed under the node's passphrase
                          (Argon2id + ChaCha20-Poly1305, the share-file format of
-                         :mod:`tmpc.keystore`)
+                         :mod:`tmpc.state.keystore`)
     DIR/tls/cert.pem     the node's self-signed TLS certificate (pinned by every peer)
     DIR/tls/key.pem      its private key, PEM-encrypted under the node's passphrase
     DIR/cluster.json     the cluster file, once joined (``tmpc cluster join``)
@@ -32,11 +32,11 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
-from tmpc import keystore
-from tmpc.bip340 import schnorr_sign, schnorr_verify
 from tmpc.encoding import lp_join, tagged_hash
 from tmpc.errors import KeystoreError, ParameterError
-from tmpc.keystore import KdfParams, ShareSecret
+from tmpc.primitives.bip340 import schnorr_sign, schnorr_verify
+from tmpc.state import keystore
+from tmpc.state.keystore import KdfParams, ShareSecret
 from tmpc.transport import tls
 from tmpc.wire.identity import NodeIdentity, NodePublic
 

@@ -22,7 +22,7 @@ Durability: the file is in WAL mode with ``synchronous=NORMAL``: a commit surviv
 node's *process* crashing (SIGKILL, out of memory) at any point; a power loss or kernel crash
 may roll back the last commits. Nothing whose loss could reuse a one-time secret lives here:
 the DKLs23 session ids a node has run are recorded in its single-use ledger
-(:class:`tmpc.ledger.Ledger`, ``synchronous=FULL``) before the session starts, and nonces
+(:class:`tmpc.state.ledger.Ledger`, ``synchronous=FULL``) before the session starts, and nonces
 and presignature shares never touch the disk (the outbox holds only sealed messages, as their
 recipients receive them).
 """
@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from tmpc.store import SqliteState
+from tmpc.state.store import SqliteState
 
 __all__ = ["NodeDB"]
 

@@ -46,7 +46,6 @@ from typing import Any
 from tmpc import schemes
 from tmpc.encoding import lp_join, tagged_hash
 from tmpc.errors import ParameterError, ProtocolError, TmpcError
-from tmpc.ledger import Ledger
 from tmpc.node import machines
 from tmpc.node.config import Cluster, NodeConfig
 from tmpc.node.db import NodeDB
@@ -54,6 +53,7 @@ from tmpc.node.presigs import NodePresignatures
 from tmpc.node.wallets import NodeWallet, WalletStore
 from tmpc.protocols.ecdsa.machine import MAX_BATCH, batch_session_ids
 from tmpc.protocols.machine import BroadcastMismatchError, Machine, Message
+from tmpc.state.ledger import Ledger
 from tmpc.transport.base import Transport, TransportError
 from tmpc.transport.tcp import RejectedError
 from tmpc.wire import envelope

@@ -13,11 +13,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tmpc import schemes
-from tmpc.ecdsa_format import compact
 from tmpc.encoding import tagged_hash
 from tmpc.errors import KeystoreError, ParameterError
 from tmpc.node.presigs import NodePresignatures
 from tmpc.node.wallets import NodeWallet, WalletStore
+from tmpc.primitives.ecdsa_format import compact
 from tmpc.protocols.dkg.machine import DkgMachine
 from tmpc.protocols.dkg.runner import DKGResult
 from tmpc.protocols.ecdsa.dkls23 import EcdsaPairwise

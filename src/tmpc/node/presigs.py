@@ -5,7 +5,7 @@ A presignature is made ahead of time by one signer set (a ``presign`` request ru
 path, and later finished in one round for any digest by exactly that signer set.
 
 Storage: ``DIR/presignatures/party-N.db``, one state database per party id this node holds
-in some wallet, through :class:`~tmpc.store.PresignatureStore`: rows encrypted with
+in some wallet, through :class:`~tmpc.state.store.PresignatureStore`: rows encrypted with
 ChaCha20-Poly1305 under a key derived from the node's identity key (HKDF-SHA256, its own info
 string), bound to wallet, path, party, signer set and id.
 
@@ -29,11 +29,11 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from tmpc.ecdsa_local import pool_name
 from tmpc.errors import StateError
-from tmpc.ledger import Ledger
+from tmpc.local.ecdsa import pool_name
 from tmpc.protocols.ecdsa.dkls23 import Presignature
-from tmpc.store import PresignatureStore, StateDB, state_db_path
+from tmpc.state.ledger import Ledger
+from tmpc.state.store import PresignatureStore, StateDB, state_db_path
 
 __all__ = ["NodePresignatures"]
 

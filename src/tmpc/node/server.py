@@ -37,12 +37,13 @@ from typing import Any
 
 from aiohttp import web
 
-from tmpc import keystore, schemes
+from tmpc import schemes
 from tmpc.errors import InputError, KeystoreError, ParameterError, TmpcError
 from tmpc.node.config import Cluster, NodeConfig, load_cluster, load_config, open_identity
 from tmpc.node.db import NodeDB
 from tmpc.node.engine import Engine, EngineSettings, RequestFailedError
 from tmpc.node.wallets import WalletStore
+from tmpc.state import keystore
 from tmpc.transport import tls
 from tmpc.transport.base import Transport
 from tmpc.transport.tcp import Peer, TcpTransport

@@ -2,7 +2,7 @@
 
 ``DIR/wallets/WALLET_ID/wallet.json`` is the public record (as written by ``tmpc keygen``),
 ``DIR/wallets/WALLET_ID/party-N.share`` this node's share (party ``N``), sealed under the node's
-passphrase with :mod:`tmpc.keystore`. A node that coordinated a DKG it was not a party of
+passphrase with :mod:`tmpc.state.keystore`. A node that coordinated a DKG it was not a party of
 keeps the record only. Party ids map to node names through the wallet's host public keys,
 which are the members' identity keys in the cluster file.
 """
@@ -15,10 +15,11 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from tmpc import keystore, schemes
+from tmpc import schemes
 from tmpc.errors import KeystoreError, TmpcError
-from tmpc.keystore import KdfParams, ShareSecret
 from tmpc.node.config import Cluster
+from tmpc.state import keystore
+from tmpc.state.keystore import KdfParams, ShareSecret
 
 __all__ = ["NodeWallet", "WalletStore"]
 

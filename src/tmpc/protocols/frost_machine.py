@@ -55,7 +55,6 @@ from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
-from tmpc.bip340 import schnorr_verify
 from tmpc.errors import (
     CryptoError,
     FaultyParticipantError,
@@ -66,6 +65,7 @@ from tmpc.errors import (
 from tmpc.group.base import Ciphersuite, Group, Point
 from tmpc.group.secp256k1 import SECP256K1
 from tmpc.ids import from_index, party_ids, to_index
+from tmpc.primitives.bip340 import schnorr_verify
 from tmpc.protocols import bip445, frost
 from tmpc.protocols.machine import (
     BroadcastMismatchError,

@@ -80,8 +80,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from tmpc import keystore
 from tmpc.errors import DecodeError, KeystoreError, ParameterError
+from tmpc.state import keystore
 from tmpc.transport.base import Deliver, Transport, TransportError
 from tmpc.transport.tcp import REJECTIONS
 from tmpc.wire.envelope import MAX_ENVELOPE

@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from tmpc import bip340
 from tmpc.encoding import tagged_hash
 from tmpc.errors import (
     DecodeError,
@@ -36,6 +35,7 @@ from tmpc.errors import (
 )
 from tmpc.group.base import Group, Point
 from tmpc.group.secp256k1 import N_ORDER, SECP256K1, SecpPoint
+from tmpc.primitives import bip340
 from tmpc.protocols.dkg import encpedpop, simplpedpop
 from tmpc.protocols.dkg.exceptions import (
     DuplicateHostPubkeyError,

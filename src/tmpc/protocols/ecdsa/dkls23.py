@@ -1277,7 +1277,7 @@ class Presignature:
     A ``dataclasses.replace`` copy shares the holder, so it is used up with the original;
     copying and pickling raise. A durable store **must** delete the stored presignature
     **before** the signature share is released, and record its id where a restored backup
-    cannot roll it back (:class:`tmpc.ledger.Ledger`): two signatures from one presignature
+    cannot roll it back (:class:`tmpc.state.ledger.Ledger`): two signatures from one presignature
     reveal the key.
 
     Wire format (:meth:`to_bytes`, secret; encrypt at rest)::

@@ -40,8 +40,8 @@ Three rules every machine here keeps:
   mutable object, and the caller's object is unchanged.
   What the copy cannot do is tell the caller's object, or another machine, which session id it
   used: session ids **must** be fresh, and the driver **must** record each one in the
-  single-use ledger (:meth:`tmpc.ledger.Ledger.use_sessions`) before :meth:`start`, as
-  :mod:`tmpc.ecdsa_local` does. Likewise a
+  single-use ledger (:meth:`tmpc.state.ledger.Ledger.use_sessions`) before :meth:`start`, as
+  :mod:`tmpc.local.ecdsa` does. Likewise a
   :class:`~tmpc.protocols.ecdsa.errors.PairwiseCheckError` marks only the copy: the caller
   **must** deny-list the culprit (ledger and store) and redo that pair's setup.
 - **Single use.** A presignature is consumed by :meth:`OnlineSignMachine.start` before its

@@ -26,19 +26,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tmpc import hd
-from tmpc.bip340 import schnorr_verify
-from tmpc.ecdsa_format import compact, ecdsa_verify
 from tmpc.encoding import lp_join, tagged_hash
 from tmpc.errors import DecodeError, KeystoreError, ParameterError, TmpcError
 from tmpc.group import ED25519, SECP256K1, Group, Point, ed25519, secp256k1
 from tmpc.group.base import Ciphersuite
 from tmpc.group.secp256k1 import SecpPoint
 from tmpc.local import run_machines
+from tmpc.primitives.bip340 import schnorr_verify
+from tmpc.primitives.ecdsa_format import compact, ecdsa_verify
 from tmpc.protocols import dkg, frost, taproot
 from tmpc.protocols.dkg.machine import DkgMachine
 from tmpc.protocols.ecdsa import dkls23
 from tmpc.protocols.frost_machine import Bip445SignMachine, FrostSignMachine
+from tmpc.schemes import hd
 
 __all__ = [
     "SCHEMES",
@@ -479,7 +479,7 @@ def sign(
     For ``ecdsa-secp256k1`` this call keeps **no state**: it runs the whole DKLs23 protocol
     (presigning and signing in one session, :func:`tmpc.protocols.ecdsa.dkls23.sign_local`) on
     the share files' pairwise material, for tests, demos and benchmarks. Custody flows go
-    through :mod:`tmpc.ecdsa_local` (what the CLI uses), which refuses deny-listed pairs, uses
+    through :mod:`tmpc.local.ecdsa` (what the CLI uses), which refuses deny-listed pairs, uses
     redone pairwise setups, records session ids and deny-lists a peer after a failed
     pairwise check.
     """

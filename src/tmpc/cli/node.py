@@ -23,10 +23,10 @@ from urllib.parse import quote
 
 import click
 
-from tmpc import keystore
 from tmpc.errors import KeystoreError, ParameterError, ProtocolError
 from tmpc.node import config as node_config
 from tmpc.node.client import ApiError, Credential, NodeClient, make_credential
+from tmpc.state import keystore
 from tmpc.transport.file import AirGapFolder, airgap_root, read_bundle
 
 __all__ = ["NODE_PASSPHRASE_ENV", "emit", "node_call", "register", "sign_via_node"]

@@ -1,7 +1,7 @@
 """ECDSA wallets with every party in this process: presignature stores and deny-lists.
 
 Each party keeps a state database beside its share file (``party-I.db``, see
-:mod:`tmpc.store`) holding its presignatures (encrypted under the party's ``store_key``), the
+:mod:`tmpc.state.store`) holding its presignatures (encrypted under the party's ``store_key``), the
 multiplication session ids it has used, and its deny-list of peers that failed a pairwise
 check. This module drives the DKLs23 machines (:mod:`tmpc.protocols.ecdsa.machine`, one per
 party, through the one-process drivers of :mod:`tmpc.protocols.ecdsa.dkls23` over
@@ -18,7 +18,7 @@ party, through the one-process drivers of :mod:`tmpc.protocols.ecdsa.dkls23` ove
   lifts their deny-list entries for each other.
 
 What a restored or deleted state database would forget is also written to the machine's
-single-use ledger (:mod:`tmpc.ledger`, outside the wallet directory): every presignature id
+single-use ledger (:mod:`tmpc.state.ledger`, outside the wallet directory): every presignature id
 used (before its shares are computed), every multiplication session id, every deny-list
 entry. A presignature the ledger knows as used is refused and discarded, and deny-list
 entries are re-learned from the ledger, so restoring the wallet directory from a backup or
@@ -34,13 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tmpc import schemes
-from tmpc.ecdsa_format import compact, der_encode
 from tmpc.errors import KeystoreError, ParameterError, ProtocolError, StateError, TmpcError
-from tmpc.ledger import Ledger
+from tmpc.primitives.ecdsa_format import compact, der_encode
 from tmpc.protocols.ecdsa import dkls23
 from tmpc.protocols.ecdsa.errors import PairwiseCheckError
 from tmpc.schemes import KeyShare, WalletRecord, ecdsa_digest, ecdsa_pairwise
-from tmpc.store import (
+from tmpc.state.ledger import Ledger
+from tmpc.state.store import (
     DenyList,
     PairwiseStore,
     PresignatureStore,
@@ -271,7 +271,7 @@ def presign(
     """Make ``count`` presignatures for the signer set of ``shares`` and BIP32 ``path``.
 
     Each is bound to ``path``'s tweak (it can be finished for no other). ``ledger`` is the
-    single-use ledger (default: the machine's, see :mod:`tmpc.ledger`). Returns how many are
+    single-use ledger (default: the machine's, see :mod:`tmpc.state.ledger`). Returns how many are
     now stored for that signer set and path (at the first signer).
     """
     _, tweak = schemes.hd_tweak(record, path)  # refuse a bad path before any work

@@ -1,4 +1,4 @@
-"""The ``tmpc`` command line: a thin shell over :mod:`tmpc.schemes` and :mod:`tmpc.keystore`.
+"""The ``tmpc`` command line: a thin shell over :mod:`tmpc.schemes` and :mod:`tmpc.state.keystore`.
 
 Human output by default, ``--json`` for scripts. Every error a user can cause ends in one line
 on standard error (``tmpc: error: ...``), never a traceback, and one of these exit statuses:
@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar
 
 import click
 
-from tmpc import cli_node, schemes
+from tmpc import schemes
+from tmpc.cli import node as cli_node
 from tmpc.encoding import bytes_from_hex
 from tmpc.errors import (
     CryptoError,
@@ -43,7 +44,7 @@ from tmpc.errors import (
     ProtocolError,
     TmpcError,
 )
-from tmpc.keystore import (
+from tmpc.state.keystore import (
     DEFAULT_KDF,
     MAX_SHARE_FILE_BYTES,
     ShareSecret,
@@ -55,11 +56,11 @@ from tmpc.keystore import (
     share_path,
     write_new_file,
 )
-from tmpc.store import fsync_dir
+from tmpc.state.store import fsync_dir
 
 if TYPE_CHECKING:
     from tmpc.chains.check import ChainCheck
-    from tmpc.testnet import ApiCall, ClusterWallet
+    from tmpc.cli.testnet import ApiCall, ClusterWallet
 
 __all__ = [
     "EXIT_CHECK_FAILED",
@@ -197,7 +198,7 @@ def _env_passphrase() -> str | None:
 
 def _passphrase(confirm: bool) -> str:
     """The share passphrase, from ``TMPC_PASSPHRASE`` or a prompt; refused if empty or not
-    UTF-8 (see :mod:`tmpc.keystore` for how it is normalised)."""
+    UTF-8 (see :mod:`tmpc.state.keystore` for how it is normalised)."""
     value = _env_passphrase()
     if value is not None:
         if not value:
@@ -500,8 +501,8 @@ def _sign_ecdsa(
     public_key: bytes,
     as_json: bool,
 ) -> None:
-    from tmpc import ecdsa_local
     from tmpc.chains.addresses import ethereum_address
+    from tmpc.local import ecdsa as ecdsa_local
 
     sig = ecdsa_local.sign(wallet_dir, record, shares, store_keys, digest, path=path)
     out = {
@@ -564,7 +565,7 @@ def presign(
         return
     if signers is None:
         raise click.UsageError("Missing option '--signers'.")
-    from tmpc import ecdsa_local
+    from tmpc.local import ecdsa as ecdsa_local
 
     wallet_dir = Path(wallet_ref)
     record = _load_wallet(wallet_dir)
@@ -590,7 +591,7 @@ def pairwise_setup(wallet_dir: Path, parties: str, as_json: bool) -> None:
     Fresh base OTs, OT-extension and zero-sharing seeds for every pair among them; afterwards
     they no longer refuse each other after a failed pairwise check. The key is unchanged.
     """
-    from tmpc import ecdsa_local
+    from tmpc.local import ecdsa as ecdsa_local
 
     record = _load_wallet(wallet_dir)
     if not schemes.get_scheme(record.scheme).dkls23:
@@ -645,8 +646,8 @@ def address(wallet_dir: Path, network: str, path: str | None, as_json: bool) -> 
 
     With --path, the address of that non-hardened BIP32 child of the wallet's key.
     """
-    from tmpc.addresses import wallet_address
     from tmpc.protocols.taproot import taproot_address
+    from tmpc.schemes.addresses import wallet_address
 
     record = _load_wallet(wallet_dir)
     scheme = schemes.get_scheme(record.scheme)
@@ -694,7 +695,7 @@ def _node_wallet(
     node: str, auth: str | None, wallet_id: str, signers: str | None
 ) -> tuple[ApiCall, ClusterWallet]:
     """``(API caller, ClusterWallet)`` of a node-held wallet, its record checked here."""
-    from tmpc.testnet import ClusterWallet
+    from tmpc.cli.testnet import ClusterWallet
 
     if signers is not None:
         raise click.UsageError(_NODE_PICKS_QUORUM)
@@ -710,11 +711,11 @@ def _tx_wallet(
     Without ``--node``, ``wallet_ref`` is a wallet directory and ``signer_at(path, quiet)``
     opens the shares of ``signers`` (default: the first t) here, asking the passphrase. With
     ``--node``, it is the id of a node-held wallet whose record the node sends and this
-    process checks (:meth:`tmpc.testnet.ClusterWallet.from_listing`); every signature is then
-    the cluster's, through ``POST /v1/sign`` (:class:`tmpc.testnet.NodeSigner`), and
+    process checks (:meth:`tmpc.cli.testnet.ClusterWallet.from_listing`); every signature is then
+    the cluster's, through ``POST /v1/sign`` (:class:`tmpc.cli.testnet.NodeSigner`), and
     ``signers`` is refused (the node picks the quorum).
     """
-    from tmpc.testnet import NodeSigner, local_signer
+    from tmpc.cli.testnet import NodeSigner, local_signer
 
     if node is not None:
         call, wallet = _node_wallet(node, auth, wallet_ref, signers)
@@ -780,7 +781,7 @@ def testnet_check(
     it did and how long its rounds took (timed by its own node if its URL is in --nodes, else
     by the coordinating node when that one took part).
     """
-    from tmpc.testnet import run_checks
+    from tmpc.cli.testnet import run_checks
 
     if node is not None:
         _rollout_check(node, auth, wallet_ref, signers, path, nodes, as_json)
@@ -825,7 +826,7 @@ def _rollout_check(
     as_json: bool,
 ) -> None:
     """``testnet-check --node``: every party of the wallet in an accepted transaction."""
-    from tmpc.testnet import party_reports, rollout_check
+    from tmpc.cli.testnet import party_reports, rollout_check
 
     call, wallet = _node_wallet(node, auth, wallet_id, signers)
     schemes.public_key_at(wallet.record, path)  # a bad path fails before any request
@@ -1169,7 +1170,7 @@ def bench(
     With --nodes, progress goes to standard error; every signature is checked by an
     independent verifier, and one that does not verify fails the run.
     """
-    from tmpc import bench as bench_mod
+    from tmpc.cli import bench as bench_mod
 
     if nodes:
         records = bench_mod.run_node_bench(

@@ -34,9 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tmpc import ecdsa_local, schemes
+from tmpc import schemes
 from tmpc.chains.check import ChainCheck
 from tmpc.errors import FaultyCoordinatorError, KeystoreError, ParameterError
+from tmpc.local import ecdsa as ecdsa_local
 
 __all__ = [
     "CHECKS_BY_SCHEME",
@@ -73,7 +74,7 @@ def local_signer(
 ) -> Signer:
     """A ``sign_digest`` callable backed by the given parties' shares (all in this process).
 
-    ECDSA wallets with a ``wallet_dir`` sign through :mod:`tmpc.ecdsa_local` (stored
+    ECDSA wallets with a ``wallet_dir`` sign through :mod:`tmpc.local.ecdsa` (stored
     presignatures, deny-lists); without one, through :func:`tmpc.schemes.sign`. Either way every
     signer runs its own protocol machine in this process (:func:`tmpc.local.run_machines`),
     the code party nodes run.

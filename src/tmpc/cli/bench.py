@@ -8,7 +8,7 @@ n machines and adds network round trips.
 directory), creates a wallet by DKG and measures what an operator sees: wall-clock time from
 request to verified signature, one request at a time and with many in flight, next to the
 loopback round-trip time of a trivial authenticated request. Every signature is checked by
-:func:`tmpc.demo.independent_verify`; one that does not verify fails the run.
+:func:`tmpc.cli.demo.independent_verify`; one that does not verify fails the run.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from tmpc import schemes
-from tmpc.ecdsa_format import compact
 from tmpc.errors import CryptoError, ParameterError
 from tmpc.group import SECP256K1
 from tmpc.local import run_machines
+from tmpc.primitives.ecdsa_format import compact
 from tmpc.protocols.ecdsa import dkls23
 from tmpc.protocols.ecdsa.machine import OnlineSignMachine
 from tmpc.sharing import shamir_split
@@ -217,10 +217,10 @@ def check_node_signature(
 ) -> None:
     """Check a node's answer to ``POST /v1/sign`` for ``message`` under ``public_key``.
 
-    The signature is verified by :func:`tmpc.demo.independent_verify` (not tmpc's verifier),
+    The signature is verified by :func:`tmpc.cli.demo.independent_verify` (not tmpc's verifier),
     and the answer must name the same message and key. ``message`` is 32 bytes. Raises
     :class:`~tmpc.errors.CryptoError` (no detail) if anything does not hold."""
-    from tmpc.demo import independent_verify
+    from tmpc.cli.demo import independent_verify
 
     try:
         signature = bytes.fromhex(str(answer["signature"]))
@@ -459,7 +459,7 @@ def run_node_bench(
     :class:`~tmpc.errors.CryptoError` if any signature does not verify, and
     :class:`~tmpc.node.client.ApiError` if a node refuses or fails a request.
     """
-    from tmpc.cli_node import create_local_cluster, start_node_process, wait_ready
+    from tmpc.cli.node import create_local_cluster, start_node_process, wait_ready
     from tmpc.node import config as node_config
     from tmpc.node.client import Credential
 

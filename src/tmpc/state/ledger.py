@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Final
 
 from tmpc.errors import StateError
-from tmpc.store import SqliteState, _check_party
+from tmpc.state.store import SqliteState, _check_party
 
 __all__ = ["LEDGER_ENV", "Ledger", "default_ledger_path"]
 

@@ -3,14 +3,14 @@
 Nothing to install or start by hand. The demo
 
 1. creates a fresh 5-node loopback cluster in a temporary directory
-   (:func:`tmpc.cli_node.create_local_cluster`) and starts the 5 ``tmpc node run`` processes;
+   (:func:`tmpc.cli.node.create_local_cluster`) and starts the 5 ``tmpc node run`` processes;
 2. creates one 3-of-5 wallet of each scheme by DKG across the processes, through the nodes'
    HTTPS API with the operator credential;
 3. signs a message with each wallet across the nodes and checks every signature with an
    independent verifier (libsecp256k1 through coincurve, libsodium through PyNaCl);
 4. builds real transactions (Bitcoin Taproot key-path and P2WPKH, Ethereum, Solana) whose every
    signature the cluster makes over the API, and has each chain's own validation code accept
-   them (:mod:`tmpc.testnet`);
+   them (:mod:`tmpc.cli.testnet`);
 5. SIGKILLs a node that is a party of every wallet and signs again with the remaining ones,
    then restarts it and shows it healthy and signing;
 6. stops every node process (SIGTERM, then SIGKILL) and removes the temporary directory, also
@@ -39,17 +39,17 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
 from tmpc import schemes
-from tmpc.addresses import wallet_address
 from tmpc.chains.addresses import ethereum_address, p2wpkh_address
-from tmpc.cli_node import create_local_cluster, start_node_process, wait_ready
-from tmpc.ecdsa_format import recovery_id
+from tmpc.cli.node import create_local_cluster, start_node_process, wait_ready
+from tmpc.cli.testnet import CHECKS_BY_SCHEME, run_checks
 from tmpc.errors import ParameterError, TmpcError
 from tmpc.group import secp256k1
 from tmpc.node import config as node_config
 from tmpc.node.client import Credential, NodeClient
 from tmpc.node.engine import choose_participants
+from tmpc.primitives.ecdsa_format import recovery_id
 from tmpc.schemes import SignatureKind
-from tmpc.testnet import CHECKS_BY_SCHEME, run_checks
+from tmpc.schemes.addresses import wallet_address
 
 __all__ = ["ClusterSigner", "LocalCluster", "independent_verify", "main"]
 
@@ -132,7 +132,7 @@ class LocalCluster:
         ready_timeout: seconds a coordinating node waits for the parties' readiness.
 
     Raises :class:`~tmpc.errors.ParameterError` / :class:`~tmpc.errors.KeystoreError` as
-    :func:`tmpc.cli_node.create_local_cluster`. Call :meth:`stop_all` when done (it is safe
+    :func:`tmpc.cli.node.create_local_cluster`. Call :meth:`stop_all` when done (it is safe
     to call twice); no process is started until :meth:`start`.
     """
 
@@ -207,7 +207,7 @@ class LocalCluster:
 
 @dataclass
 class ClusterSigner:
-    """A ``sign_digest`` callable (see :mod:`tmpc.testnet`) whose signatures the cluster makes.
+    """A ``sign_digest`` callable (see :mod:`tmpc.cli.testnet`) whose signatures the cluster makes.
 
     Each call POSTs ``/v1/sign`` to ``client``'s node for ``wallet_id`` (at BIP32 ``path``)
     and returns the signature bytes; the message is sent as it is (for ``ecdsa-secp256k1``
