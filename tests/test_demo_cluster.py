@@ -88,13 +88,16 @@ def test_demo_runs_the_custody_flow_on_node_processes(tmp_path: Path) -> None:
     # Step 3: a signature per scheme, independently verified.
     for scheme in SCHEMES:
         assert re.search(rf"^   \[{scheme}\] via a, signers [a-e,]+ .*: VALID$", out, re.M), scheme
-    # Step 4: every chain's own validator accepted, and refused the flipped copy.
+    # Step 5: every chain's own validator accepted, and refused the flipped copy.
     for scheme, chains in CHECKS_BY_SCHEME.items():
         for chain in chains:
             row = rf"^   {chain} +{scheme} +yes +rejected "
             assert re.search(row, out, re.M), (chain, scheme)
+    # Step 4: a batch of ECDSA presignatures, and a signature that finishes one of them.
+    assert re.search(r"^   \[ecdsa-secp256k1\] 4 presignatures made by [a-e,]+ ", out, re.M), out
+    assert "(one presignature finished in one round, used once)" in out, out
     assert "every chain's validator accepted the cluster's transactions" in out
-    # Step 5: node c killed, every wallet signed without it, then c back and signing.
+    # Step 6: node c killed, every wallet signed without it, then c back and signing.
     assert re.search(r"node c \(pid \d+\) killed", out)
     without = re.findall(
         r"^   \[(\S+)\] via a, signers ([a-e,]+) .*VALID  \(signed without c\)$", out, re.M
