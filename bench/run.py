@@ -124,8 +124,10 @@ def main() -> int:
         "Per party: the median divided by the parties doing the work (n for the DKG, t for"
         " signing), a rough figure for one node's CPU. Each party runs its own protocol machine,"
         " as a node would: every signer computes the session values (binding factors, group"
-        " commitment, challenge) and aggregates itself, so large groups cost about t times one"
-        " signer's work.",
+        " commitment, challenge) and aggregates itself (an ECDSA signer combines and verifies the"
+        " signature itself too), so large groups cost about t times one signer's work. Bytes"
+        " sent count every payload once per recipient (a broadcast to t-1 peers counts t-1"
+        " times).",
         "",
         "| scheme | operation | t-of-n | runs | median ms | min ms | max ms | per party ms"
         " | bytes sent per party |",

@@ -58,7 +58,6 @@ async def memory_cluster(
         engines[name] = open_engine(tmp / name, network, settings)
     for e in engines.values():
         await e.start()
-        e._spawn(e.watchdog())
     return network, engines
 
 

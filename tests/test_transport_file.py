@@ -440,7 +440,6 @@ def test_a_wallet_and_signatures_with_one_party_air_gapped(tmp_path: Path, via_i
         engines.update({n: _engine(tmp_path / n, r, settings) for n, r in relays.items()})
         for e in engines.values():
             await e.start()
-            e._spawn(e.watchdog())
         courier = Courier(tmp_path, gapped, relays, via_inbox)
         try:
             # The DKG needs every party's messages: the courier shuttles until it completes.

@@ -209,10 +209,13 @@ class NodeDB(SqliteState):
                 seqs.append(int(cur.lastrowid or 0))
         return seqs
 
-    def outbox_sent(self, seq: int) -> None:
-        """A stored message was acknowledged (or sending it gave up): forget it."""
+    def outbox_sent(self, seqs: list[int]) -> None:
+        """Stored messages were acknowledged (or sending them gave up): forget them, in one
+        transaction."""
+        if not seqs:
+            return
         with self.transaction():
-            self._conn.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+            self._conn.executemany("DELETE FROM outbox WHERE seq = ?", [(q,) for q in seqs])
 
     def outbox_pending(self, since: float) -> list[tuple[int, bytes, str, bytes]]:
         """After a restart: ``(seq, session, recipient, envelope)`` of every message stored

@@ -287,6 +287,8 @@ class Engine:
         self.presigs = NodePresignatures(config.directory, identity.seckey, self.ledger)
         #: Pooled presignatures this coordinator has put into a running attempt.
         self._reserved: set[str] = set()
+        #: Outbox rows acknowledged since the last flush (see :meth:`_flush_outbox`).
+        self._sent: list[int] = []
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -325,8 +327,10 @@ class Engine:
         self.metrics[key] = self.metrics.get(key, 0) + 1
 
     async def start(self) -> None:
-        """Begin: tell coordinators about sessions lost in a crash; resume own requests."""
+        """Begin: tell coordinators about sessions lost in a crash, send what the outbox still
+        holds, resume own requests, and run the :meth:`watchdog`."""
         await self.transport.start(self.deliver)
+        self._spawn(self.watchdog())
         for s in self.db.mark_running_lost():
             payload = {"request": s["request"], "attempt": s["attempt"], "reason": "lost"}
             self._send_control(s["coordinator"], "abort", s["request"], s["attempt"], payload)
@@ -338,6 +342,11 @@ class Engine:
         for req in self.db.pending_requests("coordinator"):
             self._inflight[req["id"]] = self._spawn(self._run_request(req["id"]))
 
+    def _flush_outbox(self) -> None:
+        """Delete the outbox rows of acknowledged messages, in one transaction."""
+        sent, self._sent = self._sent, []
+        self.db.outbox_sent(sent)
+
     async def stop(self) -> None:
         """Cancel every task; sessions in flight are left for the restart rule."""
         for t in list(self._tasks):
@@ -347,6 +356,7 @@ class Engine:
                 await t
             except (asyncio.CancelledError, Exception):  # noqa: S110
                 pass
+        self._flush_outbox()
         await self.transport.close()
         self.presigs.close()
 
@@ -384,10 +394,11 @@ class Engine:
         """Re-send ``data`` until ``to`` acknowledges it, or give up after a while.
 
         ``stored``: its outbox row, deleted once this ends (not if the engine stops first:
-        then the restarted node sends it again)."""
+        then the restarted node sends it again). Deletions are written in batches by the
+        watchdog: a row deleted late only means a copy the recipient drops as a duplicate."""
         await self._send_loop(to, data, session)
         if stored is not None:
-            self.db.outbox_sent(stored)
+            self._sent.append(stored)
 
     async def _send_loop(self, to: str, data: bytes, session: bytes) -> None:
         deadline = time.monotonic() + self.settings.send_retry_for
@@ -703,9 +714,11 @@ class Engine:
 
     async def watchdog(self) -> None:
         """Abort sessions whose current round made no progress within the round timeout,
-        naming the parties whose messages are missing."""
+        naming the parties whose messages are missing; write the outbox's deletions.
+        :meth:`start` runs it."""
         while True:
             await asyncio.sleep(min(0.25, self.settings.round_timeout / 4))
+            self._flush_outbox()
             now = time.monotonic()
             for s in list(self._sessions.values()):
                 if s.ended:

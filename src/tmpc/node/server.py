@@ -73,7 +73,6 @@ class NodeServer:
         site = web.TCPSite(self.runner, self.config.host, self.config.port, ssl_context=ssl_context)
         await site.start()
         await self.engine.start()
-        self.engine._spawn(self.engine.watchdog())
 
     async def stop(self) -> None:
         """Stop the engine and the listener."""
