@@ -35,6 +35,14 @@ TARGETS = [
     ("ecdsa-secp256k1 keygen (DKG + pairwise setup)", ("ecdsa-secp256k1", "keygen", 3, 5), 1000.0),
     ("ecdsa-secp256k1 full signing", ("ecdsa-secp256k1", "sign", 3, 5), 150.0),
     ("ecdsa-secp256k1 online step", ("ecdsa-secp256k1", "sign-online", 3, 5), 2.0),
+    ("schnorr-bip340 refresh (issue 10)", ("schnorr-bip340", "refresh", 3, 5), 50.0),
+    ("ed25519 refresh (issue 10)", ("ed25519", "refresh", 3, 5), 50.0),
+    ("frost-secp256k1 refresh (issue 10)", ("frost-secp256k1", "refresh", 3, 5), 50.0),
+    (
+        "ecdsa-secp256k1 refresh with the pairwise setups (issue 10)",
+        ("ecdsa-secp256k1", "refresh", 3, 5),
+        1000.0,
+    ),
 ]
 # DKLs23 is measured up to 7-of-10 (the pairwise setup grows with n^2).
 ECDSA_SIZES = [(2, 3, 10), (3, 5, 10), (7, 10, 3)]
@@ -110,8 +118,10 @@ def main() -> int:
         "# Benchmarks",
         "",
         "CPU time (`time.process_time`) of one whole operation with **all parties in one process**"
-        " (compute only: no network, no share-file encryption). A deployment spreads the DKG and"
-        " signing work over the parties' machines and adds network round trips.",
+        " (compute only: no network, no share-file encryption). `refresh` gives every party a"
+        " new share of the same key (a sharing of zero from each party, transcript signed by"
+        " every host key; for ECDSA with the pairwise setups redone). A deployment spreads the"
+        " DKG and signing work over the parties' machines and adds network round trips.",
         "",
         f"- machine: {machine()}",
         f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
@@ -121,27 +131,27 @@ def main() -> int:
         "On this shared 2-core VM figures vary by up to about 2x between runs (the same DKG"
         " code measures differently for two schemes in one run); compare within a run.",
         "",
-        "Per party: the median divided by the parties doing the work (n for the DKG, t for"
-        " signing), a rough figure for one node's CPU. Each party runs its own protocol machine,"
-        " as a node would: every signer computes the session values (binding factors, group"
-        " commitment, challenge) and aggregates itself (an ECDSA signer combines and verifies the"
-        " signature itself too), so large groups cost about t times one signer's work. Bytes"
-        " sent count every payload once per recipient (a broadcast to t-1 peers counts t-1"
-        " times).",
+        "Per party: the median divided by the parties doing the work (n for the DKG and a"
+        " refresh, t for signing), a rough figure for one node's CPU. Each party runs its own"
+        " protocol machine, as a node would: every signer computes the session values"
+        " (binding factors, group commitment, challenge) and aggregates itself (an ECDSA"
+        " signer combines and verifies the signature itself too), so large groups cost about"
+        " t times one signer's work. Bytes sent count every payload once per recipient (a"
+        " broadcast to t-1 peers counts t-1 times).",
         "",
         "| scheme | operation | t-of-n | runs | median ms | min ms | max ms | per party ms"
         " | bytes sent per party |",
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in records:
-        workers = r.parties if r.op in ("dkg", "keygen") else r.threshold
+        workers = r.parties if r.op in ("dkg", "keygen", "refresh") else r.threshold
         sent = f"{r.bytes_per_party:,}" if r.bytes_per_party is not None else "–"
         lines.append(
             f"| {r.scheme} | {r.op} | {r.threshold}-of-{r.parties} | {r.runs} |"
             f" {r.median_s * 1e3:.2f} | {r.min_s * 1e3:.2f} | {r.max_s * 1e3:.2f} |"
             f" {r.median_s * 1e3 / workers:.2f} | {sent} |"
         )
-    lines += ["", "## Targets (issues 2 and 3), 3-of-5, all parties in one process", ""]
+    lines += ["", "## Targets (issues 2, 3 and 10), 3-of-5, all parties in one process", ""]
     lines += ["| target | measured median | met |", "| --- | ---: | --- |"]
     by = {(r.scheme, r.op, r.threshold, r.parties): r.median_s * 1e3 for r in records}
     for label, key, limit in TARGETS:

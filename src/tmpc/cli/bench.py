@@ -108,6 +108,30 @@ def _ecdsa_bytes_per_party(threshold: int, parties: int) -> dict[str, float]:
     }
 
 
+def _refresh_times(
+    record: schemes.WalletRecord, shares: list[schemes.KeyShare], runs: int
+) -> list[float]:
+    """CPU time of ``runs`` refreshes of every party's share (each party signs the transcript
+    with its host key); for DKLs23 wallets the pairwise setups are redone too."""
+    from tmpc.protocols.lifecycle.refresh import refresh_context, refresh_local
+
+    group = schemes.get_scheme(record.scheme).group
+    secret = {s.identifier: s.secshare for s in shares}
+    hosts = {s.identifier: s.hostseckey for s in shares}
+    vs = dict(record.verification_shares)
+    times = []
+    for k in range(runs):
+        ctx = refresh_context(record.wallet_id, k, secrets.token_bytes(32))
+        t0 = time.process_time()
+        out = refresh_local(group, record.threshold, secret, vs, ctx, hostseckeys=hosts)
+        if schemes.get_scheme(record.scheme).dkls23:
+            dkls23.pairwise_setup_local(sorted(secret), secrets.token_bytes(32))
+        times.append(time.process_time() - t0)
+        secret = {i: r.secshare for i, r in out.items()}
+        vs = next(iter(out.values())).verification_shares
+    return times
+
+
 def _run_ecdsa(scheme_id: str, threshold: int, parties: int, runs: int) -> list[BenchRecord]:
     keygen_t: list[float] = []
     presign_t: list[float] = []
@@ -133,6 +157,7 @@ def _run_ecdsa(scheme_id: str, threshold: int, parties: int, runs: int) -> list[
         full_t.append(t2 - t0)
         if not schemes.verify(scheme_id, record.public_key, digest, compact(r, s)):
             raise ParameterError("benchmark produced an invalid signature")
+    refresh_t = _refresh_times(record, shares, runs)
     traffic = _ecdsa_bytes_per_party(threshold, parties)
     out = []
     for op, samples in (
@@ -144,6 +169,7 @@ def _run_ecdsa(scheme_id: str, threshold: int, parties: int, runs: int) -> list[
         rec = _record(scheme_id, op, threshold, parties, samples)
         b = traffic.get(op, traffic["presign"] + traffic["sign-online"])
         out.append(dataclasses.replace(rec, bytes_per_party=round(b)))
+    out.append(_record(scheme_id, "refresh", threshold, parties, refresh_t))
     return out
 
 
@@ -152,7 +178,10 @@ def run_bench(scheme_id: str, threshold: int, parties: int, runs: int) -> list[B
 
     For ``ecdsa-secp256k1`` the operations are ``keygen`` (DKG + pairwise OT setup),
     ``presign``, ``sign-online`` (finishing a presignature) and ``sign`` (both), each with the
-    bytes a party sends. Raises :class:`~tmpc.errors.ParameterError` for bad parameters.
+    bytes a party sends. Every scheme adds ``refresh``: new shares of the same key for every
+    party (:mod:`tmpc.protocols.lifecycle.refresh`, transcripts signed by the host keys), and
+    for ECDSA the pairwise setups redone. Raises :class:`~tmpc.errors.ParameterError` for bad
+    parameters.
     """
     if not 1 <= runs <= 10_000:
         raise ParameterError("runs must be between 1 and 10000")
@@ -177,6 +206,7 @@ def run_bench(scheme_id: str, threshold: int, parties: int, runs: int) -> list[B
     return [
         _record(scheme_id, "dkg", threshold, parties, dkg_times),
         _record(scheme_id, "sign", threshold, parties, sign_times),
+        _record(scheme_id, "refresh", threshold, parties, _refresh_times(record, shares, runs)),
     ]
 
 
