@@ -179,7 +179,7 @@ def test_bench_json() -> None:
     proc = run("bench", "--scheme", "ed25519", "-t", "2", "-n", "3", "--runs", "2", "--json")
     assert proc.returncode == 0, proc.stderr
     recs = json.loads(proc.stdout)
-    assert {r["op"] for r in recs} == {"dkg", "sign"}
+    assert {r["op"] for r in recs} == {"dkg", "sign", "refresh"}
     for r in recs:
         assert set(r) >= {
             "scheme",
