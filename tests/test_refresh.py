@@ -12,14 +12,23 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import secrets
 from collections.abc import Callable
 
 import coincurve
 import pytest
 
+from tmpc import schemes
+from tmpc.chains.addresses import ethereum_address, p2wpkh_address
 from tmpc.cli.demo import independent_verify
-from tmpc.errors import FaultyParticipantError, ParameterError, ProtocolError, TmpcError
+from tmpc.errors import (
+    FaultyParticipantError,
+    KeystoreError,
+    ParameterError,
+    ProtocolError,
+    TmpcError,
+)
 from tmpc.group import ED25519, SECP256K1, ed25519, secp256k1
 from tmpc.group.base import Group, Point
 from tmpc.local import run_machines
@@ -34,6 +43,7 @@ from tmpc.protocols.lifecycle.refresh import (
     refresh_local,
 )
 from tmpc.protocols.machine import BroadcastMismatchError, Machine, Message
+from tmpc.schemes.addresses import wallet_address
 from tmpc.sharing import shamir_combine, shamir_split
 
 CONTEXT = refresh_context("00" * 16, 0, b"s" * 32)
@@ -220,3 +230,74 @@ def test_parameters_are_checked() -> None:
     with pytest.raises(ParameterError):
         RefreshMachine(SECP256K1, 1, [1, 2, 3], shares[1], 2, vs, CONTEXT, hostseckey=b"k" * 32)
     assert isinstance(FaultyParticipantError("x", 1), ProtocolError)
+
+
+# --- wallets: the identity outlives the shares ----------------------------------------------
+
+
+def addresses(record: schemes.WalletRecord) -> list[str]:
+    if schemes.get_scheme(record.scheme).dkls23:
+        pk = record.public_key
+        return [p2wpkh_address(pk), ethereum_address(pk), p2wpkh_address(
+            schemes.public_key_at(record, "m/0/7"), "testnet")]  # fmt: skip
+    if schemes.get_scheme(record.scheme).chains:
+        return [wallet_address(record, "mainnet")[0]]
+    return [record.public_key.hex()]
+
+
+@pytest.mark.parametrize("scheme", list(schemes.SCHEMES))
+def test_a_refreshed_wallet_keeps_its_identity_and_signs(scheme: str) -> None:
+    record, shares = schemes.keygen(scheme, 2, 3)
+    new_record, new_shares = schemes.refresh_shares(record, shares)
+    again_record, again_shares = schemes.refresh_shares(new_record, new_shares)
+    for rec in (new_record, again_record):
+        assert rec.wallet_id == record.wallet_id
+        assert rec.public_key == record.public_key
+        assert rec.chain_code == record.chain_code
+        assert addresses(rec) == addresses(record)
+    if schemes.get_scheme(scheme).bip32:
+        assert schemes.wallet_xpub(again_record) == schemes.wallet_xpub(record)
+    assert (new_record.epoch, again_record.epoch) == (1, 2)
+    # The record proves its epochs: it round-trips through wallet.json with every check.
+    doc = json.loads(json.dumps(again_record.to_json()))
+    assert schemes.WalletRecord.from_json(doc) == again_record
+    # The new shares sign (checked outside tmpc); the old ones are not this epoch's.
+    msg = hashlib.sha256(b"after two refreshes").digest()
+    sig = schemes.sign(again_record, again_shares[1:], msg)
+    assert independent_verify(scheme, again_record.public_key, msg, sig)
+    with pytest.raises(KeystoreError):
+        schemes.check_share(again_record, shares[0])
+    with pytest.raises(KeystoreError):
+        schemes.check_share(again_record, new_shares[0])
+
+
+def test_a_refresh_needs_every_party_and_current_shares() -> None:
+    record, shares = schemes.keygen("ed25519", 2, 3)
+    with pytest.raises(ParameterError):
+        schemes.refresh_shares(record, shares[:2])
+    new_record, _ = schemes.refresh_shares(record, shares)
+    with pytest.raises(KeystoreError):
+        schemes.refresh_shares(new_record, shares)  # the old epoch's shares
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda d: d["history"][0]["certificate"].update(
+            {"2": d["history"][0]["certificate"]["2"][:-2] + "00"}
+        ),
+        lambda d: d["history"][0]["commitments"].update({"1": d["history"][0]["commitments"]["2"]}),
+        lambda d: d["history"][0].update({"session": "11" * 32}),
+        lambda d: d.update({"epoch": 2}),
+        lambda d: d["verification_shares"].update({"1": d["verification_shares"]["2"]}),
+        lambda d: d.pop("history"),
+    ],
+    ids=["signature", "commitment", "session", "epoch", "share", "history-dropped"],
+)
+def test_an_edited_refresh_history_is_refused(edit: Callable[[dict[str, object]], object]) -> None:
+    record, shares = schemes.keygen("schnorr-bip340", 2, 3)
+    new_record, _ = schemes.refresh_shares(record, shares)
+    doc = json.loads(json.dumps(new_record.to_json()))
+    edit(doc)
+    with pytest.raises(KeystoreError):
+        schemes.WalletRecord.from_json(doc)

@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tmpc import schemes
-from tmpc.encoding import tagged_hash
 from tmpc.errors import KeystoreError, ParameterError
 from tmpc.node.presigs import NodePresignatures
 from tmpc.node.wallets import NodeWallet, WalletStore
@@ -93,7 +92,7 @@ def keygen_stages(
         assert isinstance(prior, DKGResult)
         keep["dkg"] = prior
         record = _record(scheme_id, t, prior, hostpubkeys)
-        sid = tagged_hash("tmpc/dkls23/setup", bytes.fromhex(record.wallet_id))
+        sid = schemes.pairwise_session(record)
         return PairwiseSetupMachine(me, list(range(1, len(hostpubkeys) + 1)), sid)
 
     stages: list[Stage] = [dkg]

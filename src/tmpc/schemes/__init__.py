@@ -38,11 +38,13 @@ from tmpc.protocols import dkg, frost, taproot
 from tmpc.protocols.dkg.machine import DkgMachine
 from tmpc.protocols.ecdsa import dkls23
 from tmpc.protocols.frost_machine import Bip445SignMachine, FrostSignMachine
+from tmpc.protocols.lifecycle import refresh
 from tmpc.schemes import hd
 
 __all__ = [
     "SCHEMES",
     "KeyShare",
+    "Rotation",
     "Scheme",
     "SignatureKind",
     "WalletRecord",
@@ -53,7 +55,9 @@ __all__ = [
     "get_scheme",
     "hd_tweak",
     "keygen",
+    "pairwise_session",
     "public_key_at",
+    "refresh_shares",
     "sign",
     "verify",
     "wallet_xpub",
@@ -179,8 +183,26 @@ def get_scheme(scheme_id: str) -> Scheme:
 
 
 @dataclass(frozen=True)
+class Rotation:
+    """One refresh of a wallet's shares, as its record keeps it (all public): the session id
+    it ran under, every party's commitment to its sharing of zero, and every party's host-key
+    signature over the transcript (:mod:`tmpc.protocols.lifecycle.refresh`). From the
+    previous verification shares and this, anyone recomputes the new ones."""
+
+    session: bytes
+    commitments: Mapping[int, tuple[Point, ...]]
+    certificate: Mapping[int, bytes]
+
+
+@dataclass(frozen=True)
 class WalletRecord:
-    """The public record of a threshold wallet; safe to publish and back up in clear."""
+    """The public record of a threshold wallet; safe to publish and back up in clear.
+
+    ``verification_shares`` are the current epoch's. The wallet's identity (id, key, chain code,
+    addresses) is fixed by its DKG (epoch 0) and never changes: ``history`` lists the refreshes
+    since, each proved by every party's signature, and ``genesis_shares`` keeps the DKG's
+    verification shares (None at epoch 0, where they are the current ones).
+    """
 
     scheme: str
     threshold: int
@@ -191,6 +213,14 @@ class WalletRecord:
     recovery_data: bytes
     taproot_merkle_root: bytes | None = None
     epoch: int = 0
+    history: tuple[Rotation, ...] = ()
+    genesis_shares: Mapping[int, Point] | None = None
+
+    def __post_init__(self) -> None:
+        if self.epoch != len(self.history):
+            raise ParameterError("a wallet's epoch is the number of its refreshes")
+        if (self.genesis_shares is None) != (self.epoch == 0):
+            raise ParameterError("a refreshed wallet keeps its DKG's verification shares")
 
     @property
     def party_ids(self) -> list[int]:
@@ -199,14 +229,18 @@ class WalletRecord:
 
     @property
     def wallet_id(self) -> str:
-        """A short identifier (32 hex) binding everything public about the wallet.
+        """A short identifier (32 hex) binding everything public about the wallet's DKG.
 
-        Scheme, threshold, parties, group key, every verification share and host key, the
-        Taproot script-tree root, the epoch and the DKG's recovery data (hence the BIP32 chain
-        code), all length-prefixed. Share files bind this id in their associated data, so an
-        edited ``wallet.json`` no longer matches its shares.
+        Scheme, threshold, parties, group key, every verification share of the DKG and every
+        host key, the Taproot script-tree root, epoch 0 and the DKG's recovery data (hence the
+        BIP32 chain code), all length-prefixed. It stays the same through refreshes (epochs
+        are bound by share files and by each refresh's certificate). Share files bind this id
+        in their associated data, so an edited ``wallet.json`` no longer matches its shares.
         """
         root = self.taproot_merkle_root or b""
+        genesis = (
+            self.genesis_shares if self.genesis_shares is not None else self.verification_shares
+        )
         h = tagged_hash(
             "tmpc/wallet-id/v2",
             lp_join(
@@ -214,9 +248,9 @@ class WalletRecord:
                     self.scheme.encode(),
                     self.threshold.to_bytes(4, "big"),
                     self.parties.to_bytes(4, "big"),
-                    self.epoch.to_bytes(8, "big"),
+                    (0).to_bytes(8, "big"),  # the DKG's epoch (ids of version 2 records)
                     self.group_public_key.encode(),
-                    *(self.verification_shares[i].encode() for i in self.party_ids),
+                    *(genesis[i].encode() for i in self.party_ids),
                     *(self.host_public_keys[i] for i in self.party_ids),
                     root,
                     hashlib.sha256(self.recovery_data).digest(),
@@ -257,6 +291,18 @@ class WalletRecord:
             "host_public_keys": {str(i): self.host_public_keys[i].hex() for i in self.party_ids},
             "recovery_data": self.recovery_data.hex(),
         }
+        if self.history:
+            doc["history"] = [
+                {
+                    "session": r.session.hex(),
+                    "commitments": {
+                        str(i): [c.encode().hex() for c in r.commitments[i]]
+                        for i in sorted(r.commitments)
+                    },
+                    "certificate": {str(i): r.certificate[i].hex() for i in sorted(r.certificate)},
+                }
+                for r in self.history
+            ]
         if get_scheme(self.scheme).taproot:
             doc["taproot"] = {
                 "internal_key": self.group_public_key.encode()[1:].hex(),
@@ -302,6 +348,44 @@ class WalletRecord:
                 root = bytes.fromhex(doc["taproot"]["merkle_root"])
                 if len(root) != 32:
                     raise KeystoreError("wallet.json: the Taproot merkle root is not 32 bytes")
+            history = tuple(
+                Rotation(
+                    session=bytes.fromhex(r["session"]),
+                    commitments={
+                        int(i): tuple(g.decode_point(bytes.fromhex(c)) for c in cs)
+                        for i, cs in r["commitments"].items()
+                    },
+                    certificate={int(i): bytes.fromhex(x) for i, x in r["certificate"].items()},
+                )
+                for r in doc.get("history", [])
+            )
+            recovery_data = bytes.fromhex(doc["recovery_data"])
+        except (KeyError, TypeError, ValueError, OverflowError, DecodeError, ParameterError):
+            # OverflowError: int() of an infinity, which Python's json writes and reads
+            raise KeystoreError("wallet.json is malformed or has an invalid key") from None
+        if epoch != len(history):
+            raise KeystoreError("wallet.json: the epoch does not match the refresh history")
+        try:
+            output, params, _ = dkg.chilldkg.recover_output(g, None, recovery_data)
+        except TmpcError:
+            raise KeystoreError("wallet.json: the DKG recovery data does not verify") from None
+        genesis = {i + 1: p for i, p in enumerate(output.pubshares)}
+        if (
+            params.t != t
+            or list(params.hostpubkeys) != [hosts[i] for i in range(1, n + 1)]
+            or output.threshold_pubkey != pk
+            or len(genesis) != n
+        ):
+            raise KeystoreError("wallet.json: keys do not match the DKG's certified transcript")
+        current = _replay_refreshes(
+            scheme, t, genesis, hosts, history, _genesis_id(scheme, t, n, pk, genesis, hosts,
+                                                            root, recovery_data)
+        )  # fmt: skip
+        if current != vs:
+            raise KeystoreError(
+                "wallet.json: the verification shares are not those of its DKG and refreshes"
+            )
+        try:
             rec = cls(
                 scheme=scheme.id,
                 threshold=t,
@@ -309,27 +393,61 @@ class WalletRecord:
                 group_public_key=pk,
                 verification_shares=vs,
                 host_public_keys=hosts,
-                recovery_data=bytes.fromhex(doc["recovery_data"]),
+                recovery_data=recovery_data,
                 taproot_merkle_root=root,
                 epoch=epoch,
+                history=history,
+                genesis_shares=genesis if history else None,
             )
         except (KeyError, TypeError, ValueError, OverflowError, DecodeError, ParameterError):
             # OverflowError: int() of an infinity, which Python's json writes and reads
             raise KeystoreError("wallet.json is malformed or has an invalid key") from None
         if doc.get("wallet_id") != rec.wallet_id or doc.get("public_key") != rec.public_key.hex():
             raise KeystoreError("wallet.json: wallet id or public key does not match its content")
-        try:
-            output, params, _ = dkg.chilldkg.recover_output(g, None, rec.recovery_data)
-        except TmpcError:
-            raise KeystoreError("wallet.json: the DKG recovery data does not verify") from None
-        if (
-            params.t != t
-            or list(params.hostpubkeys) != [hosts[i] for i in rec.party_ids]
-            or output.threshold_pubkey != pk
-            or list(output.pubshares) != [vs[i] for i in rec.party_ids]
-        ):
-            raise KeystoreError("wallet.json: keys do not match the DKG's certified transcript")
         return rec
+
+
+def _genesis_id(
+    scheme: Scheme,
+    t: int,
+    n: int,
+    pk: Point,
+    genesis: Mapping[int, Point],
+    hosts: Mapping[int, bytes],
+    root: bytes | None,
+    recovery_data: bytes,
+) -> str:
+    return WalletRecord(
+        scheme.id, t, n, pk, genesis, hosts, recovery_data, taproot_merkle_root=root
+    ).wallet_id
+
+
+def _replay_refreshes(
+    scheme: Scheme,
+    t: int,
+    genesis: Mapping[int, Point],
+    hosts: Mapping[int, bytes],
+    history: Sequence[Rotation],
+    wallet_id: str,
+) -> dict[int, Point]:
+    """The verification shares after ``history``, each refresh checked: every party dealt a
+    commitment of t-1 terms and signed the transcript with its host key. Raises
+    :class:`KeystoreError` otherwise."""
+    vs = dict(genesis)
+    for k, rotation in enumerate(history):
+        if set(rotation.commitments) != set(vs) or set(rotation.certificate) != set(vs):
+            raise KeystoreError(f"wallet.json: refresh {k + 1} does not cover every party")
+        if any(len(c) != t - 1 for c in rotation.commitments.values()):
+            raise KeystoreError(f"wallet.json: refresh {k + 1} has a commitment of another degree")
+        ctx = refresh.refresh_context(wallet_id, k, rotation.session)
+        message = refresh.certificate_message(refresh.refresh_transcript(ctx, rotation.commitments))
+        for i, sig in rotation.certificate.items():
+            if not schnorr_verify(message, hosts[i][1:], sig):
+                raise KeystoreError(
+                    f"wallet.json: party {i}'s signature on refresh {k + 1} does not verify"
+                )
+        vs = refresh.next_verification_shares(scheme.group, vs, rotation.commitments)
+    return vs
 
 
 @dataclass(frozen=True)
@@ -389,8 +507,7 @@ def keygen(
     )
     pairwise: dict[int, bytes] = {}
     if scheme.dkls23:
-        setup_sid = tagged_hash("tmpc/dkls23/setup", bytes.fromhex(record.wallet_id))
-        material = dkls23.pairwise_setup_local(record.party_ids, setup_sid)
+        material = dkls23.pairwise_setup_local(record.party_ids, pairwise_session(record))
         pairwise = {i: m.to_bytes() for i, m in material.items()}
     shares = [
         KeyShare(r.identifier, r.secshare, hostseckeys[r.index], pairwise.get(r.identifier))
@@ -411,6 +528,77 @@ def _check_signers(record: WalletRecord, shares: Sequence[KeyShare]) -> dict[int
             f"{len(ids)} signer(s) given; this wallet needs at least {record.threshold}"
         )
     return {s.identifier: s.secshare for s in sorted(shares, key=lambda s: s.identifier)}
+
+
+def pairwise_session(record: WalletRecord) -> bytes:
+    """The session id of a wallet's DKLs23 pairwise setup at its current epoch (the DKG's at
+    epoch 0, a new one after each refresh: a session id is never run twice)."""
+    wid = bytes.fromhex(record.wallet_id)
+    if record.epoch == 0:
+        return tagged_hash("tmpc/dkls23/setup", wid)
+    return tagged_hash("tmpc/dkls23/setup", wid + record.epoch.to_bytes(8, "big"))
+
+
+def refresh_shares(
+    record: WalletRecord, shares: Sequence[KeyShare], *, session_id: bytes | None = None
+) -> tuple[WalletRecord, list[KeyShare]]:
+    """Give every party a new share of the same key, all in this process.
+
+    One :class:`~tmpc.protocols.lifecycle.refresh.RefreshMachine` per party (the machines a
+    node runs), each signing the transcript with its host key; for ``ecdsa-secp256k1`` the
+    pairwise setup is redone too. Returns the record of the next epoch (same wallet id,
+    public key, chain code and addresses; the refresh added to its history) and the new
+    shares. The old shares do not combine with the new ones.
+
+    Raises :class:`ParameterError` unless ``shares`` holds every party's share, and
+    :class:`KeystoreError` for a share that is not this wallet's current one.
+    """
+    scheme = get_scheme(record.scheme)
+    if sorted(s.identifier for s in shares) != record.party_ids:
+        raise ParameterError("a refresh needs every party's share")
+    for s in shares:
+        check_share(record, s)
+    sid = session_id if session_id is not None else secrets.token_bytes(32)
+    if len(sid) != 32:
+        raise ParameterError("a refresh session id is 32 bytes")
+    ctx = refresh.refresh_context(record.wallet_id, record.epoch, sid)
+    results = refresh.refresh_local(
+        scheme.group,
+        record.threshold,
+        {s.identifier: s.secshare for s in shares},
+        record.verification_shares,
+        ctx,
+        hostseckeys={s.identifier: s.hostseckey for s in shares},
+    )
+    first = results[record.party_ids[0]]
+    rotation = Rotation(sid, first.commitments, first.certificate)
+    genesis = (
+        record.genesis_shares if record.genesis_shares is not None else record.verification_shares
+    )
+    new_record = WalletRecord(
+        scheme=record.scheme,
+        threshold=record.threshold,
+        parties=record.parties,
+        group_public_key=record.group_public_key,
+        verification_shares=first.verification_shares,
+        host_public_keys=record.host_public_keys,
+        recovery_data=record.recovery_data,
+        taproot_merkle_root=record.taproot_merkle_root,
+        epoch=record.epoch + 1,
+        history=(*record.history, rotation),
+        genesis_shares=dict(genesis),
+    )
+    pairwise: dict[int, bytes] = {}
+    if scheme.dkls23:
+        material = dkls23.pairwise_setup_local(new_record.party_ids, pairwise_session(new_record))
+        pairwise = {i: m.to_bytes() for i, m in material.items()}
+    new_shares = [
+        KeyShare(
+            s.identifier, results[s.identifier].secshare, s.hostseckey, pairwise.get(s.identifier)
+        )
+        for s in sorted(shares, key=lambda s: s.identifier)
+    ]
+    return new_record, new_shares
 
 
 def check_share(record: WalletRecord, share: KeyShare) -> None:

@@ -61,8 +61,10 @@ __all__ = [
     "RefreshMachine",
     "RefreshResult",
     "certificate_message",
+    "next_verification_shares",
     "refresh_context",
     "refresh_local",
+    "refresh_transcript",
 ]
 
 _ECHO_TAG = "tmpc/refresh/echo/v1"
@@ -83,6 +85,31 @@ def refresh_context(wallet_id: str, old_epoch: int, session_id: bytes) -> bytes:
     ).digest()  # fmt: skip
 
 
+def next_verification_shares(
+    group: Group,
+    verification_shares: Mapping[int, Point],
+    commitments: Mapping[int, Sequence[Point]],
+) -> dict[int, Point]:
+    """Every party's verification share after a refresh with ``commitments`` (dealer ->
+    ``(ε_1, ..., ε_(t-1))``): ``X_m + Σ_i Σ_k m^k ε_ik``, with the commitments summed term by
+    term first (one evaluation per party, not one per dealer)."""
+    lengths = {len(c) for c in commitments.values()}
+    if len(lengths) != 1:
+        raise ParameterError("every dealer's commitment has t-1 terms")
+    (k,) = lengths
+    summed = [group.sum_points([c[j] for c in commitments.values()]) for j in range(k)]
+    return {
+        m: x + eval_commitment(group, [group.identity(), *summed], m)
+        for m, x in verification_shares.items()
+    }
+
+
+def refresh_transcript(context: bytes, commitments: Mapping[int, Sequence[Point]]) -> bytes:
+    """The hash every party echoes and signs: the context and every dealer's commitment."""
+    ordered = {i: b"".join(c.encode() for c in commitments[i]) for i in sorted(commitments)}
+    return transcript_hash(_ECHO_TAG, {0: context, **ordered})
+
+
 @dataclass(frozen=True)
 class RefreshResult:
     """One party's output of a refresh.
@@ -95,6 +122,8 @@ class RefreshResult:
     verification_shares: dict[int, Point]
     transcript: bytes
     certificate: dict[int, bytes]
+    #: Every dealer's commitment ``(ε_1, ..., ε_(t-1))`` (what a wallet record keeps).
+    commitments: dict[int, tuple[Point, ...]] = field(default_factory=dict)
 
 
 def _check_scalar(group: Group, x: object, what: str) -> int:
@@ -173,6 +202,7 @@ class RefreshMachine(RoundMachine):
         self._newshare = 0
         self._transcript = b""
         self._own_sig = b""
+        self._commitments: dict[int, tuple[Point, ...]] = {}
 
     def __repr__(self) -> str:
         return f"<RefreshMachine of {self.me}, round {self.round}>"
@@ -247,19 +277,12 @@ class RefreshMachine(RoundMachine):
         # (4) "x_i^(new) = x_i^(old) + Σ_j u_ji"
         self._newshare = (self._x + sum(received.values())) % g.order
         # Every party's new verification share from the public commitments:
-        # X_m^(new) = X_m * Π_i Π_k (ε_ik)^(m^k)  (additively: X_m + Σ_i δ_i(m) * G), with the
-        # commitments summed term by term first (one evaluation per party, not one per dealer)
-        summed = [
-            g.sum_points([commitments[i][k] for i in commitments]) for k in range(self._t - 1)
-        ]
-        self._new = {
-            m: self._vs[m] + eval_commitment(g, [g.identity(), *summed], m)
-            for m in self.participants
-        }
+        # X_m^(new) = X_m * Π_i Π_k (ε_ik)^(m^k)  (additively: X_m + Σ_i δ_i(m) * G)
+        self._new = next_verification_shares(g, self._vs, commitments)
+        self._commitments = {i: tuple(commitments[i]) for i in sorted(commitments)}
         if g.base_mul(self._newshare) != self._new[self.me]:  # pragma: no cover - (3) holds
             raise ParameterError("the new share does not match its verification share")
-        ordered = {i: b"".join(c.encode() for c in commitments[i]) for i in sorted(commitments)}
-        self._transcript = transcript_hash(_ECHO_TAG, {0: self._context, **ordered})
+        self._transcript = refresh_transcript(self._context, commitments)
         if self._hostseckey is not None:
             self._own_sig = schnorr_sign(
                 certificate_message(self._transcript), self._hostseckey, self._rand(32)
@@ -294,6 +317,7 @@ class RefreshMachine(RoundMachine):
                 verification_shares=dict(self._new),
                 transcript=self._transcript,
                 certificate=certificate,
+                commitments=self._commitments,
             )
         )
         self._x = self._newshare = 0
