@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean redis
+.PHONY: demo test lint bench clean redis softhsm2
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,11 @@ demo: $(STAMP)
 redis:
 	@command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server >/dev/null)
 
-test: $(STAMP) redis
+# The token-node tests keep keys in SoftHSM (Debian's softhsm2: softhsm2-util and the module).
+softhsm2:
+	@command -v softhsm2-util >/dev/null || (apt-get update -qq && apt-get install -y -qq softhsm2 >/dev/null)
+
+test: $(STAMP) redis softhsm2
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

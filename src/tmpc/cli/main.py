@@ -36,6 +36,7 @@ import click
 
 from tmpc import schemes
 from tmpc.cli import node as cli_node
+from tmpc.cli.backup import backup as backup_group
 from tmpc.encoding import bytes_from_hex
 from tmpc.errors import (
     CryptoError,
@@ -302,11 +303,14 @@ def _remove_staging(staging: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _install_wallet_dir(out: Path, files: Iterable[tuple[str, bytes, int]]) -> None:
+def _install_wallet_dir(
+    out: Path, files: Iterable[tuple[str, bytes, int]], what: str = "the wallet"
+) -> None:
     """Write ``files`` (name, content, mode) into a fresh hidden directory beside ``out`` and
     rename it into place, so a failure (disk full, permissions) or a signal leaves no half
     wallet and no staging directory. ``files`` may be a generator: it runs (e.g. seals the
     shares) while the staging directory exists, and an error or signal in it cleans up too.
+    ``what`` names the directory in the error (e.g. ``"the backup"``).
 
     Raises:
         KeystoreError: ``out``'s parent is not a directory.
@@ -332,7 +336,7 @@ def _install_wallet_dir(out: Path, files: Iterable[tuple[str, bytes, int]]) -> N
             staging = None
         reason = exc.strerror or type(exc).__name__
         raise OSError(
-            exc.errno, f"cannot write the wallet {out}: {reason}; nothing was written"
+            exc.errno, f"cannot write {what} {out}: {reason}; nothing was written"
         ) from None
     finally:
         if staging is not None:
@@ -1202,6 +1206,7 @@ def bench(
 
 
 cli_node.register(cli)
+cli.add_command(backup_group)
 
 
 def _os_error_message(exc: OSError) -> str:

@@ -25,13 +25,22 @@ import click
 
 from tmpc.errors import KeystoreError, ParameterError, ProtocolError
 from tmpc.node import config as node_config
+from tmpc.node import hsm
 from tmpc.node.client import ApiError, Credential, NodeClient, make_credential
 from tmpc.state import keystore
 from tmpc.transport.file import AirGapFolder, airgap_root, read_bundle
 
-__all__ = ["NODE_PASSPHRASE_ENV", "emit", "node_call", "register", "sign_via_node"]
+__all__ = [
+    "NODE_HSM_PIN_ENV",
+    "NODE_PASSPHRASE_ENV",
+    "emit",
+    "node_call",
+    "register",
+    "sign_via_node",
+]
 
 NODE_PASSPHRASE_ENV = "TMPC_NODE_PASSPHRASE"  # noqa: S105 (a variable name)
+NODE_HSM_PIN_ENV = "TMPC_NODE_HSM_PIN"
 
 #: Argon2id cost of a local (loopback, demo) cluster's node files: OWASP's minimum (19 MiB,
 #: 2 passes), so that N nodes start quickly on a laptop; `tmpc node init` uses the default.
@@ -65,6 +74,50 @@ def _node_passphrase(passphrase_file: Path | None, *, confirm: bool = False) -> 
     return value
 
 
+def _token_pin(pin_file: Path | None) -> str:
+    """A token node's PIN: ``--hsm-pin-file``, ``TMPC_NODE_HSM_PIN`` or a prompt (never an
+    argument: a command line is visible to every user of the machine)."""
+    if pin_file is not None:
+        text = keystore.read_limited(pin_file, "PIN file", 4096)
+        try:
+            value = text.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise KeystoreError(f"{pin_file}: the PIN is not UTF-8") from None
+    else:
+        env = os.environ.get(NODE_HSM_PIN_ENV)
+        if env is not None:
+            value = env
+        elif sys.stdin.isatty():
+            value = click.prompt("Token PIN", hide_input=True, err=True)
+        else:
+            raise KeystoreError(
+                f"no token PIN: use --hsm-pin-file FILE, set {NODE_HSM_PIN_ENV}, "
+                "or run in a terminal"
+            )
+    hsm.check_pin(value)
+    return value
+
+
+def _node_unlock(
+    directory: Path, passphrase_file: Path | None, pin_file: Path | None
+) -> tuple[node_config.NodeConfig, node_config.Unlock]:
+    """The node's configuration and what opens its files: the passphrase, or for a token
+    node the data key its token unwraps with the PIN."""
+    cfg = node_config.load_config(directory)
+    if cfg.hsm is None:
+        if pin_file is not None:
+            raise ParameterError(
+                f"node {cfg.name} keeps its keys under a passphrase: --hsm-pin-file does not apply"
+            )
+        return cfg, _node_passphrase(passphrase_file)
+    if passphrase_file is not None:
+        raise ParameterError(
+            f"node {cfg.name} keeps its keys in PKCS#11 token {cfg.hsm.token!r}: give its PIN "
+            f"(--hsm-pin-file FILE or {NODE_HSM_PIN_ENV}), not a passphrase"
+        )
+    return cfg, node_config.unlock_with_token(cfg, _token_pin(pin_file))
+
+
 def emit(data: dict[str, Any], as_json: bool, human: list[str]) -> None:
     """A command's outcome: ``data`` as indented JSON with ``--json``, else the ``human``
     lines (shared by every tmpc command)."""
@@ -95,6 +148,12 @@ _passphrase_file = click.option(
     default=None,
     help=f"File holding the node passphrase (else ${NODE_PASSPHRASE_ENV} or a prompt).",
 )
+_hsm_pin_file = click.option(
+    "--hsm-pin-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help=f"Token nodes: file holding the token PIN (else ${NODE_HSM_PIN_ENV} or a prompt).",
+)
 _auth = click.option(
     "--auth", default=None, metavar="FILE", help="Operator credential (else $TMPC_AUTH)."
 )
@@ -111,6 +170,20 @@ def node() -> None:
 @click.option("--listen", required=True, help="HOST:PORT to listen on.")
 @click.option("--url", default=None, help="URL peers reach it at (default https://HOST:PORT).")
 @_passphrase_file
+@click.option(
+    "--hsm-module",
+    default=None,
+    metavar="PATH",
+    help="Keep the share-wrapping key in a PKCS#11 token: path of its module (.so).",
+)
+@click.option("--hsm-token", default=None, metavar="LABEL", help="The token's label.")
+@click.option(
+    "--hsm-key-label",
+    default=None,
+    metavar="LABEL",
+    help="Label of the token's AES key (created if absent; default tmpc-node/NAME).",
+)
+@_hsm_pin_file
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def node_init(
     directory: Path,
@@ -118,31 +191,57 @@ def node_init(
     listen: str,
     url: str | None,
     passphrase_file: Path | None,
+    hsm_module: str | None,
+    hsm_token: str | None,
+    hsm_key_label: str | None,
+    hsm_pin_file: Path | None,
     as_json: bool,
 ) -> None:
-    """Create a node: identity key, TLS certificate, configuration."""
-    passphrase = _node_passphrase(passphrase_file, confirm=True)
-    cfg = node_config.init_node(directory, name, listen, passphrase, url=url)
-    emit(
-        {"name": cfg.name, "dir": str(directory), "url": cfg.url},
-        as_json,
-        [f"node {cfg.name} created in {directory}", f"url {cfg.url}"],
-    )
+    """Create a node: identity key, TLS certificate, configuration.
+
+    With --hsm-module and --hsm-token the node's files are sealed under a data key that only
+    the token's key unwraps, and every start needs the token's PIN instead of a passphrase."""
+    secret: str | hsm.TokenLogin
+    if hsm_module is None and hsm_token is None:
+        if hsm_key_label is not None or hsm_pin_file is not None:
+            raise ParameterError(
+                "--hsm-key-label and --hsm-pin-file need --hsm-module and --hsm-token"
+            )
+        secret = _node_passphrase(passphrase_file, confirm=True)
+    elif hsm_module is None or hsm_token is None:
+        raise ParameterError("--hsm-module and --hsm-token go together")
+    else:
+        if passphrase_file is not None:
+            raise ParameterError("a token node has no passphrase: --passphrase-file does not apply")
+        node_config.check_name(name)
+        token = hsm.HsmConfig(
+            os.path.abspath(hsm_module), hsm_token, hsm_key_label or hsm.default_key_label(name)
+        )
+        secret = hsm.TokenLogin(token, _token_pin(hsm_pin_file))
+    cfg = node_config.init_node(directory, name, listen, secret, url=url)
+    out: dict[str, Any] = {"name": cfg.name, "dir": str(directory), "url": cfg.url}
+    lines = [f"node {cfg.name} created in {directory}", f"url {cfg.url}"]
+    if cfg.hsm is not None:
+        out["hsm"] = cfg.hsm.to_json()
+        lines.append(f"keys sealed by token {cfg.hsm.token!r}, key {cfg.hsm.key_label!r}")
+    emit(out, as_json, lines)
 
 
 @node.command("card")
 @click.option("--dir", "directory", required=True, type=click.Path(path_type=Path))
 @_passphrase_file
-def node_card(directory: Path, passphrase_file: Path | None) -> None:
+@_hsm_pin_file
+def node_card(directory: Path, passphrase_file: Path | None, hsm_pin_file: Path | None) -> None:
     """Print the node's public card (JSON) for the cluster file."""
-    cfg = node_config.load_config(directory)
-    identity = node_config.open_identity(cfg, _node_passphrase(passphrase_file))
+    cfg, unlock = _node_unlock(directory, passphrase_file, hsm_pin_file)
+    identity = node_config.open_identity(cfg, unlock)
     click.echo(json.dumps(node_config.card_of(cfg, identity), indent=2))
 
 
 @node.command("run")
 @click.option("--dir", "directory", required=True, type=click.Path(path_type=Path))
 @_passphrase_file
+@_hsm_pin_file
 @click.option("--round-timeout", default=5.0, show_default=True, help="Seconds per round.")
 @click.option("--ready-timeout", default=2.0, show_default=True, help="Seconds to be ready.")
 @click.option(
@@ -165,6 +264,7 @@ def node_card(directory: Path, passphrase_file: Path | None) -> None:
 def node_run(
     directory: Path,
     passphrase_file: Path | None,
+    hsm_pin_file: Path | None,
     round_timeout: float,
     ready_timeout: float,
     ready_grace: float,
@@ -182,7 +282,6 @@ def node_run(
 
     if round_timeout <= 0 or ready_timeout <= 0 or ready_grace < 0:
         raise ParameterError("timeouts must be positive")
-    passphrase = _node_passphrase(passphrase_file)
     settings = EngineSettings(
         ready_timeout=ready_timeout, round_timeout=round_timeout, ready_grace=ready_grace
     )
@@ -190,7 +289,10 @@ def node_run(
         raise ParameterError("--relay must be a redis://HOST:PORT URL")
     if airgap and (airgap_peers or relay is not None):
         raise ParameterError("--airgap excludes --relay and --airgap-peer")
-    run_node(directory, passphrase, settings, relay=relay, airgap=airgap, airgap_peers=airgap_peers)
+    if not directory.is_dir():
+        raise KeystoreError(f"{directory} is not a node directory")
+    _cfg, unlock = _node_unlock(directory, passphrase_file, hsm_pin_file)
+    run_node(directory, unlock, settings, relay=relay, airgap=airgap, airgap_peers=airgap_peers)
 
 
 @click.group()
@@ -202,10 +304,13 @@ def cluster() -> None:
 @click.option("--dir", "directory", required=True, type=click.Path(path_type=Path))
 @click.option("--cluster", "cluster_file", required=True, type=click.Path(path_type=Path))
 @_passphrase_file
-def cluster_join(directory: Path, cluster_file: Path, passphrase_file: Path | None) -> None:
+@_hsm_pin_file
+def cluster_join(
+    directory: Path, cluster_file: Path, passphrase_file: Path | None, hsm_pin_file: Path | None
+) -> None:
     """Install the cluster file (every member's card) in a node directory."""
-    cfg = node_config.load_config(directory)
-    identity = node_config.open_identity(cfg, _node_passphrase(passphrase_file))
+    cfg, unlock = _node_unlock(directory, passphrase_file, hsm_pin_file)
+    identity = node_config.open_identity(cfg, unlock)
     c = node_config.join_cluster(directory, cluster_file, identity)
     click.echo(f"{cfg.name} joined cluster {c.id} ({', '.join(c.names)})")
 

@@ -2,12 +2,16 @@
 
 One directory per node (``tmpc node init --dir DIR``)::
 
-    DIR/node.json        name, listen address, URL peers reach it at (clear text)
+    DIR/node.json        name, listen address, URL peers reach it at, and for a token
+                         node where its token key lives (clear text; never a PIN)
     DIR/identity.tmpc    the identity secret key, sealed under the node's passphrase
                          (Argon2id + ChaCha20-Poly1305, the share-file format of
-                         :mod:`tmpc.state.keystore`)
+                         :mod:`tmpc.state.keystore`) or under its data key
+    DIR/data-key.json    token nodes only: the data key, encrypted by the token key
+                         (:mod:`tmpc.node.hsm`)
     DIR/tls/cert.pem     the node's self-signed TLS certificate (pinned by every peer)
-    DIR/tls/key.pem      its private key, PEM-encrypted under the node's passphrase
+    DIR/tls/key.pem      its private key, PEM-encrypted under the node's passphrase (token
+                         nodes: under a password derived from the data key)
     DIR/cluster.json     the cluster file, once joined (``tmpc cluster join``)
     DIR/node.db          sessions, requests, outbox, exclusions (SQLite, WAL)
     DIR/wallets/ID/      wallet.json and this node's share of each wallet
@@ -17,6 +21,10 @@ node takes part in is bound to it), its envelope signing key (BIP340) and, throu
 X25519 encryption key. A node's **card** is its public side (name, URL, host public key,
 X25519 key, TLS certificate) signed by that key; a **cluster file** lists every member's card
 and the operators' client certificates, and its hash is bound into every envelope and session.
+
+What unlocks a node's secrets (:data:`Unlock`) is either its passphrase or, for a node whose
+share-wrapping key lives in a PKCS#11 token (``tmpc node init --hsm-module ... --hsm-token
+...``), the data key that token unwraps (:func:`unlock_with_token`).
 """
 
 from __future__ import annotations
@@ -28,15 +36,22 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from cryptography.hazmat.primitives import serialization
 
 from tmpc.encoding import lp_join, tagged_hash
 from tmpc.errors import KeystoreError, ParameterError
+from tmpc.node.hsm import (
+    DATA_KEY_FILE,
+    HsmConfig,
+    TokenLogin,
+    open_data_key,
+    wrap_new_data_key,
+)
 from tmpc.primitives.bip340 import schnorr_sign, schnorr_verify
 from tmpc.state import keystore
-from tmpc.state.keystore import KdfParams, ShareSecret
+from tmpc.state.keystore import KdfParams, SealingKey, ShareSecret
 from tmpc.transport import tls
 from tmpc.wire.identity import NodeIdentity, NodePublic
 
@@ -46,6 +61,7 @@ __all__ = [
     "Cluster",
     "NodeConfig",
     "Operator",
+    "Unlock",
     "card_of",
     "init_node",
     "join_cluster",
@@ -53,8 +69,16 @@ __all__ = [
     "load_config",
     "make_operator",
     "open_identity",
+    "open_secret",
     "read_card",
+    "seal_secret",
+    "tls_key_password",
+    "unlock_with_token",
 ]
+
+#: What opens a node's sealed files: its passphrase, or the data key its token unwrapped.
+Unlock: TypeAlias = str | SealingKey
+_TLS_PASSWORD_INFO = b"tmpc/node/tls-key-password/v1"
 
 NODE_FILE = "node.json"
 IDENTITY_FILE = "identity.tmpc"
@@ -86,6 +110,7 @@ class NodeConfig:
     host: str
     port: int
     url: str
+    hsm: HsmConfig | None = None
 
     @property
     def listen(self) -> str:
@@ -263,34 +288,88 @@ def parse_cluster(data: bytes, what: str = "cluster file") -> Cluster:
     return Cluster(cards, tuple(ops), canonical)
 
 
+def seal_secret(
+    secret: ShareSecret,
+    *,
+    wallet_id: str,
+    party: int,
+    epoch: int,
+    unlock: Unlock,
+    kdf: KdfParams = keystore.DEFAULT_KDF,
+) -> bytes:
+    """Seal a node secret (identity or share) under the passphrase (Argon2id ``kdf``) or under
+    the token-unwrapped data key; returns the file content."""
+    if isinstance(unlock, SealingKey):
+        return keystore.seal_share_with_key(
+            secret, wallet_id=wallet_id, party=party, epoch=epoch, key=unlock
+        )
+    return keystore.seal_share(
+        secret, wallet_id=wallet_id, party=party, epoch=epoch, passphrase=unlock, kdf=kdf
+    )
+
+
+def open_secret(
+    data: bytes, *, wallet_id: str, party: int, epoch: int | None = None, unlock: Unlock
+) -> ShareSecret:
+    """Open a file of :func:`seal_secret`; raises :class:`KeystoreError` /
+    :class:`~tmpc.errors.CryptoError` as :func:`keystore.open_share` does."""
+    if isinstance(unlock, SealingKey):
+        return keystore.open_share_with_key(
+            data, key=unlock, wallet_id=wallet_id, party=party, epoch=epoch
+        )
+    return keystore.open_share(
+        data, passphrase=unlock, wallet_id=wallet_id, party=party, epoch=epoch
+    )
+
+
+def tls_key_password(unlock: Unlock) -> bytes:
+    """The PEM password of ``DIR/tls/key.pem``: the passphrase's UTF-8, or (token nodes) 32
+    bytes derived from the data key by HKDF-SHA256, as 64 hex digits."""
+    if isinstance(unlock, SealingKey):
+        return unlock.derive(_TLS_PASSWORD_INFO).hex().encode()
+    return unlock.encode()
+
+
 def init_node(
     directory: Path,
     name: str,
     listen: str,
-    passphrase: str,
+    secret: str | TokenLogin,
     *,
     url: str | None = None,
     kdf: KdfParams = keystore.DEFAULT_KDF,
 ) -> NodeConfig:
     """Create a node directory: identity key, TLS certificate, ``node.json``.
 
+    ``secret`` is the node passphrase, or a :class:`~tmpc.node.hsm.TokenLogin`: then the
+    token key (created if the token has none by its label) wraps a new data key, written to
+    ``DIR/data-key.json``, which seals the node's files, and ``node.json`` records the token.
     Refuses a directory that already holds a node (never overwrites a key). ``url`` is where
     peers reach the node (default ``https://HOST:PORT`` of ``listen``).
     Raises :class:`ParameterError` / :class:`KeystoreError`.
     """
     check_name(name)
     host, port = _check_listen(listen)
-    keystore.check_passphrase(passphrase)
+    if isinstance(secret, str):
+        keystore.check_passphrase(secret)
     if (directory / NODE_FILE).exists() or (directory / IDENTITY_FILE).exists():
         raise KeystoreError(f"{directory} already holds a node; refusing to overwrite it")
+    if (directory / DATA_KEY_FILE).exists():
+        raise KeystoreError(f"{directory} already holds a data key; refusing to overwrite it")
     url = url or f"https://{host}:{port}"
+    unlock: Unlock
+    wrapped: bytes | None = None
+    if isinstance(secret, TokenLogin):
+        unlock, wrapped = wrap_new_data_key(secret, name)
+    else:
+        unlock = secret
     ident = NodeIdentity.generate()
-    sealed = keystore.seal_share(
+    sealed = seal_secret(
         ShareSecret(secshare=b"", hostseckey=ident.seckey),
         wallet_id=f"{_IDENTITY_WALLET}:{name}",
         party=0,
         epoch=0,
-        passphrase=passphrase,
+        unlock=unlock,
         kdf=kdf,
     )
     cert_pem, key_pem = tls.make_certificate(name)
@@ -298,17 +377,28 @@ def init_node(
     enc_key = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(passphrase.encode()),
+        serialization.BestAvailableEncryption(tls_key_password(unlock)),
     )
     directory.mkdir(parents=True, exist_ok=True)
+    if wrapped is not None:
+        keystore.write_new_file(directory / DATA_KEY_FILE, wrapped, 0o644)
     keystore.write_new_file(directory / IDENTITY_FILE, sealed)
     keystore.write_new_file(directory / "tls" / "cert.pem", cert_pem, 0o644)
     keystore.write_new_file(directory / "tls" / "key.pem", enc_key)
-    doc = {"format": "tmpc-node", "version": 1, "name": name, "listen": listen, "url": url}
+    doc: dict[str, Any] = {
+        "format": "tmpc-node",
+        "version": 1,
+        "name": name,
+        "listen": listen,
+        "url": url,
+    }
+    token = secret.config if isinstance(secret, TokenLogin) else None
+    if token is not None:
+        doc["hsm"] = token.to_json()
     keystore.write_new_file(
         directory / NODE_FILE, json.dumps(doc, indent=2).encode() + b"\n", 0o644
     )
-    return NodeConfig(directory, name, host, port, url)
+    return NodeConfig(directory, name, host, port, url, token)
 
 
 def load_config(directory: Path) -> NodeConfig:
@@ -320,16 +410,32 @@ def load_config(directory: Path) -> NodeConfig:
         name = check_name(doc["name"])
         host, port = _check_listen(doc["listen"])
         url = str(doc["url"])
-    except (KeyError, TypeError, ParameterError):
+        token = HsmConfig.from_json(doc["hsm"]) if "hsm" in doc else None
+    except (KeyError, TypeError, ParameterError, KeystoreError):
         raise KeystoreError(f"{directory / NODE_FILE} is malformed") from None
-    return NodeConfig(directory, name, host, port, url)
+    return NodeConfig(directory, name, host, port, url, token)
 
 
-def open_identity(config: NodeConfig, passphrase: str) -> NodeIdentity:
-    """Decrypt the node's identity key; raises CryptoError on a wrong passphrase."""
+def unlock_with_token(config: NodeConfig, pin: str) -> SealingKey:
+    """Log in to the node's token with ``pin`` and have it unwrap the node's data key.
+
+    Raises :class:`KeystoreError` (not a token node, module, token, PIN or key problems,
+    ``DIR/data-key.json`` missing) or :class:`~tmpc.errors.CryptoError` (the token key does not
+    open the data key)."""
+    if config.hsm is None:
+        raise KeystoreError(f"node {config.name} keeps its keys under a passphrase, not a token")
+    data = keystore.read_limited(config.directory / DATA_KEY_FILE, "node data key", 1 << 16)
+    return open_data_key(TokenLogin(config.hsm, pin), config.name, data)
+
+
+def open_identity(config: NodeConfig, unlock: Unlock) -> NodeIdentity:
+    """Decrypt the node's identity key with its passphrase or data key (:data:`Unlock`).
+
+    Raises :class:`~tmpc.errors.CryptoError` on a wrong passphrase, :class:`KeystoreError`
+    for a file sealed the other way (a token node's file and a passphrase, or the reverse)."""
     data = keystore.read_limited(config.directory / IDENTITY_FILE, "node identity", 1 << 16)
-    secret = keystore.open_share(
-        data, passphrase=passphrase, wallet_id=f"{_IDENTITY_WALLET}:{config.name}", party=0
+    secret = open_secret(
+        data, unlock=unlock, wallet_id=f"{_IDENTITY_WALLET}:{config.name}", party=0
     )
     return NodeIdentity(secret.hostseckey)
 

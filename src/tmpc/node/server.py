@@ -39,7 +39,15 @@ from aiohttp import web
 
 from tmpc import schemes
 from tmpc.errors import InputError, KeystoreError, ParameterError, TmpcError
-from tmpc.node.config import Cluster, NodeConfig, load_cluster, load_config, open_identity
+from tmpc.node.config import (
+    Cluster,
+    NodeConfig,
+    Unlock,
+    load_cluster,
+    load_config,
+    open_identity,
+    tls_key_password,
+)
 from tmpc.node.db import NodeDB
 from tmpc.node.engine import Engine, EngineSettings, RequestFailedError
 from tmpc.node.wallets import WalletStore
@@ -230,7 +238,7 @@ def build_app(engine: Engine, transport: TcpTransport, cluster: Cluster) -> web.
 
 def open_node(
     directory: Path,
-    passphrase: str,
+    unlock: Unlock,
     settings: EngineSettings | None = None,
     *,
     relay: str | None = None,
@@ -238,6 +246,9 @@ def open_node(
     airgap_peers: tuple[str, ...] = (),
 ) -> tuple[NodeServer, Any]:
     """Load a node directory and build its server (not started) and server TLS context.
+
+    ``unlock`` opens the node's sealed files: its passphrase, or (a token node) the data key
+    :func:`~tmpc.node.config.unlock_with_token` had its token unwrap.
 
     With ``relay`` (a ``redis://HOST:PORT`` URL) peer messages go through a Redis Streams
     relay (:mod:`tmpc.transport.relay`) instead of direct mutual-TLS connections; the
@@ -249,14 +260,14 @@ def open_node(
     sends them goes to those files instead (:class:`~tmpc.transport.file.AirGapRelay`).
     Raises :class:`InputError` for both at once, or a name that is not another member."""
     config = load_config(directory)
-    identity = open_identity(config, passphrase)
+    identity = open_identity(config, unlock)
     cluster = load_cluster(directory)
     if airgap and (airgap_peers or relay is not None):
         raise ParameterError("an air-gapped node has no relay and no air-gapped peers")
     cert = keystore.read_limited(directory / "tls" / "cert.pem", "TLS certificate", 1 << 16)
     key = keystore.read_limited(directory / "tls" / "key.pem", "TLS key", 1 << 16)
     peers = {c.name: Peer(c.url, c.tls_cert) for c in cluster.members if c.name != config.name}
-    tcp = TcpTransport(config.name, cert, key, peers, password=passphrase.encode())
+    tcp = TcpTransport(config.name, cert, key, peers, password=tls_key_password(unlock))
     transport: Transport = tcp
     if relay is not None:
         from tmpc.transport.relay import RedisRelayTransport
@@ -275,7 +286,7 @@ def open_node(
         else:
             transport = file.AirGapRelay(transport, config.name, root, cluster.hash, airgap_peers)
     db = NodeDB(directory / "node.db", node=config.name)
-    wallets = WalletStore(directory, cluster, passphrase, NODE_KDF)
+    wallets = WalletStore(directory, cluster, unlock, NODE_KDF)
     engine = Engine(config, identity, cluster, db, wallets, transport, settings)
     app = build_app(engine, tcp, cluster)
     ssl_ctx = tcp.server_ssl_context(extra_trusted=[o.cert for o in cluster.operators])
@@ -284,14 +295,14 @@ def open_node(
 
 async def _serve(
     directory: Path,
-    passphrase: str,
+    unlock: Unlock,
     settings: EngineSettings | None,
     relay: str | None,
     airgap: bool = False,
     airgap_peers: tuple[str, ...] = (),
 ) -> None:
     server, ssl_ctx = open_node(
-        directory, passphrase, settings, relay=relay, airgap=airgap, airgap_peers=airgap_peers
+        directory, unlock, settings, relay=relay, airgap=airgap, airgap_peers=airgap_peers
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -306,7 +317,7 @@ async def _serve(
 
 def run_node(
     directory: Path,
-    passphrase: str,
+    unlock: Unlock,
     settings: EngineSettings | None = None,
     *,
     relay: str | None = None,
@@ -318,11 +329,11 @@ def run_node(
     ``relay``, ``airgap`` and ``airgap_peers`` choose the peer transport (see
     :func:`open_node`).
 
-    Raises :class:`KeystoreError` / :class:`~tmpc.errors.CryptoError` for a bad directory or
-    passphrase before anything listens."""
+    Raises :class:`KeystoreError` / :class:`~tmpc.errors.CryptoError` for a bad directory,
+    passphrase or data key before anything listens."""
     if not directory.is_dir():
         raise KeystoreError(f"{directory} is not a node directory")
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
     )
-    asyncio.run(_serve(directory, passphrase, settings, relay, airgap, airgap_peers))
+    asyncio.run(_serve(directory, unlock, settings, relay, airgap, airgap_peers))

@@ -2,9 +2,9 @@
 
 ``DIR/wallets/WALLET_ID/wallet.json`` is the public record (as written by ``tmpc keygen``),
 ``DIR/wallets/WALLET_ID/party-N.share`` this node's share (party ``N``), sealed under the node's
-passphrase with :mod:`tmpc.state.keystore`. A node that coordinated a DKG it was not a party of
-keeps the record only. Party ids map to node names through the wallet's host public keys,
-which are the members' identity keys in the cluster file.
+passphrase, or its token-unwrapped data key, with :mod:`tmpc.state.keystore`. A node that
+coordinated a DKG it was not a party of keeps the record only. Party ids map to node names
+through the wallet's host public keys, which are the members' identity keys in the cluster file.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tmpc import schemes
 from tmpc.errors import KeystoreError, TmpcError
-from tmpc.node.config import Cluster
+from tmpc.node.config import Cluster, Unlock, open_secret, seal_secret
 from tmpc.state import keystore
 from tmpc.state.keystore import KdfParams, ShareSecret
 
@@ -41,10 +41,10 @@ class NodeWallet:
 class WalletStore:
     """This node's wallets (records and shares), opened once and kept in memory."""
 
-    def __init__(self, directory: Path, cluster: Cluster, passphrase: str, kdf: KdfParams) -> None:
+    def __init__(self, directory: Path, cluster: Cluster, unlock: Unlock, kdf: KdfParams) -> None:
         self._dir = directory / "wallets"
         self._cluster = cluster
-        self._passphrase = passphrase
+        self._unlock = unlock
         self._kdf = kdf
         self._cache: dict[str, NodeWallet] = {}
         self._lock = threading.Lock()
@@ -86,9 +86,9 @@ class WalletStore:
             shares = sorted(wdir.glob("party-*.share"))
             if shares:
                 party = int(shares[0].stem.split("-")[1])
-                secret = keystore.open_share(
+                secret = open_secret(
                     keystore.read_limited(shares[0], "share file", keystore.MAX_SHARE_FILE_BYTES),
-                    passphrase=self._passphrase,
+                    unlock=self._unlock,
                     wallet_id=record.wallet_id,
                     party=party,
                     epoch=record.epoch,
@@ -105,7 +105,8 @@ class WalletStore:
             return wallet
 
     def add(self, record: schemes.WalletRecord, share: schemes.KeyShare | None) -> NodeWallet:
-        """Store a new wallet (share sealed under the node passphrase); never overwrites."""
+        """Store a new wallet (share sealed under the node passphrase or data key); never
+        overwrites."""
         names = self._names(record)
         wdir = self._dir / record.wallet_id
         if (wdir / "wallet.json").exists():
@@ -118,12 +119,12 @@ class WalletStore:
                 share.pairwise,
                 secrets.token_bytes(32) if share.pairwise is not None else None,
             )
-            sealed = keystore.seal_share(
+            sealed = seal_secret(
                 secret,
                 wallet_id=record.wallet_id,
                 party=share.identifier,
                 epoch=record.epoch,
-                passphrase=self._passphrase,
+                unlock=self._unlock,
                 kdf=self._kdf,
             )
             keystore.write_new_file(keystore.share_path(wdir, share.identifier), sealed)

@@ -17,6 +17,13 @@ precomposed character, NFC), so version 2 files derive the key from the UTF-8 of
 normalised to NFC (``"passphrase_form": "NFC"``, authenticated with the rest of the header).
 Version 1 files (no ``passphrase_form``) were sealed with the passphrase exactly as typed; they
 still open, trying the NFC form, then the form as given, then the NFD form.
+
+A party node whose secrets are guarded by a PKCS#11 token (:mod:`tmpc.node.hsm`) seals its files
+under a 32-byte **data key** instead of a passphrase (:func:`seal_share_with_key`): same
+format, version 2, with ``"kdf": {"alg": "data-key", "key_id": "...", "salt": "..."}`` and
+no ``passphrase_form``. The per-file key is HKDF-SHA256(data key, salt); ``key_id`` (8 bytes,
+hex) names the data key without revealing it, so a file of another node says so. Such a file
+never opens with a passphrase.
 """
 
 from __future__ import annotations
@@ -30,8 +37,10 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from tmpc.encoding import JSON_MAX_BYTES, parse_json
 from tmpc.errors import CryptoError, DecodeError, KeystoreError
@@ -41,12 +50,16 @@ __all__ = [
     "FAST_KDF_FOR_TESTS",
     "MAX_SHARE_FILE_BYTES",
     "KdfParams",
+    "SealingKey",
     "ShareSecret",
     "check_passphrase",
     "open_share",
+    "open_share_with_key",
+    "passphrase_key",
     "read_json",
     "read_limited",
     "seal_share",
+    "seal_share_with_key",
     "share_path",
     "write_new_file",
 ]
@@ -59,6 +72,10 @@ _READABLE_VERSIONS = (1, 2)
 PASSPHRASE_FORM = "NFC"  # noqa: S105 (a Unicode normal form, not a password)
 #: Largest share file :func:`open_share` reads (an ECDSA share of a 255-party wallet is ~13 MB).
 MAX_SHARE_FILE_BYTES = 64 << 20
+#: ``kdf.alg`` of a file sealed under a data key (:func:`seal_share_with_key`).
+DATA_KEY_ALG = "data-key"
+_DATA_KEY_INFO = b"tmpc/share/data-key/v1"
+_DATA_KEY_ID_INFO = b"tmpc/share/data-key-id/v1"
 
 
 @dataclass(frozen=True)
@@ -131,6 +148,30 @@ class ShareSecret:
         return secret
 
 
+@dataclass(frozen=True)
+class SealingKey:
+    """A 32-byte data key that seals share files directly, with no passphrase.
+
+    It comes from outside tmpc's files: a party node's PKCS#11 token unwraps it
+    (:mod:`tmpc.node.hsm`). ``key`` is never printed (``repr=False``); :attr:`key_id` names it.
+    """
+
+    key: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.key, bytes) or len(self.key) != 32:
+            raise KeystoreError("a data key is 32 bytes")
+
+    @property
+    def key_id(self) -> str:
+        """8 bytes (16 hex digits) that name the key: HKDF-SHA256 of it, its own info string."""
+        return HKDF(hashes.SHA256(), 8, None, _DATA_KEY_ID_INFO).derive(self.key).hex()
+
+    def derive(self, info: bytes, salt: bytes | None = None) -> bytes:
+        """A 32-byte subkey for one purpose: HKDF-SHA256(key, ``salt``, ``info``)."""
+        return HKDF(hashes.SHA256(), 32, salt, info).derive(self.key)
+
+
 def share_path(directory: Path, party: int) -> Path:
     """The share file of ``party`` inside a wallet directory."""
     return directory / f"party-{party}.share"
@@ -182,6 +223,20 @@ def _derive(passphrase: bytes, salt: bytes, kdf: KdfParams) -> bytes:
         lanes=kdf.lanes,
         memory_cost=kdf.memory_kib,
     ).derive(passphrase)
+
+
+def passphrase_key(passphrase: str, salt: bytes, kdf: KdfParams) -> bytes:
+    """The 32-byte key Argon2id(``kdf``) derives from ``passphrase`` and ``salt``, exactly as
+    version 2 share files derive theirs (UTF-8 of the passphrase's NFC normal form).
+
+    For other files sealed the share-file way (share backups, :mod:`tmpc.state.backup`). The
+    caller checks ``kdf`` (:meth:`KdfParams.check`) before deriving from a file's header.
+
+    Raises:
+        KeystoreError: the passphrase is empty or not valid UTF-8 (never quoted).
+    """
+    (pw,) = _passphrase_candidates(passphrase, VERSION)
+    return _derive(pw, salt, kdf)
 
 
 def seal_share(
@@ -244,6 +299,11 @@ def open_share(
         doc = parse_json(data, "share file", max_bytes=MAX_SHARE_FILE_BYTES)
     except DecodeError as exc:
         raise KeystoreError(f"not a readable tmpc share file ({exc})") from None
+    if isinstance(doc, dict) and _is_data_key_file(doc):
+        raise KeystoreError(
+            "share file is sealed under a data key that a PKCS#11 token guards, not a "
+            "passphrase: it opens only with its node's token"
+        )
     try:
         version = doc["version"]
         if type(version) is not int or version not in _READABLE_VERSIONS:
@@ -284,6 +344,88 @@ def open_share(
             continue
         return ShareSecret.from_plaintext(plaintext)
     raise CryptoError("wrong passphrase or tampered share file")
+
+
+def _is_data_key_file(doc: dict[str, Any]) -> bool:
+    kdf = doc.get("kdf")
+    return isinstance(kdf, dict) and kdf.get("alg") == DATA_KEY_ALG
+
+
+def seal_share_with_key(
+    secret: ShareSecret, *, wallet_id: str, party: int, epoch: int, key: SealingKey
+) -> bytes:
+    """Encrypt a share under a data key (no passphrase); returns the file content (JSON bytes).
+
+    The per-file key is HKDF-SHA256(``key``, a random 16-byte salt); the header (with the
+    salt and ``key.key_id``) is the AEAD's associated data, as in :func:`seal_share`.
+    """
+    salt = secrets.token_bytes(16)
+    nonce = secrets.token_bytes(12)
+    header: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "wallet_id": wallet_id,
+        "party": party,
+        "epoch": epoch,
+        "kdf": {"alg": DATA_KEY_ALG, "key_id": key.key_id, "salt": salt.hex()},
+        "aead": "chacha20poly1305",
+    }
+    file_key = key.derive(_DATA_KEY_INFO, salt)
+    ct = ChaCha20Poly1305(file_key).encrypt(nonce, secret.to_plaintext(), _header_ad(header))
+    doc = dict(header, nonce=nonce.hex(), ciphertext=ct.hex())
+    return json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n"
+
+
+def open_share_with_key(
+    data: bytes, *, key: SealingKey, wallet_id: str, party: int, epoch: int | None = None
+) -> ShareSecret:
+    """Decrypt a file of :func:`seal_share_with_key` (at most :data:`MAX_SHARE_FILE_BYTES`).
+
+    Raises :class:`KeystoreError` if the file is not such a share file (a passphrase-sealed
+    file included), belongs to another wallet, party or epoch, or was sealed under another
+    data key (its ``key_id`` differs); and :class:`CryptoError` ("tampered share file") if
+    authentication fails.
+    """
+    try:
+        doc = parse_json(data, "share file", max_bytes=MAX_SHARE_FILE_BYTES)
+    except DecodeError as exc:
+        raise KeystoreError(f"not a readable tmpc share file ({exc})") from None
+    if isinstance(doc, dict) and not _is_data_key_file(doc) and "kdf" in doc:
+        raise KeystoreError("share file is sealed under a passphrase, not this node's data key")
+    try:
+        header = {
+            k: doc[k] for k in ("format", "version", "wallet_id", "party", "epoch", "kdf", "aead")
+        }
+        kdf_doc = header["kdf"]
+        if set(kdf_doc) != {"alg", "key_id", "salt"}:
+            raise KeystoreError("share file header is malformed")
+        salt = bytes.fromhex(kdf_doc["salt"])
+        key_id = str(kdf_doc["key_id"])
+        nonce = bytes.fromhex(doc["nonce"])
+        ct = bytes.fromhex(doc["ciphertext"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise KeystoreError("not a readable tmpc share file") from None
+    if header["format"] != FORMAT or header["version"] != VERSION:
+        raise KeystoreError("not a tmpc share file of a supported version")
+    if header["aead"] != "chacha20poly1305":
+        raise KeystoreError("share file uses an unsupported cipher")
+    if header["wallet_id"] != wallet_id:
+        raise KeystoreError("share file belongs to another wallet")
+    if header["party"] != party:
+        raise KeystoreError(f"share file is not party {party}'s")
+    if epoch is not None and header["epoch"] != epoch:
+        raise KeystoreError("share file is from another key epoch")
+    if len(nonce) != 12 or len(salt) != 16:
+        raise KeystoreError("share file header is malformed")
+    if key_id != key.key_id:
+        raise KeystoreError("share file is sealed under another data key (another node's?)")
+    try:
+        plaintext = ChaCha20Poly1305(key.derive(_DATA_KEY_INFO, salt)).decrypt(
+            nonce, ct, _header_ad(header)
+        )
+    except InvalidTag:
+        raise CryptoError("tampered share file") from None
+    return ShareSecret.from_plaintext(plaintext)
 
 
 def write_new_file(path: Path, content: bytes, mode: int = 0o600) -> None:
