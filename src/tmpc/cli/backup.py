@@ -429,7 +429,7 @@ def restore(
         target, directory = "node", node_dir
     else:
         assert wallet_dir is not None
-        has_shares = wallet_dir.is_dir() and any(wallet_dir.glob("party-*.share"))
+        has_shares = wallet_dir.is_dir() and bool(keystore.share_files(wallet_dir))
         sealing = bk.ShareSealing.with_passphrase(_passphrase(confirm=not has_shares))
         installed = bk.install_share(payload, wallet_dir, sealing)
         target, directory = "wallet", wallet_dir

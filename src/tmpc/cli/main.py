@@ -37,7 +37,7 @@ import click
 from tmpc import schemes
 from tmpc.cli import node as cli_node
 from tmpc.cli.backup import backup as backup_group
-from tmpc.encoding import bytes_from_hex
+from tmpc.encoding import bytes_from_hex, tagged_hash
 from tmpc.errors import (
     CryptoError,
     KeystoreError,
@@ -258,7 +258,7 @@ def _open_party_share(
     """Read, decrypt and check party ``i``'s share file; every failure names the party.
 
     Returns the key share and the party's presignature store key (ECDSA wallets)."""
-    path = share_path(wallet_dir, i)
+    path = share_path(wallet_dir, i, record.epoch)
     data = read_limited(path, f"share file of party {i}", MAX_SHARE_FILE_BYTES)
     try:
         secret = open_share(
@@ -369,7 +369,7 @@ def _wallet_files(
                 passphrase=passphrase,
                 kdf=DEFAULT_KDF,
             )
-            yield share_path(Path(), s.identifier).name, content, 0o600
+            yield share_path(Path(), s.identifier, record.epoch).name, content, 0o600
     yield "wallet.json", wallet_json, 0o644
 
 
@@ -582,6 +582,97 @@ def presign(
         {"signers": ids, "made": count, "stored": stored},
         as_json,
         [f"made {count} presignature(s) for signers {','.join(map(str, ids))}; {stored} stored"],
+    )
+
+
+def _replace_file(path: Path, content: bytes, mode: int = 0o644) -> None:
+    """Replace ``path`` atomically: a new file fsync'd beside it, renamed over it, the
+    directory fsync'd. A crash leaves the old file or the new one, never a mix."""
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    try:
+        write_new_file(tmp, content, mode=mode)
+        with _signals_deferred():
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+
+
+def _retire_old_epochs(wallet_dir: Path, record: schemes.WalletRecord) -> list[Path]:
+    """Delete share files of any epoch but the record's (the previous epoch's after a
+    rotation, or the staged files of a rotation interrupted before its switch)."""
+    removed = []
+    for i in record.party_ids:
+        for e in range(0, record.epoch + 2):
+            path = share_path(wallet_dir, i, e)
+            if e != record.epoch and path.exists():
+                path.unlink()
+                removed.append(path)
+    if removed:
+        fsync_dir(wallet_dir)
+    return removed
+
+
+@cli.command()
+@click.option("--wallet", "wallet_dir", required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def rotate(wallet_dir: Path, as_json: bool) -> None:
+    """Give every party a new share of the same key (a refresh), in two phases.
+
+    The wallet id, public key, chain code, xpub and every address stay. Needs every party's
+    share. Phase 1 makes the new shares, checks each against the new verification shares,
+    has a quorum sign a test message (verified), and writes the new share files beside the
+    old ones. Phase 2 switches by replacing wallet.json (one atomic rename); only then are the
+    old share files, presignatures and redone pairwise setups deleted. Interrupted before the
+    switch, the wallet stays on the old epoch (run the command again).
+    """
+    from tmpc.state.store import StateDB, retire_epoch, state_db_path
+
+    record = _load_wallet(wallet_dir)
+    _retire_old_epochs(wallet_dir, record)  # leftovers of an interrupted rotation
+    passphrase = _passphrase(confirm=False)
+    shares = []
+    with _progress(record.party_ids, "Opening shares (Argon2id)", as_json) as bar:
+        for i in bar:
+            shares.append(_open_party_share(wallet_dir, record, i, passphrase)[0])
+    new_record, new_shares = schemes.refresh_shares(record, shares)
+    # Phase 1: every new share is the new record's, and a quorum of them signs.
+    for s in new_shares:
+        schemes.check_share(new_record, s)
+    probe = tagged_hash("tmpc/rotate/test-signature", bytes.fromhex(new_record.wallet_id))
+    sig = schemes.sign(new_record, new_shares[: new_record.threshold], probe)
+    if not schemes.verify(new_record.scheme, new_record.public_key, probe, sig):
+        raise ProtocolError("the new shares did not produce a valid test signature")
+    wallet_json = (json.dumps(new_record.to_json(), indent=2) + "\n").encode()
+    for name, content, mode in _wallet_files(new_record, new_shares, passphrase, b"", as_json):
+        if name != "wallet.json":
+            write_new_file(wallet_dir / name, content, mode=mode)
+    fsync_dir(wallet_dir)
+    # Phase 2: the switch, then the old epoch's one-time and share material goes.
+    _replace_file(wallet_dir / "wallet.json", wallet_json)
+    _retire_old_epochs(wallet_dir, new_record)
+    retired: set[bytes] = set()
+    for i in new_record.party_ids:
+        path = state_db_path(wallet_dir, i)
+        if path.exists():
+            with StateDB(path, party=i) as db:
+                retired |= retire_epoch(db, new_record.wallet_id)
+    dropped = len(retired)
+    _emit(
+        {
+            "wallet_id": new_record.wallet_id,
+            "scheme": new_record.scheme,
+            "epoch": new_record.epoch,
+            "previous_epoch": record.epoch,
+            "public_key": new_record.public_key.hex(),
+            "presignatures_deleted": dropped,
+        },
+        as_json,
+        [
+            f"wallet {new_record.wallet_id}: epoch {record.epoch} -> {new_record.epoch}",
+            f"public key  {new_record.public_key.hex()} (unchanged)",
+            f"new shares written and checked; old shares and {dropped} presignature(s) deleted",
+        ],
     )
 
 

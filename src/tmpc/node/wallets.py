@@ -83,11 +83,11 @@ class WalletStore:
             )
             names = self._names(record)
             share = None
-            shares = sorted(wdir.glob("party-*.share"))
-            if shares:
-                party = int(shares[0].stem.split("-")[1])
+            files = keystore.share_files(wdir, record.epoch)
+            if files:
+                party, path = next(iter(files.items()))
                 secret = open_secret(
-                    keystore.read_limited(shares[0], "share file", keystore.MAX_SHARE_FILE_BYTES),
+                    keystore.read_limited(path, "share file", keystore.MAX_SHARE_FILE_BYTES),
                     unlock=self._unlock,
                     wallet_id=record.wallet_id,
                     party=party,
@@ -127,7 +127,9 @@ class WalletStore:
                 unlock=self._unlock,
                 kdf=self._kdf,
             )
-            keystore.write_new_file(keystore.share_path(wdir, share.identifier), sealed)
+            keystore.write_new_file(
+                keystore.share_path(wdir, share.identifier, record.epoch), sealed
+            )
         doc = json.dumps(record.to_json(), indent=2).encode() + b"\n"
         keystore.write_new_file(wdir / "wallet.json", doc, 0o644)
         wallet = NodeWallet(record, names, share)

@@ -360,13 +360,8 @@ class ShareSealing:
         return cls(seal, open_)
 
 
-def _share_files(wallet_dir: Path) -> dict[int, Path]:
-    out = {}
-    for p in wallet_dir.glob("party-*.share"):
-        digits = p.name[len("party-") : -len(".share")]
-        if digits.isascii() and digits.isdigit() and not digits.startswith("0"):
-            out[int(digits)] = p
-    return dict(sorted(out.items()))
+def _share_files(wallet_dir: Path, epoch: int | None = None) -> dict[int, Path]:
+    return keystore.share_files(wallet_dir, epoch)
 
 
 def _read_record(wallet_dir: Path) -> schemes.WalletRecord:
@@ -391,7 +386,7 @@ def read_share(wallet_dir: Path, sealing: ShareSealing, party: int | None = None
         OSError: the file system failed.
     """
     record = _read_record(wallet_dir)
-    files = _share_files(wallet_dir)
+    files = _share_files(wallet_dir, record_epoch(record))
     if party is None:
         if not files:
             raise KeystoreError(f"{wallet_dir} holds no share of wallet {record.wallet_id}")
@@ -400,7 +395,7 @@ def read_share(wallet_dir: Path, sealing: ShareSealing, party: int | None = None
         party = next(iter(files))
     if party not in record.party_ids:
         raise ParameterError(f"party {party} is not a party of this wallet (1..{record.parties})")
-    path = keystore.share_path(wallet_dir, party)
+    path = keystore.share_path(wallet_dir, party, record_epoch(record))
     data = keystore.read_limited(path, f"share file of party {party}", MAX_SHARE_FILE_BYTES)
     try:
         secret = sealing.open(data, record.wallet_id, party, record_epoch(record))
@@ -998,6 +993,6 @@ def install_share(
     if wrote_record:
         doc = json.dumps(record.to_json(), indent=2).encode() + b"\n"
         keystore.write_new_file(wallet_dir / "wallet.json", doc, 0o644)
-    target = keystore.share_path(wallet_dir, party)
+    target = keystore.share_path(wallet_dir, party, epoch)
     keystore.write_new_file(target, sealed)
     return Installed(target, wrote_record)

@@ -60,6 +60,7 @@ __all__ = [
     "read_limited",
     "seal_share",
     "seal_share_with_key",
+    "share_files",
     "share_path",
     "write_new_file",
 ]
@@ -172,9 +173,36 @@ class SealingKey:
         return HKDF(hashes.SHA256(), 32, salt, info).derive(self.key)
 
 
-def share_path(directory: Path, party: int) -> Path:
-    """The share file of ``party`` inside a wallet directory."""
-    return directory / f"party-{party}.share"
+def share_files(directory: Path, epoch: int | None = None) -> dict[int, Path]:
+    """The share files in a wallet directory by party (:func:`share_path` names): those of
+    ``epoch``, or with None of every epoch (a party with files of several epochs is listed
+    by its newest). Other files are ignored."""
+    found: dict[int, tuple[int, Path]] = {}
+    for p in directory.glob("party-*.share"):
+        stem = p.name[len("party-") : -len(".share")]
+        party_text, _, epoch_text = stem.partition(".e")
+        if not (party_text.isascii() and party_text.isdigit()) or party_text.startswith("0"):
+            continue
+        if epoch_text and not (
+            epoch_text.isascii() and epoch_text.isdigit() and not epoch_text.startswith("0")
+        ):
+            continue
+        e = int(epoch_text) if epoch_text else 0
+        if epoch is not None and e != epoch:
+            continue
+        party = int(party_text)
+        if party not in found or found[party][0] < e:
+            found[party] = (e, p)
+    return {i: found[i][1] for i in sorted(found)}
+
+
+def share_path(directory: Path, party: int, epoch: int = 0) -> Path:
+    """The share file of ``party`` at ``epoch`` inside a wallet directory: ``party-I.share``
+    for the DKG's shares, ``party-I.eK.share`` after the K-th refresh (so a rotation writes
+    the next epoch's files beside the current ones and switches by replacing wallet.json)."""
+    if epoch == 0:
+        return directory / f"party-{party}.share"
+    return directory / f"party-{party}.e{epoch}.share"
 
 
 def _header_ad(header: dict[str, Any]) -> bytes:

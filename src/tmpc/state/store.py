@@ -52,6 +52,7 @@ __all__ = [
     "StateDB",
     "UsedSessions",
     "fsync_dir",
+    "retire_epoch",
     "state_db_path",
 ]
 
@@ -683,6 +684,34 @@ class PairwiseStore:
                 exc, "write to", f"party state database {self.db.path}: write failed"
             ) from None
         return version
+
+
+def retire_epoch(db: StateDB, wallet_id: str) -> set[bytes]:
+    """After a refresh switched the wallet to new shares: delete, in one transaction, every
+    presignature of the wallet (any path; made from the old shares, and sealed under the old
+    shares' store key), its redone pairwise material (replaced by the refresh's new setup
+    with every peer) and its deny-list entries (every pair was set up again). The record of
+    used session ids stays. Returns the ids of the presignatures deleted."""
+    wallet_id = _check_wallet_id(wallet_id)
+    prefix = wallet_id + "@"  # pools are WALLET@PATH
+    args = (wallet_id, len(prefix), prefix)
+    try:
+        with db.transaction() as c:
+            rows = c.execute(
+                "SELECT presig_id FROM presignatures"
+                " WHERE wallet_id = ? OR substr(wallet_id, 1, ?) = ?",
+                args,
+            ).fetchall()
+            ids = {bytes(r[0]) for r in rows}
+            c.execute(
+                "DELETE FROM presignatures WHERE wallet_id = ? OR substr(wallet_id, 1, ?) = ?",
+                args,
+            )
+            c.execute("DELETE FROM pairwise WHERE wallet_id = ?", (wallet_id,))
+            c.execute("DELETE FROM deny_list WHERE wallet_id = ?", (wallet_id,))
+    except sqlite3.Error as exc:
+        raise db._error(exc, "write to", f"party state database {db.path}: write failed") from None
+    return ids
 
 
 @dataclass
