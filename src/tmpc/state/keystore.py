@@ -355,12 +355,7 @@ def open_share(
         raise KeystoreError("share file uses an unsupported passphrase form")
     if kdf_doc.get("alg") != "argon2id" or header["aead"] != "chacha20poly1305":
         raise KeystoreError("share file uses an unsupported KDF or cipher")
-    if header["wallet_id"] != wallet_id:
-        raise KeystoreError("share file belongs to another wallet")
-    if header["party"] != party:
-        raise KeystoreError(f"share file is not party {party}'s")
-    if epoch is not None and header["epoch"] != epoch:
-        raise KeystoreError("share file is from another key epoch")
+    _check_binding(header, wallet_id, party, epoch)
     if len(nonce) != 12 or len(salt) != 16:
         raise KeystoreError("share file header is malformed")
     kdf.check()
@@ -372,6 +367,16 @@ def open_share(
             continue
         return ShareSecret.from_plaintext(plaintext)
     raise CryptoError("wrong passphrase or tampered share file")
+
+
+def _check_binding(header: dict[str, Any], wallet_id: str, party: int, epoch: int | None) -> None:
+    """The header names the expected wallet, party and (if given) key epoch."""
+    if header["wallet_id"] != wallet_id:
+        raise KeystoreError("share file belongs to another wallet")
+    if header["party"] != party:
+        raise KeystoreError(f"share file is not party {party}'s")
+    if epoch is not None and header["epoch"] != epoch:
+        raise KeystoreError("share file is from another key epoch")
 
 
 def _is_data_key_file(doc: dict[str, Any]) -> bool:
@@ -437,12 +442,7 @@ def open_share_with_key(
         raise KeystoreError("not a tmpc share file of a supported version")
     if header["aead"] != "chacha20poly1305":
         raise KeystoreError("share file uses an unsupported cipher")
-    if header["wallet_id"] != wallet_id:
-        raise KeystoreError("share file belongs to another wallet")
-    if header["party"] != party:
-        raise KeystoreError(f"share file is not party {party}'s")
-    if epoch is not None and header["epoch"] != epoch:
-        raise KeystoreError("share file is from another key epoch")
+    _check_binding(header, wallet_id, party, epoch)
     if len(nonce) != 12 or len(salt) != 16:
         raise KeystoreError("share file header is malformed")
     if key_id != key.key_id:
