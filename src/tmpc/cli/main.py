@@ -48,7 +48,6 @@ from tmpc.errors import (
 from tmpc.state.keystore import (
     DEFAULT_KDF,
     MAX_SHARE_FILE_BYTES,
-    ShareSecret,
     check_passphrase,
     open_share,
     read_json,
@@ -352,17 +351,10 @@ def _wallet_files(
     quiet: bool,
 ) -> Iterator[tuple[str, bytes, int]]:
     """Seal each share as it is written (Argon2id takes a while per party), then wallet.json."""
-    group = schemes.get_scheme(record.scheme).group
     with _progress(shares, "Encrypting shares (Argon2id)", quiet) as bar:
         for s in bar:
-            secret = ShareSecret(
-                group.encode_scalar(s.secshare),
-                s.hostseckey,
-                s.pairwise,
-                secrets.token_bytes(32) if s.pairwise is not None else None,
-            )
             content = seal_share(
-                secret,
+                schemes.share_secret(record, s),
                 wallet_id=record.wallet_id,
                 party=s.identifier,
                 epoch=record.epoch,

@@ -47,27 +47,34 @@ NODE_HSM_PIN_ENV = "TMPC_NODE_HSM_PIN"
 LOCAL_KDF = keystore.KdfParams(iterations=2, lanes=1, memory_kib=19 * 1024)
 
 
+def _read_secret(
+    path: Path | None, env: str, *, noun: str, file_label: str, prompt: str, confirm: bool,
+    missing: str,
+) -> str:  # fmt: skip
+    """A secret from a file (less trailing line breaks), the environment variable ``env``, or a
+    prompt on a terminal; never from an argument (a command line is visible to every user)."""
+    if path is not None:
+        text = keystore.read_limited(path, file_label, 4096)
+        try:
+            return text.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise KeystoreError(f"{path}: the {noun} is not UTF-8") from None
+    value = os.environ.get(env)
+    if value is not None:
+        return value
+    if sys.stdin.isatty():
+        return str(click.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True))
+    raise KeystoreError(missing)
+
+
 def _node_passphrase(passphrase_file: Path | None, *, confirm: bool = False) -> str:
     """The node passphrase: ``--passphrase-file``, ``TMPC_NODE_PASSPHRASE`` or a prompt."""
-    if passphrase_file is not None:
-        text = keystore.read_limited(passphrase_file, "passphrase file", 4096)
-        try:
-            value = text.decode("utf-8").rstrip("\r\n")
-        except UnicodeDecodeError:
-            raise KeystoreError(f"{passphrase_file}: the passphrase is not UTF-8") from None
-    else:
-        env = os.environ.get(NODE_PASSPHRASE_ENV)
-        if env is not None:
-            value = env
-        elif sys.stdin.isatty():
-            value = click.prompt(
-                "Node passphrase", hide_input=True, confirmation_prompt=confirm, err=True
-            )
-        else:
-            raise KeystoreError(
-                f"no node passphrase: use --passphrase-file FILE, set {NODE_PASSPHRASE_ENV}, "
-                "or run in a terminal"
-            )
+    value = _read_secret(
+        passphrase_file, NODE_PASSPHRASE_ENV, noun="passphrase", file_label="passphrase file",
+        prompt="Node passphrase", confirm=confirm,
+        missing=f"no node passphrase: use --passphrase-file FILE, set {NODE_PASSPHRASE_ENV}, "
+        "or run in a terminal",
+    )  # fmt: skip
     if not value:
         raise KeystoreError("an empty passphrase cannot protect a node's keys")
     keystore.check_passphrase(value)
@@ -77,23 +84,12 @@ def _node_passphrase(passphrase_file: Path | None, *, confirm: bool = False) -> 
 def _token_pin(pin_file: Path | None) -> str:
     """A token node's PIN: ``--hsm-pin-file``, ``TMPC_NODE_HSM_PIN`` or a prompt (never an
     argument: a command line is visible to every user of the machine)."""
-    if pin_file is not None:
-        text = keystore.read_limited(pin_file, "PIN file", 4096)
-        try:
-            value = text.decode("utf-8").rstrip("\r\n")
-        except UnicodeDecodeError:
-            raise KeystoreError(f"{pin_file}: the PIN is not UTF-8") from None
-    else:
-        env = os.environ.get(NODE_HSM_PIN_ENV)
-        if env is not None:
-            value = env
-        elif sys.stdin.isatty():
-            value = click.prompt("Token PIN", hide_input=True, err=True)
-        else:
-            raise KeystoreError(
-                f"no token PIN: use --hsm-pin-file FILE, set {NODE_HSM_PIN_ENV}, "
-                "or run in a terminal"
-            )
+    value = _read_secret(
+        pin_file, NODE_HSM_PIN_ENV, noun="PIN", file_label="PIN file", prompt="Token PIN",
+        confirm=False,
+        missing=f"no token PIN: use --hsm-pin-file FILE, set {NODE_HSM_PIN_ENV}, "
+        "or run in a terminal",
+    )  # fmt: skip
     hsm.check_pin(value)
     return value
 

@@ -10,7 +10,6 @@ through the wallet's host public keys, which are the members' identity keys in t
 from __future__ import annotations
 
 import json
-import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from tmpc import schemes
 from tmpc.errors import KeystoreError, TmpcError
 from tmpc.node.config import Cluster, Unlock, open_secret, seal_secret
 from tmpc.state import keystore
-from tmpc.state.keystore import KdfParams, ShareSecret
+from tmpc.state.keystore import KdfParams
 
 __all__ = ["NodeWallet", "WalletStore"]
 
@@ -112,15 +111,8 @@ class WalletStore:
         if (wdir / "wallet.json").exists():
             return self.get(record.wallet_id)
         if share is not None:
-            group = schemes.get_scheme(record.scheme).group
-            secret = ShareSecret(
-                group.encode_scalar(share.secshare),
-                share.hostseckey,
-                share.pairwise,
-                secrets.token_bytes(32) if share.pairwise is not None else None,
-            )
             sealed = seal_secret(
-                secret,
+                schemes.share_secret(record, share),
                 wallet_id=record.wallet_id,
                 party=share.identifier,
                 epoch=record.epoch,

@@ -40,6 +40,7 @@ from tmpc.protocols.ecdsa import dkls23
 from tmpc.protocols.frost_machine import Bip445SignMachine, FrostSignMachine
 from tmpc.protocols.lifecycle import refresh
 from tmpc.schemes import hd
+from tmpc.state.keystore import ShareSecret
 
 __all__ = [
     "SCHEMES",
@@ -58,6 +59,7 @@ __all__ = [
     "pairwise_session",
     "public_key_at",
     "refresh_shares",
+    "share_secret",
     "sign",
     "verify",
     "wallet_xpub",
@@ -599,6 +601,17 @@ def refresh_shares(
         for s in sorted(shares, key=lambda s: s.identifier)
     ]
     return new_record, new_shares
+
+
+def share_secret(record: WalletRecord, share: KeyShare) -> ShareSecret:
+    """What a share file seals for ``share``: the encoded share, the host key, the pairwise
+    material and, for ECDSA, a fresh key for the party's presignature store."""
+    return ShareSecret(
+        get_scheme(record.scheme).group.encode_scalar(share.secshare),
+        share.hostseckey,
+        share.pairwise,
+        secrets.token_bytes(32) if share.pairwise is not None else None,
+    )
 
 
 def check_share(record: WalletRecord, share: KeyShare) -> None:

@@ -205,6 +205,19 @@ def share_path(directory: Path, party: int, epoch: int = 0) -> Path:
     return directory / f"party-{party}.e{epoch}.share"
 
 
+def _new_header(wallet_id: str, party: int, epoch: int, kdf: dict[str, Any]) -> dict[str, Any]:
+    """The clear header of a new (version 2) share file; the AEAD authenticates all of it."""
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "wallet_id": wallet_id,
+        "party": party,
+        "epoch": epoch,
+        "kdf": kdf,
+        "aead": "chacha20poly1305",
+    }
+
+
 def _header_ad(header: dict[str, Any]) -> bytes:
     return json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
 
@@ -287,22 +300,19 @@ def seal_share(
     kdf.check(sealing=True, allow_weak=insecure_kdf_for_tests)
     salt = secrets.token_bytes(16)
     nonce = secrets.token_bytes(12)
-    header: dict[str, Any] = {
-        "format": FORMAT,
-        "version": VERSION,
-        "wallet_id": wallet_id,
-        "party": party,
-        "epoch": epoch,
-        "kdf": {
+    header = _new_header(
+        wallet_id,
+        party,
+        epoch,
+        {
             "alg": "argon2id",
             "salt": salt.hex(),
             "iterations": kdf.iterations,
             "lanes": kdf.lanes,
             "memory_kib": kdf.memory_kib,
         },
-        "passphrase_form": PASSPHRASE_FORM,
-        "aead": "chacha20poly1305",
-    }
+    )
+    header["passphrase_form"] = PASSPHRASE_FORM
     key = _derive(pw, salt, kdf)
     ct = ChaCha20Poly1305(key).encrypt(nonce, secret.to_plaintext(), _header_ad(header))
     doc = dict(header, nonce=nonce.hex(), ciphertext=ct.hex())
@@ -394,15 +404,9 @@ def seal_share_with_key(
     """
     salt = secrets.token_bytes(16)
     nonce = secrets.token_bytes(12)
-    header: dict[str, Any] = {
-        "format": FORMAT,
-        "version": VERSION,
-        "wallet_id": wallet_id,
-        "party": party,
-        "epoch": epoch,
-        "kdf": {"alg": DATA_KEY_ALG, "key_id": key.key_id, "salt": salt.hex()},
-        "aead": "chacha20poly1305",
-    }
+    header = _new_header(
+        wallet_id, party, epoch, {"alg": DATA_KEY_ALG, "key_id": key.key_id, "salt": salt.hex()}
+    )
     file_key = key.derive(_DATA_KEY_INFO, salt)
     ct = ChaCha20Poly1305(file_key).encrypt(nonce, secret.to_plaintext(), _header_ad(header))
     doc = dict(header, nonce=nonce.hex(), ciphertext=ct.hex())
