@@ -59,6 +59,7 @@ __all__ = [
     "pairwise_session",
     "public_key_at",
     "refresh_shares",
+    "refreshed_record",
     "share_secret",
     "sign",
     "verify",
@@ -572,24 +573,7 @@ def refresh_shares(
         ctx,
         hostseckeys={s.identifier: s.hostseckey for s in shares},
     )
-    first = results[record.party_ids[0]]
-    rotation = Rotation(sid, first.commitments, first.certificate)
-    genesis = (
-        record.genesis_shares if record.genesis_shares is not None else record.verification_shares
-    )
-    new_record = WalletRecord(
-        scheme=record.scheme,
-        threshold=record.threshold,
-        parties=record.parties,
-        group_public_key=record.group_public_key,
-        verification_shares=first.verification_shares,
-        host_public_keys=record.host_public_keys,
-        recovery_data=record.recovery_data,
-        taproot_merkle_root=record.taproot_merkle_root,
-        epoch=record.epoch + 1,
-        history=(*record.history, rotation),
-        genesis_shares=dict(genesis),
-    )
+    new_record = refreshed_record(record, sid, results[record.party_ids[0]])
     pairwise: dict[int, bytes] = {}
     if scheme.dkls23:
         material = dkls23.pairwise_setup_local(new_record.party_ids, pairwise_session(new_record))
@@ -601,6 +585,30 @@ def refresh_shares(
         for s in sorted(shares, key=lambda s: s.identifier)
     ]
     return new_record, new_shares
+
+
+def refreshed_record(
+    record: WalletRecord, session: bytes, result: refresh.RefreshResult
+) -> WalletRecord:
+    """The record of the epoch after a refresh of ``record`` under ``session``: the same
+    identity, the new verification shares, and the refresh (commitments and certificate)
+    added to its history. Every party of the refresh computes the same."""
+    genesis = (
+        record.genesis_shares if record.genesis_shares is not None else record.verification_shares
+    )
+    return WalletRecord(
+        scheme=record.scheme,
+        threshold=record.threshold,
+        parties=record.parties,
+        group_public_key=record.group_public_key,
+        verification_shares=result.verification_shares,
+        host_public_keys=record.host_public_keys,
+        recovery_data=record.recovery_data,
+        taproot_merkle_root=record.taproot_merkle_root,
+        epoch=record.epoch + 1,
+        history=(*record.history, Rotation(session, result.commitments, result.certificate)),
+        genesis_shares=dict(genesis),
+    )
 
 
 def share_secret(record: WalletRecord, share: KeyShare) -> ShareSecret:
