@@ -34,7 +34,10 @@ def test_bench_nodes_json(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     records = json.loads(proc.stdout)  # stdout holds the JSON only
     by_op = {r["op"]: r for r in records}
-    assert set(by_op) == {"loopback-rtt", "node-keygen", "node-sign", "node-throughput"}
+    assert set(by_op) == {
+        "loopback-rtt", "node-keygen", "node-sign", "node-refresh", "node-throughput"
+    }  # fmt: skip
+    assert by_op["node-refresh"]["runs"] == 5
     for r in records:
         assert set(r) >= NODE_FIELDS | {"p90_s"}
         assert (r["scheme"], r["threshold"], r["parties"]) == ("schnorr-bip340", 3, 5)

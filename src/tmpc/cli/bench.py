@@ -111,24 +111,14 @@ def _ecdsa_bytes_per_party(threshold: int, parties: int) -> dict[str, float]:
 def _refresh_times(
     record: schemes.WalletRecord, shares: list[schemes.KeyShare], runs: int
 ) -> list[float]:
-    """CPU time of ``runs`` refreshes of every party's share (each party signs the transcript
-    with its host key); for DKLs23 wallets the pairwise setups are redone too."""
-    from tmpc.protocols.lifecycle.refresh import refresh_context, refresh_local
-
-    group = schemes.get_scheme(record.scheme).group
-    secret = {s.identifier: s.secshare for s in shares}
-    hosts = {s.identifier: s.hostseckey for s in shares}
-    vs = dict(record.verification_shares)
+    """CPU time of ``runs`` refreshes of every party's share, as ``tmpc rotate`` makes them
+    (:func:`tmpc.schemes.refresh_shares`: each party signs the transcript with its host key;
+    for DKLs23 wallets the pairwise setups are redone too)."""
     times = []
-    for k in range(runs):
-        ctx = refresh_context(record.wallet_id, k, secrets.token_bytes(32))
+    for _ in range(runs):
         t0 = time.process_time()
-        out = refresh_local(group, record.threshold, secret, vs, ctx, hostseckeys=hosts)
-        if schemes.get_scheme(record.scheme).dkls23:
-            dkls23.pairwise_setup_local(sorted(secret), secrets.token_bytes(32))
+        record, shares = schemes.refresh_shares(record, shares)
         times.append(time.process_time() - t0)
-        secret = {i: r.secshare for i, r in out.items()}
-        vs = next(iter(out.values())).verification_shares
     return times
 
 
@@ -221,6 +211,8 @@ NODE_IN_FLIGHT = 32
 
 _RTT_SAMPLES = 50
 _WARMUP_SIGNATURES = 2
+#: Rotations timed by the node benchmark (``node-refresh``).
+_NODE_REFRESHES = 5
 _STOP_GRACE_S = 10.0
 
 Progress = Callable[[str], None]
@@ -370,6 +362,16 @@ async def _drive_nodes(
         wall = time.perf_counter() - t0
         say(f"  {requests / wall:.1f} signatures/s")
 
+        say(f"node-refresh: {_NODE_REFRESHES} rotations of every party's share, one at a time")
+        rotations: list[float] = []
+        for k in range(_NODE_REFRESHES):
+            elapsed, answer = await _timed(api.call("POST", "/v1/rotate", {"wallet": wallet_id}))
+            if answer.get("epoch") != k + 1 or answer.get("pending"):
+                raise ParameterError(f"rotation {k + 1} did not complete at every node: {answer}")
+            rotations.append(elapsed)
+        say(f"  median {statistics.median(rotations) * 1e3:.0f} ms")
+        await sign_one()  # the next signature, with the newest shares (verified below)
+
     say(f"verifying {len(signed)} signatures independently")
     for msg, answer in signed:
         check_node_signature(scheme_id, public_key, msg, answer)
@@ -388,6 +390,7 @@ async def _drive_nodes(
             if pooled
             else []
         ),
+        _node_record(scheme_id, "node-refresh", threshold, n, rotations, **common),
         _node_record(
             scheme_id,
             "node-throughput",
@@ -477,6 +480,8 @@ def run_node_bench(
     - ``loopback-rtt``: ``GET /v1/health`` over a kept-alive connection (50 samples);
     - ``node-keygen``: the DKG (one sample);
     - ``node-sign``: request to verified signature, ``runs`` requests one at a time;
+    - ``node-refresh``: a rotation (``POST /v1/rotate``: refresh, for ECDSA the pairwise
+      setups, the test signature by every party, the commit at every node), 5 one at a time;
     - ``node-throughput``: ``requests`` requests with ``in_flight`` outstanding at any time;
       ``throughput_per_s`` is requests over the wall-clock time of the run, the other figures
       are the latencies of its requests.

@@ -22,7 +22,6 @@ import contextlib
 import errno
 import json
 import os
-import secrets
 import shutil
 import signal
 import sys
@@ -37,7 +36,7 @@ import click
 from tmpc import schemes
 from tmpc.cli import node as cli_node
 from tmpc.cli.backup import backup as backup_group
-from tmpc.encoding import bytes_from_hex, tagged_hash
+from tmpc.encoding import bytes_from_hex
 from tmpc.errors import (
     CryptoError,
     KeystoreError,
@@ -52,6 +51,8 @@ from tmpc.state.keystore import (
     open_share,
     read_json,
     read_limited,
+    replace_file,
+    retire_share_files,
     seal_share,
     share_path,
     write_new_file,
@@ -577,51 +578,54 @@ def presign(
     )
 
 
-def _replace_file(path: Path, content: bytes, mode: int = 0o644) -> None:
-    """Replace ``path`` atomically: a new file fsync'd beside it, renamed over it, the
-    directory fsync'd. A crash leaves the old file or the new one, never a mix."""
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
-    try:
-        write_new_file(tmp, content, mode=mode)
-        with _signals_deferred():
-            os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
-
-
-def _retire_old_epochs(wallet_dir: Path, record: schemes.WalletRecord) -> list[Path]:
-    """Delete share files of any epoch but the record's (the previous epoch's after a
-    rotation, or the staged files of a rotation interrupted before its switch)."""
-    removed = []
-    for i in record.party_ids:
-        for e in range(0, record.epoch + 2):
-            path = share_path(wallet_dir, i, e)
-            if e != record.epoch and path.exists():
-                path.unlink()
-                removed.append(path)
-    if removed:
-        fsync_dir(wallet_dir)
-    return removed
-
-
 @cli.command()
-@click.option("--wallet", "wallet_dir", required=True, type=click.Path(path_type=Path))
+@click.option("--wallet", "wallet_ref", default=None, help="Wallet directory, or id with --node.")
+@click.option("--all", "every", is_flag=True, help="With --node: every wallet the node holds.")
+@click.option("--node", default=None, metavar="URL", help="Rotate across the cluster's nodes.")
+@click.option("--auth", default=None, metavar="FILE", help="Operator credential (or TMPC_AUTH).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def rotate(wallet_dir: Path, as_json: bool) -> None:
+def rotate(
+    wallet_ref: str | None, every: bool, node: str | None, auth: str | None, as_json: bool
+) -> None:
     """Give every party a new share of the same key (a refresh), in two phases.
 
     The wallet id, public key, chain code, xpub and every address stay. Needs every party's
     share. Phase 1 makes the new shares, checks each against the new verification shares,
-    has a quorum sign a test message (verified), and writes the new share files beside the
-    old ones. Phase 2 switches by replacing wallet.json (one atomic rename); only then are the
-    old share files, presignatures and redone pairwise setups deleted. Interrupted before the
+    has every party (locally: a quorum) sign a test message (verified), and stores the new
+    shares beside the old ones. Phase 2 switches (an atomic rename of wallet.json); only then
+    are the old shares, presignatures and pairwise setups deleted. Interrupted before the
     switch, the wallet stays on the old epoch (run the command again).
+
+    With --node URL, across the cluster: --wallet ID, or --all for every wallet the node
+    holds (after a suspected compromise). A node that missed the switch catches up from its
+    peers; the answer lists it as pending.
     """
+    if node is not None:
+        if (wallet_ref is None) == (not every):
+            raise click.UsageError("give --wallet ID or --all with --node")
+        results = cli_node.rotate_via_node(node, auth, wallet_ref, every)
+        lines = []
+        for r in results:
+            lines.append(
+                f"wallet {r['wallet_id']}: epoch {r['previous_epoch']} -> {r['epoch']}, "
+                f"public key {r['public_key']} (unchanged)"
+            )
+            if r.get("pending"):
+                lines.append(f"  not yet switched (will catch up): {', '.join(r['pending'])}")
+        _emit(results[0] if wallet_ref is not None else {"rotations": results}, as_json, lines)
+        return
+    if every:
+        raise click.UsageError("--all goes with --node")
+    if wallet_ref is None:
+        raise click.UsageError("Missing option '--wallet'.")
+    _rotate_local(Path(wallet_ref), as_json)
+
+
+def _rotate_local(wallet_dir: Path, as_json: bool) -> None:
     from tmpc.state.store import StateDB, retire_epoch, state_db_path
 
     record = _load_wallet(wallet_dir)
-    _retire_old_epochs(wallet_dir, record)  # leftovers of an interrupted rotation
+    retire_share_files(wallet_dir, record.epoch)  # leftovers of an interrupted rotation
     passphrase = _passphrase(confirm=False)
     shares = []
     with _progress(record.party_ids, "Opening shares (Argon2id)", as_json) as bar:
@@ -631,7 +635,7 @@ def rotate(wallet_dir: Path, as_json: bool) -> None:
     # Phase 1: every new share is the new record's, and a quorum of them signs.
     for s in new_shares:
         schemes.check_share(new_record, s)
-    probe = tagged_hash("tmpc/rotate/test-signature", bytes.fromhex(new_record.wallet_id))
+    probe = schemes.rotation_test_message(new_record)
     sig = schemes.sign(new_record, new_shares[: new_record.threshold], probe)
     if not schemes.verify(new_record.scheme, new_record.public_key, probe, sig):
         raise ProtocolError("the new shares did not produce a valid test signature")
@@ -641,8 +645,9 @@ def rotate(wallet_dir: Path, as_json: bool) -> None:
             write_new_file(wallet_dir / name, content, mode=mode)
     fsync_dir(wallet_dir)
     # Phase 2: the switch, then the old epoch's one-time and share material goes.
-    _replace_file(wallet_dir / "wallet.json", wallet_json)
-    _retire_old_epochs(wallet_dir, new_record)
+    with _signals_deferred():
+        replace_file(wallet_dir / "wallet.json", wallet_json)
+    retire_share_files(wallet_dir, new_record.epoch)
     retired: set[bytes] = set()
     for i in new_record.party_ids:
         path = state_db_path(wallet_dir, i)

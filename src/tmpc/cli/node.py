@@ -246,6 +246,19 @@ def node_card(directory: Path, passphrase_file: Path | None, hsm_pin_file: Path 
     show_default=True,
     help="Seconds to wait for the other parties once a quorum is ready.",
 )
+@click.option(
+    "--rotate-every",
+    default=None,
+    metavar="DAYS",
+    type=float,
+    help="Rotate each wallet this node leads (its party 1) every DAYS days (fractions allowed).",
+)
+@click.option(
+    "--rotate-window",
+    default=None,
+    metavar="HH:MM-HH:MM",
+    help="Scheduled rotations only in this daily window (UTC), e.g. 02:00-04:00.",
+)
 @click.option("--relay", default=None, metavar="URL", help="Peer messages via Redis (redis://).")
 @click.option(
     "--airgap", is_flag=True, help="No peer network: messages via files (tmpc session export)."
@@ -264,6 +277,8 @@ def node_run(
     round_timeout: float,
     ready_timeout: float,
     ready_grace: float,
+    rotate_every: float | None,
+    rotate_window: str | None,
     relay: str | None,
     airgap: bool,
     airgap_peers: tuple[str, ...],
@@ -272,14 +287,25 @@ def node_run(
 
     With --airgap (on the air-gapped node) or --airgap-peer NAME (on the connected ones),
     messages to or from an air-gapped member go through the DIR/airgap folder: carry them
-    with tmpc session export / import, and set the timeouts to the time a trip takes."""
-    from tmpc.node.engine import EngineSettings
+    with tmpc session export / import, and set the timeouts to the time a trip takes.
+
+    With --rotate-every, the node rotates the wallets whose first party it is on a schedule,
+    inside --rotate-window if given, and never while a session runs on it (it waits)."""
+    from tmpc.node.engine import EngineSettings, parse_window
     from tmpc.node.server import run_node
 
     if round_timeout <= 0 or ready_timeout <= 0 or ready_grace < 0:
         raise ParameterError("timeouts must be positive")
+    if rotate_every is not None and not 0 < rotate_every <= 3650:
+        raise ParameterError("--rotate-every must be between 0 and 3650 days")
+    if rotate_window is not None and rotate_every is None:
+        raise ParameterError("--rotate-window goes with --rotate-every")
     settings = EngineSettings(
-        ready_timeout=ready_timeout, round_timeout=round_timeout, ready_grace=ready_grace
+        ready_timeout=ready_timeout,
+        round_timeout=round_timeout,
+        ready_grace=ready_grace,
+        rotate_every=rotate_every * 86400 if rotate_every is not None else None,
+        rotate_window=parse_window(rotate_window) if rotate_window is not None else None,
     )
     if relay is not None and not relay.startswith(("redis://", "rediss://", "unix://")):
         raise ParameterError("--relay must be a redis://HOST:PORT URL")
@@ -546,10 +572,33 @@ def wallet_list(node: str, auth: str | None, as_json: bool) -> None:
     res = _api(_client(node, auth), "GET", "/v1/wallets")
     lines = [
         f"{w['wallet_id']}  {w.get('scheme')}  {w.get('threshold')}-of-"
-        f"{len(w.get('parties', []))}  {w.get('public_key')}"
+        f"{len(w.get('parties', []))}  epoch {w.get('epoch')}  {w.get('public_key')}"
         for w in res["wallets"]
     ]
     emit(res, as_json, lines or ["no wallets"])
+
+
+@wallet.command("history")
+@click.option("--node", required=True)
+@click.option("--wallet", "wallet_id", default=None, help="One wallet's events (default: all).")
+@_auth
+@click.option("--json", "as_json", is_flag=True)
+def wallet_history(node: str, wallet_id: str | None, auth: str | None, as_json: bool) -> None:
+    """A node's key lifecycle events: wallets created, rotations staged, switched to or
+    discarded, and epochs it missed, each with the epoch before and after."""
+    path = "/v1/lifecycle" + (f"?wallet={quote(wallet_id, safe='')}" if wallet_id else "")
+    res = _api(_client(node, auth), "GET", path)
+
+    def epochs(e: dict[str, Any]) -> str:
+        before, after = e.get("epoch_before"), e.get("epoch_after")
+        return f"epoch {'-' if before is None else before} -> {'-' if after is None else after}"
+
+    lines = [
+        f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(e['at']))}  {e['wallet']}  "
+        f"{e['event']:10} {epochs(e)}" + (f"  session {e['session'][:16]}" if e["session"] else "")
+        for e in res["events"]
+    ]
+    emit(res, as_json, lines or ["no lifecycle events"])
 
 
 @click.command("sessions")
@@ -699,6 +748,26 @@ def presign_via_node(
             click.echo(f"presignatures: {len(made)}/{count}", err=True)
     return {"wallet_id": wallet_id, "path": path or "m", "made": len(made),
             "signers": quorums, "presignatures": made}  # fmt: skip
+
+
+def rotate_via_node(
+    node: str, auth: str | None, wallet_id: str | None, every: bool
+) -> list[dict[str, Any]]:
+    """``tmpc rotate --node URL``: rotate one wallet (``--wallet``) or every wallet the node
+    holds (``--all``, after a suspected compromise), one after the other, printing progress
+    on stderr. Returns each rotation's result."""
+    client = _client(node, auth)
+    if every:
+        held = _api(client, "GET", "/v1/wallets").get("wallets", [])
+        ids = [str(w["wallet_id"]) for w in held if "error" not in w]
+    else:
+        assert wallet_id is not None
+        ids = [wallet_id]
+    out = []
+    for k, wid in enumerate(ids, 1):
+        click.echo(f"rotating wallet {wid} ({k}/{len(ids)})", err=True)
+        out.append(_api(client, "POST", "/v1/rotate", {"wallet": wid}))
+    return out
 
 
 def node_call(node: str, auth: str | None) -> Callable[[str, str, dict[str, Any] | None], Any]:

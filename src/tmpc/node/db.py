@@ -12,6 +12,10 @@ What it keeps, and why it must survive a crash:
   wallet's later attempts for good;
 - ``evidence``: what proves a party's misbehaviour by itself (two different messages it
   signed for one round), kept for the operators and auditors;
+- ``lifecycle``: every key lifecycle event of a wallet on this node (created, a rotation
+  staged, switched to or discarded, a node found behind), with the epoch before and after and
+  what proves it (for a switch: the rotation's session and test signature, which this node
+  shows a peer that missed the switch), for the audit log;
 - ``outbox``: every protocol message this node sends, sealed (signed, and encrypted when
   point to point), stored before it is first sent and deleted once the recipient
   acknowledged it (or sending gave up): a node restarted mid-session sends what its peers
@@ -62,6 +66,10 @@ class NodeDB(SqliteState):
         """CREATE TABLE IF NOT EXISTS outbox (
             seq INTEGER PRIMARY KEY AUTOINCREMENT, session TEXT NOT NULL,
             recipient TEXT NOT NULL, data BLOB NOT NULL, created REAL NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS lifecycle (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, wallet TEXT NOT NULL, event TEXT NOT NULL,
+            epoch_before INTEGER, epoch_after INTEGER, session TEXT, request TEXT,
+            detail TEXT NOT NULL, at REAL NOT NULL)""",
         """CREATE TABLE IF NOT EXISTS exclusions (
             wallet TEXT NOT NULL, party TEXT NOT NULL, reason TEXT NOT NULL, at REAL NOT NULL,
             PRIMARY KEY (wallet, party))""",
@@ -185,9 +193,10 @@ class NodeDB(SqliteState):
                 " missing = '[]', finished = ? WHERE id = ? AND status = 'running'",
                 (json.dumps(rounds), now, session.hex()),
             )
+            # A rotation's coordinator is done only once it committed (it sets that itself).
             self._conn.execute(
                 "UPDATE requests SET status = 'done', result = ?, error = NULL, updated = ?"
-                " WHERE id = ?",
+                " WHERE id = ? AND NOT (role = 'coordinator' AND kind = 'refresh')",
                 (json.dumps(result, sort_keys=True), now, request_id),
             )
 
@@ -307,6 +316,55 @@ class NodeDB(SqliteState):
         """One session's record (as in :meth:`sessions`), or None."""
         rows = self._session_rows(" WHERE id = ?", (session.hex(),))
         return rows[0] if rows else None
+
+    # -- key lifecycle ----------------------------------------------------------------------
+
+    def add_lifecycle(
+        self,
+        wallet: str,
+        event: str,
+        epoch_before: int | None,
+        epoch_after: int | None,
+        *,
+        session: bytes | None = None,
+        request: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a key lifecycle event of ``wallet`` (public data only, never a secret)."""
+        with self.transaction():
+            self._conn.execute(
+                "INSERT INTO lifecycle (wallet, event, epoch_before, epoch_after, session,"
+                " request, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (wallet, event, epoch_before, epoch_after,
+                 session.hex() if session is not None else None, request,
+                 json.dumps(detail or {}, sort_keys=True), time.time()),
+            )  # fmt: skip
+
+    def lifecycle(self, wallet: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """Lifecycle events, oldest first (of one wallet, or of all)."""
+        q = (
+            "SELECT seq, wallet, event, epoch_before, epoch_after, session, request, detail, at"
+            " FROM lifecycle"
+        )
+        args: tuple[Any, ...] = ()
+        if wallet is not None:
+            q += " WHERE wallet = ?"
+            args = (wallet,)
+        keys = ("seq", "wallet", "event", "epoch_before", "epoch_after", "session", "request")
+        out = []
+        for r in self._conn.execute(q + " ORDER BY seq LIMIT ?", (*args, limit)):
+            row = dict(zip(keys, r[:7], strict=True))
+            row["detail"] = json.loads(r[7])
+            row["at"] = r[8]
+            out.append(row)
+        return out
+
+    def switch_event(self, wallet: str, epoch_after: int) -> dict[str, Any] | None:
+        """The event of this node's switch of ``wallet`` to ``epoch_after``, or None."""
+        for row in self.lifecycle(wallet):
+            if row["event"] == "switched" and row["epoch_after"] == epoch_after:
+                return row
+        return None
 
     # -- exclusions -------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ One attempt of a request, as the coordinator runs it::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -64,13 +65,17 @@ __all__ = [
     "EngineSettings",
     "RequestFailedError",
     "choose_participants",
+    "in_window",
+    "parse_window",
     "select_quorum",
     "session_id",
 ]
 
 log = logging.getLogger("tmpc.node")
 
-CONTROL = frozenset({"propose", "ready", "start", "done", "abort", "echo"})
+CONTROL = frozenset(
+    {"propose", "ready", "start", "done", "abort", "echo", "commit", "committed", "catchup"}
+)
 #: Most broadcast envelopes one ``echo`` control message may carry.
 _MAX_ECHO = 1024
 #: Crash tests only (see :meth:`Engine._failpoint`).
@@ -99,6 +104,44 @@ class EngineSettings:
     #: (so a slow or down node costs a request this, not the whole ready timeout).
     ready_grace: float = 0.05
     send_retry_for: float = 30.0
+    #: Scheduled rotation: rotate each wallet this often (seconds; None: never on its own).
+    rotate_every: float | None = None
+    #: ...only inside this daily window (UTC minutes since midnight, start and end; it may
+    #: wrap past midnight); None: at any time.
+    rotate_window: tuple[int, int] | None = None
+
+
+def parse_window(text: str) -> tuple[int, int]:
+    """``HH:MM-HH:MM`` (UTC) as minutes since midnight; raises :class:`ParameterError`."""
+    try:
+        start, end = (t.strip() for t in text.split("-"))
+        out = []
+        for t in (start, end):
+            hh, mm = t.split(":")
+            h, m = int(hh), int(mm)
+            if not (0 <= h < 24 and 0 <= m < 60):
+                raise ValueError
+            out.append(h * 60 + m)
+    except ValueError:
+        raise ParameterError(f"a rotation window is HH:MM-HH:MM (UTC), not {text!r}") from None
+    if out[0] == out[1]:
+        raise ParameterError("a rotation window must not be empty")
+    return out[0], out[1]
+
+
+def in_window(window: tuple[int, int] | None, now: float) -> bool:
+    """Whether UTC time ``now`` (epoch seconds) falls in a daily ``window``."""
+    if window is None:
+        return True
+    minute = int(now // 60) % (24 * 60)
+    start, end = window
+    return start <= minute < end if start < end else minute >= start or minute < end
+
+
+def _epoch_key(wallet: NodeWallet) -> str:
+    """What a session id binds of a wallet: its id and epoch (a session of one epoch's shares
+    is never confused with another's)."""
+    return f"{wallet.record.wallet_id}@{wallet.record.epoch}"
 
 
 def request_session(cluster: bytes, request_id: str) -> bytes:
@@ -229,6 +272,7 @@ class _Session:
     #: The signed broadcast envelopes received, by (sender, protocol, round): shown to the
     #: other participants when an echo check fails, to find who sent two versions.
     broadcasts: dict[tuple[str, str, int], bytes] = field(default_factory=dict)
+    kind: str = ""  # the request's kind
 
     @property
     def names(self) -> dict[int, str]:
@@ -289,6 +333,10 @@ class Engine:
         self._reserved: set[str] = set()
         #: Outbox rows acknowledged since the last flush (see :meth:`_flush_outbox`).
         self._sent: list[int] = []
+        #: Scheduled rotation: when a wallet whose last attempt failed may be tried again.
+        self._retry_at: dict[str, float] = {}
+        #: Rotations this coordinator is committing: request id -> (node -> answer), event.
+        self._commits: dict[str, tuple[dict[str, dict[str, Any]], asyncio.Event]] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -331,6 +379,8 @@ class Engine:
         holds, resume own requests, and run the :meth:`watchdog`."""
         await self.transport.start(self.deliver)
         self._spawn(self.watchdog())
+        if self.settings.rotate_every is not None:
+            self._spawn(self.scheduler())
         for s in self.db.mark_running_lost():
             payload = {"request": s["request"], "attempt": s["attempt"], "reason": "lost"}
             self._send_control(s["coordinator"], "abort", s["request"], s["attempt"], payload)
@@ -341,6 +391,30 @@ class Engine:
             self._spawn(self._send_until_acked(to, data, session, seq))
         for req in self.db.pending_requests("coordinator"):
             self._inflight[req["id"]] = self._spawn(self._run_request(req["id"]))
+        for wid in self.wallets.ids():
+            self._resume_rotation(wid)
+
+    def _resume_rotation(self, wallet_id: str) -> None:
+        """At start: finish what a rotation interrupted by a crash left. Files of an epoch
+        no longer needed go; a rotation staged here but not switched to (this node died
+        before the commit reached it) is asked about: a peer that switched answers with the
+        commit and its proof (:meth:`_on_catchup`)."""
+        try:
+            wallet = self.wallets.get(wallet_id)
+            self.wallets.cleanup(wallet_id)
+            if wallet.share is None or not self.wallets.has_staged(wallet_id):
+                return
+        except (TmpcError, OSError) as exc:
+            log.warning("wallet %s: %s", wallet_id, exc)
+            return
+        self._ask_catchup(wallet, [n for n in wallet.ids if n != self.name])
+
+    def _ask_catchup(self, wallet: NodeWallet, peers: list[str]) -> None:
+        wid = wallet.record.wallet_id
+        rid = f"catchup-{wid}"
+        body = {"request": rid, "wallet": wid, "epoch": wallet.record.epoch}
+        for p in peers:
+            self._send_control(p, "catchup", rid, 0, body)
 
     def _flush_outbox(self) -> None:
         """Delete the outbox rows of acknowledged messages, in one transaction."""
@@ -675,6 +749,9 @@ class Engine:
             return
         s.ended = True
         self.db.finish_session(s.id, s.request_id, result, s.rounds)
+        if s.kind == "keygen":
+            wid = str(result["wallet"]["wallet_id"])
+            self.db.add_lifecycle(wid, "created", None, 0, session=s.id, request=s.request_id)
         self._forget(s.id)
         self._send_control(
             s.coordinator,
@@ -698,6 +775,14 @@ class Engine:
         self._forget(s.id)
         for c in culprits:
             self.db.exclude(s.wallet, c, reason)
+        if s.kind == "refresh":
+            # Nobody switches to an epoch a party did not finish: the staged files go.
+            with contextlib.suppress(TmpcError, OSError):
+                self.wallets.discard_staged(s.wallet, s.id)
+            self.db.add_lifecycle(
+                s.wallet, "discarded", None, None, session=s.id, request=s.request_id,
+                detail={"reason": reason[:200]},
+            )  # fmt: skip
         self._send_control(
             s.coordinator,
             "abort",
@@ -711,6 +796,51 @@ class Engine:
                 "missing": missing or [],
             },
         )
+
+    def rotations_due(self, now: float) -> list[str]:
+        """Wallets whose scheduled rotation this node starts now: those it holds a share of
+        as the wallet's first party (one scheduler per wallet), last rotated (or created)
+        ``rotate_every`` ago or more, inside the window. Empty while any session or request
+        runs on this node (a rotation waits for a quiet moment rather than slowing them)."""
+        every = self.settings.rotate_every
+        if every is None or not in_window(self.settings.rotate_window, now):
+            return []
+        if self._inflight or any(not s.ended for s in self._sessions.values()):
+            return []
+        due = []
+        for wid in self.wallets.ids():
+            try:
+                wallet = self.wallets.get(wid)
+            except TmpcError:
+                continue
+            if wallet.share is None or wallet.names.get(1) != self.name:
+                continue
+            events = [e for e in self.db.lifecycle(wid) if e["event"] in ("created", "switched")]
+            last = events[-1]["at"] if events else 0.0
+            if now - last >= every and now >= self._retry_at.get(wid, 0.0):
+                due.append(wid)
+        return due
+
+    async def scheduler(self) -> None:
+        """Scheduled rotation (``rotate_every``, ``rotate_window``): every little while, start
+        the rotations :meth:`rotations_due` gives, one at a time. A failed one is tried again
+        after a pause (a party may be down: the wallet stays on its epoch meanwhile)."""
+        every = self.settings.rotate_every
+        assert every is not None
+        tick = min(30.0, max(every / 10, 0.2))
+        while True:
+            await asyncio.sleep(tick)
+            for wid in self.rotations_due(time.time()):
+                if self._inflight or any(not s.ended for s in self._sessions.values()):
+                    log.info("scheduled rotation of %s deferred: sessions are open", wid)
+                    break
+                rid = f"scheduled-{wid}-{int(time.time() * 1000)}"
+                log.info("scheduled rotation of wallet %s (request %s)", wid, rid)
+                try:
+                    await self.submit("refresh", {"wallet": wid}, rid)
+                except TmpcError as exc:
+                    log.warning("scheduled rotation of %s failed: %s", wid, exc)
+                    self._retry_at[wid] = time.time() + max(every / 10, tick * 4)
 
     async def watchdog(self) -> None:
         """Abort sessions whose current round made no progress within the round timeout,
@@ -749,6 +879,15 @@ class Engine:
             return
         if kind == "propose":
             self._on_propose(sender, body, attempt)
+        elif kind == "commit":
+            self._on_commit(sender, body)
+        elif kind == "catchup":
+            self._on_catchup(sender, body)
+        elif kind == "committed":
+            waiting = self._commits.get(request_id)
+            if waiting is not None:
+                waiting[0][sender] = body
+                waiting[1].set()
         elif kind == "echo":
             self._on_echo(sender, body)
         elif kind == "start":
@@ -785,6 +924,12 @@ class Engine:
             if not isinstance(t, int) or not 1 <= t <= len(parties):
                 raise ParameterError(f"threshold must be between 1 and {len(parties)}")
             return None
+        if kind == "refresh":
+            wallet = self.wallets.get(str(body.get("wallet")))
+            if as_party and (wallet.share is None or self.name not in wallet.ids):
+                raise ParameterError("this node holds no share of the wallet")
+            self._check_epoch(wallet, body.get("epoch"))
+            return wallet
         if kind == "presign":
             wallet = self.wallets.get(str(body.get("wallet")))
             if as_party and (wallet.share is None or self.name not in wallet.ids):
@@ -817,6 +962,7 @@ class Engine:
             wallet = self._check_request(body["body"])
             reply: dict[str, Any] = {"ok": True}
             if wallet is not None:
+                self._check_epoch(wallet, body.get("epoch"), sender)
                 # Parties this node caught cheating: the coordinator leaves them out.
                 reply["excluded"] = sorted(self.db.excluded(wallet.record.wallet_id))
                 if (
@@ -828,6 +974,29 @@ class Engine:
             reply = {"ok": False, "reason": str(exc)[:200]}
         reply.update(request=body.get("request"), attempt=attempt)
         self._send_control(sender, "ready", str(body.get("request")), attempt, reply)
+
+    def _check_epoch(self, wallet: NodeWallet, epoch: object, asker: str | None = None) -> None:
+        """Refuse a request for another epoch of the wallet than this node's: shares of two
+        epochs never meet in one session. A node behind with the next epoch staged asks
+        ``asker`` for the commit it missed; one with nothing staged must be repaired."""
+        if not isinstance(epoch, int) or isinstance(epoch, bool):
+            raise ParameterError("the request names no epoch of the wallet")
+        mine = wallet.record.epoch
+        if epoch == mine:
+            return
+        if epoch < mine:
+            raise ParameterError(f"this node is at epoch {mine} of the wallet, not {epoch}")
+        if asker is not None and self.wallets.has_staged(wallet.record.wallet_id):
+            self._ask_catchup(wallet, [asker])
+            raise ParameterError(
+                f"this node is at epoch {mine} of the wallet, not {epoch}: catching up"
+            )
+        if asker is not None:
+            self._behind(wallet, epoch, "")
+        raise ParameterError(
+            f"this node is at epoch {mine} of the wallet, not {epoch}, and holds no share of "
+            "the later epoch: repair this party (tmpc repair)"
+        )
 
     def _pooled(self, wallet: NodeWallet, path: str | None) -> list[list[Any]]:
         """``[id hex, [signer names]]`` of this node's unused presignatures for a wallet and
@@ -867,6 +1036,7 @@ class Engine:
             return
         try:
             if wallet is not None:
+                self._check_epoch(wallet, body.get("epoch"))
                 self._check_quorum(request_id, attempt, wallet, participants, body)
             presig = body.get("presignature")
             if presig is not None and (
@@ -932,6 +1102,8 @@ class Engine:
                 raise ParameterError("readiness evidence of another request or attempt")
             answers[env.sender] = payload
         need = wallet.record.threshold
+        if isinstance(body.get("body"), dict) and body["body"].get("kind") == "refresh":
+            need = len(wallet.ids)  # a rotation needs every party
         presig = body.get("presignature")
         if presig is not None:
             # Finishing a pooled presignature: its signer set is the quorum, and every one of
@@ -971,6 +1143,19 @@ class Engine:
                 req["scheme"], int(req["threshold"]), ids[self.name], self.identity.seckey,
                 hostpubkeys, self.wallets, sid,
             )  # fmt: skip
+        elif req["kind"] == "refresh":
+            assert wallet is not None
+            parties = sorted(wallet.ids)
+            if participants != parties:
+                raise ParameterError("a rotation needs every party of the wallet")
+            wallet_key = wallet.record.wallet_id
+            sid = session_id(
+                self.cluster.hash, request_id, _epoch_key(wallet), participants, attempt, req
+            )
+            ids = dict(wallet.ids)
+            stages, finish = machines.refresh_stages(
+                wallet, sid, self.wallets, before_test_sign=self._staged_hook(wallet, request_id)
+            )
         else:
             assert wallet is not None
             excluded = self.db.excluded(wallet.record.wallet_id)
@@ -983,8 +1168,9 @@ class Engine:
                     raise ParameterError(f"{p} is not a party of the wallet")
             wallet_key = wallet.record.wallet_id
             sid = session_id(
-                self.cluster.hash, request_id, wallet_key, participants, attempt, req, presignature
-            )
+                self.cluster.hash, request_id, _epoch_key(wallet), participants, attempt, req,
+                presignature,
+            )  # fmt: skip
             ids = {n: wallet.ids[n] for n in participants}
             signers = sorted(ids.values())
             if req["kind"] == "presign":
@@ -1019,8 +1205,168 @@ class Engine:
         ):  # fmt: skip
             return None
         return _Session(
-            sid, request_id, attempt, wallet_key, coordinator, participants, ids, stages, finish
-        )
+            sid, request_id, attempt, wallet_key, coordinator, participants, ids, stages, finish,
+            kind=req["kind"],
+        )  # fmt: skip
+
+    def _staged_hook(
+        self, wallet: NodeWallet, request_id: str
+    ) -> Callable[[schemes.WalletRecord, bytes], None]:
+        """What a node does once a rotation staged its next epoch, before the test signature:
+        record it, and for ECDSA record the test signature's session in the ledger."""
+
+        def staged(new_record: schemes.WalletRecord, test_session: bytes) -> None:
+            self.db.add_lifecycle(
+                new_record.wallet_id, "staged", wallet.record.epoch, new_record.epoch,
+                session=new_record.history[-1].session, request=request_id,
+            )  # fmt: skip
+            self._failpoint("refresh:staged")
+            if schemes.get_scheme(new_record.scheme).dkls23:
+                me = wallet.ids[self.name]
+                pairs = [(me, j) for j in new_record.party_ids if j != me]
+                self.ledger.use_sessions(new_record.wallet_id, pairs, test_session)
+
+        return staged
+
+    def _on_commit(self, sender: str, body: dict[str, Any]) -> None:
+        """Phase 3 of a rotation: switch to the staged epoch, given its proof.
+
+        The proof is the test signature every party made with its staged share (it verifies
+        under the wallet's key over :func:`~tmpc.schemes.rotation_test_message` of the staged
+        record only). It comes from the coordinator once every party reported it, or from a
+        peer that switched (each node forwards the commit once, so a coordinator that died
+        midway leaves no party behind). Then the old share file, the old epoch's pooled
+        presignatures and the staged files go."""
+        request_id = str(body.get("request"))
+        try:
+            wid = str(body["wallet"])
+            session = bytes.fromhex(str(body["session"]))
+            epoch = int(body["epoch"])
+            signature = bytes.fromhex(str(body["signature"]))
+            wallet = self.wallets.get(wid)
+        except (TmpcError, KeyError, TypeError, ValueError):
+            self._count("commit_malformed")
+            return
+        if sender not in wallet.ids and sender != self.name:
+            self._count("control_from_outside_the_quorum")
+            return
+        before = wallet.record.epoch
+        answer: dict[str, Any] = {"request": request_id, "wallet": wid, "epoch": before}
+        if wallet.share is None:
+            answer["epoch"] = epoch  # a coordinator that holds no share keeps the record only
+        elif before < epoch:
+            try:
+                staged = self.wallets.staged(wid, session)
+            except TmpcError:
+                staged = None
+            if staged is None or staged.epoch != epoch or staged.epoch != before + 1:
+                self._behind(wallet, epoch, request_id)
+                self._send_control(sender, "committed", request_id, 0, dict(answer, ok=False))
+                return
+            message = schemes.rotation_test_message(staged)
+            if not schemes.verify(staged.scheme, staged.public_key, message, signature):
+                self._count("commit_bad_proof")
+                return
+            self._failpoint("refresh:before-switch")
+            switched = self.wallets.switch(wid, session)
+            self.db.add_lifecycle(
+                wid, "switched", before, epoch, session=session, request=request_id,
+                detail={"test_signature": signature.hex(), "from": sender},
+            )  # fmt: skip
+            self._failpoint("refresh:switched")
+            assert switched.share is not None
+            dropped = self.presigs.retire(wid, switched.share.identifier)
+            removed = self.wallets.cleanup(wid)
+            log.info(
+                "wallet %s: switched to epoch %d; %d old file(s) and %d presignature(s) deleted",
+                wid, epoch, len(removed), dropped,
+            )  # fmt: skip
+            answer["epoch"] = epoch
+            forward = {k: body[k] for k in ("request", "wallet", "session", "epoch", "signature")}
+            for p in switched.ids:
+                if p not in (self.name, sender):
+                    self._send_control(p, "commit", request_id, 0, forward)
+        self._send_control(sender, "committed", request_id, 0, dict(answer, ok=True))
+
+    def _behind(self, wallet: NodeWallet, epoch: int, request_id: str) -> None:
+        """This node missed a rotation it holds no staged share of: its share is of an old
+        epoch and useless with the others' (it must be repaired). Recorded once per epoch."""
+        wid = wallet.record.wallet_id
+        if any(
+            e["event"] == "behind" and e["epoch_after"] == epoch for e in self.db.lifecycle(wid)
+        ):
+            return
+        log.warning(
+            "wallet %s: the cluster switched to epoch %d; this node holds epoch %d only and "
+            "must be repaired",
+            wid, epoch, wallet.record.epoch,
+        )  # fmt: skip
+        self.db.add_lifecycle(wid, "behind", wallet.record.epoch, epoch, request=request_id)
+
+    def _on_catchup(self, sender: str, body: dict[str, Any]) -> None:
+        """A peer at an earlier epoch asks what it missed: answer with the commit (and its
+        proof) of the epoch after its own, if this node switched to it."""
+        try:
+            wallet = self.wallets.get(str(body.get("wallet")))
+            theirs = body.get("epoch")
+            if not isinstance(theirs, int) or isinstance(theirs, bool):
+                raise ValueError
+        except (TmpcError, ValueError):
+            self._count("control_malformed")
+            return
+        if sender not in wallet.ids or wallet.record.epoch <= theirs:
+            return
+        event = self.db.switch_event(wallet.record.wallet_id, theirs + 1)
+        if event is None or not event["request"] or not event["session"]:
+            return
+        proof = {
+            "request": event["request"],
+            "wallet": wallet.record.wallet_id,
+            "session": event["session"],
+            "epoch": theirs + 1,
+            "signature": event["detail"].get("test_signature", ""),
+        }
+        self._send_control(sender, "commit", str(event["request"]), 0, proof)
+
+    async def _commit_rotation(
+        self, rid: str, body: dict[str, Any], result: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Phase 3 as coordinator: every party staged and proved the next epoch (the agreed
+        test signature verified in :func:`machines.check_result`); tell every party to
+        switch, and wait a while for their answers. A party that does not answer (down) is
+        listed as ``pending``: it switches when the commit reaches it, or asks for it when it
+        restarts."""
+        record = schemes.WalletRecord.from_json(result["wallet"])
+        wallet = self.wallets.get(record.wallet_id)
+        self._failpoint("refresh:before-commit")
+        if wallet.share is None:
+            self.wallets.set_record(record)
+        answers: dict[str, dict[str, Any]] = {}
+        event = asyncio.Event()
+        self._commits[rid] = (answers, event)
+        proof = {
+            "request": rid,
+            "wallet": record.wallet_id,
+            "session": result["session"],
+            "epoch": record.epoch,
+            "signature": result["test_signature"],
+        }
+        parties = sorted(wallet.ids)
+        try:
+            for p in parties:
+                self._send_control(p, "commit", rid, 0, proof)
+            deadline = time.monotonic() + self.settings.round_timeout * 2
+            while len(answers) < len(parties) and time.monotonic() < deadline:
+                event.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), max(deadline - time.monotonic(), 0))
+        finally:
+            self._commits.pop(rid, None)
+        switched = sorted(n for n, a in answers.items() if a.get("epoch") == record.epoch)
+        out = {k: v for k, v in result.items() if k != "wallet"}
+        out.update(committed=switched, pending=[p for p in parties if p not in switched])
+        self.db.set_request(rid, status="done", result=out)
+        return out
 
     # -- coordinating -----------------------------------------------------------------------
 
@@ -1032,6 +1378,8 @@ class Engine:
         Raises :class:`InputError` for a request this node refuses, :class:`RequestFailedError`
         if it cannot complete."""
         body = dict(body, kind=kind)
+        if kind == "refresh" and "epoch" not in body:
+            body["epoch"] = self.wallets.get(str(body.get("wallet"))).record.epoch
         self._check_request(body, as_party=False)
         rid = request_id or secrets.token_hex(16)
         if not 1 <= len(rid) <= 128 or not all(c.isalnum() or c in "-_." for c in rid):
@@ -1056,7 +1404,11 @@ class Engine:
 
     async def _run_request(self, rid: str) -> dict[str, Any]:
         try:
-            return await self._attempts(rid)
+            result = await self._attempts(rid)
+            req = self.db.request(rid)
+            if req is not None and req["body"].get("kind") == "refresh":
+                result = await self._commit_rotation(rid, req["body"], result)
+            return result
         except RequestFailedError as exc:
             self.db.set_request(rid, status="failed", error=str(exc))
             raise
@@ -1077,16 +1429,32 @@ class Engine:
 
         for attempt in range(start_attempt, start_attempt + _MAX_ATTEMPTS):
             self.db.set_request(rid, status="pending", attempt=attempt)
+            epoch: int | None = None
             if body["kind"] == "keygen":
                 parties = [str(p) for p in body["parties"]]
                 need, eligible = len(parties), parties
-                wallet_key = "keygen:" + rid
+                sid_key = "keygen:" + rid
+            elif body["kind"] == "refresh":
+                wallet = self.wallets.get(body["wallet"])
+                if wallet.record.epoch != body["epoch"]:
+                    raise RequestFailedError(
+                        f"the wallet is at epoch {wallet.record.epoch} now, not {body['epoch']}"
+                    )
+                excluded = self.db.excluded(wallet.record.wallet_id)
+                if excluded:
+                    raise RequestFailedError(
+                        f"excluded parties {sorted(excluded)} hold shares: a rotation needs "
+                        "every party (reshare them out first)"
+                    )
+                eligible = sorted(wallet.ids)
+                need, epoch = len(eligible), wallet.record.epoch
+                sid_key = _epoch_key(wallet)
             else:
                 wallet = self.wallets.get(body["wallet"])
                 excluded = self.db.excluded(wallet.record.wallet_id)
                 eligible = [n for n in wallet.ids if n not in excluded and n not in stalled]
-                need = wallet.record.threshold
-                wallet_key = wallet.record.wallet_id
+                need, epoch = wallet.record.threshold, wallet.record.epoch
+                sid_key = _epoch_key(wallet)
             if len(eligible) < need:
                 raise RequestFailedError(
                     f"{why()}; only {len(eligible)} eligible parties, {need} needed",
@@ -1096,8 +1464,9 @@ class Engine:
             self._coord[rid] = c
             for p in eligible:
                 self._send_control(
-                    p, "propose", rid, attempt, {"request": rid, "body": body, "wallet": ""}
-                )
+                    p, "propose", rid, attempt,
+                    {"request": rid, "body": body, "wallet": "", "epoch": epoch},
+                )  # fmt: skip
             await self._wait(c, ("ready",), len(eligible), self.settings.ready_timeout, quorum=need)
             ready = [n for n, r in c.ready.items() if r.get("ok")]
             refused = {n: r.get("reason") for n, r in c.ready.items() if not r.get("ok")}
@@ -1121,7 +1490,7 @@ class Engine:
                 pid, chosen = None, select_quorum(c.ready, rid, attempt, need)
             c.chosen = chosen
             evidence = [c.evidence[n].hex() for n in sorted(c.evidence) if n in c.ready]
-            sid = session_id(self.cluster.hash, rid, wallet_key, chosen, attempt, body, pid)
+            sid = session_id(self.cluster.hash, rid, sid_key, chosen, attempt, body, pid)
             log.info(
                 "request %s attempt %d: session %s with %s%s",
                 rid, attempt, sid.hex()[:16], chosen,
@@ -1133,6 +1502,7 @@ class Engine:
                 "participants": chosen,
                 "evidence": evidence,
                 "wallet": "",
+                "epoch": epoch,
             }
             if pid is not None:
                 start["presignature"] = pid
@@ -1258,7 +1628,8 @@ class Engine:
             raise RequestFailedError(f"the participants' result does not hold: {exc}") from None
         if body["kind"] == "keygen" and self.name not in body["parties"]:
             machines.store_public_record(first, self.wallets)
-        self.db.set_request(rid, status="done", result=first)
+        if body["kind"] != "refresh":  # a rotation is done once committed
+            self.db.set_request(rid, status="done", result=first)
         self._stalled.pop(rid, None)
         return first
 

@@ -4,7 +4,9 @@ A request runs as one or more *stages*, each a protocol machine (:mod:`tmpc.prot
 started when the previous one finished: a DKG (ChillDKG), followed for ECDSA wallets by the
 DKLs23 pairwise setup; a signature (BIP445, RFC 9591 FROST, DKLs23 presigning and signing in
 one session, or one round finishing a pooled DKLs23 presignature); a batch of DKLs23
-presignatures for the pool. The same machines run in one process under :mod:`tmpc.local`.
+presignatures for the pool; a rotation (refresh, for ECDSA the pairwise setup again, then the
+new shares are staged and every party signs a test message with them). The same machines run
+in one process under :mod:`tmpc.local`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tmpc import schemes
+from tmpc.encoding import tagged_hash
 from tmpc.errors import KeystoreError, ParameterError
 from tmpc.node.presigs import NodePresignatures
 from tmpc.node.wallets import NodeWallet, WalletStore
@@ -27,6 +30,7 @@ from tmpc.protocols.ecdsa.machine import (
     PairwiseSetupMachine,
 )
 from tmpc.protocols.frost_machine import Bip445SignMachine, FrostSignMachine
+from tmpc.protocols.lifecycle.refresh import RefreshMachine, RefreshResult, refresh_context
 from tmpc.protocols.machine import Machine
 
 __all__ = [
@@ -34,6 +38,7 @@ __all__ = [
     "keygen_stages",
     "presign_stages",
     "protocol_name",
+    "refresh_stages",
     "round_count",
     "sign_stages",
     "store_public_record",
@@ -53,6 +58,8 @@ def round_count(req: dict[str, Any]) -> int:
     """Upper bound of the rounds a request's session runs (for the coordinator's timeout)."""
     if req.get("kind") == "keygen":
         return 5 if schemes.get_scheme(str(req.get("scheme"))).dkls23 else 2
+    if req.get("kind") == "refresh":
+        return 8  # refresh 2, (pairwise setup 3), test signature up to 3
     return 2 if req.get("kind") == "presign" else 3
 
 
@@ -245,6 +252,96 @@ def sign_stages(
     return [machine], finish
 
 
+def test_sign_session(session_id: bytes) -> bytes:
+    """The session id of a rotation's test signature (DKLs23 keys its multiplications by it:
+    derived from the rotation's, so it is fresh and never run twice)."""
+    return tagged_hash("tmpc/rotate/test-sign-session", session_id)
+
+
+def refresh_stages(
+    wallet: NodeWallet,
+    session_id: bytes,
+    wallets: WalletStore,
+    *,
+    before_test_sign: Callable[[schemes.WalletRecord, bytes], None],
+) -> tuple[list[Stage], Finish]:
+    """Phases 1 and 2 of a rotation of ``wallet`` (every party takes part), for this node.
+
+    1. **Stage**: a refresh (:class:`~tmpc.protocols.lifecycle.refresh.RefreshMachine`, each
+       party signing the transcript with its host key), for ECDSA the DKLs23 pairwise setup
+       under the next epoch's session; the next epoch's record and this node's new share are
+       then stored durably beside the current ones (:meth:`WalletStore.stage`).
+    2. **Prove**: every party signs :func:`tmpc.schemes.rotation_test_message` with its new
+       share; the signature verifies under the unchanged public key only if every party's
+       new share is consistent with the new verification shares. Since each party stages
+       before it sends its test-signature share, a completed test signature also proves that
+       every party has staged.
+
+    ``before_test_sign(new_record, test_session)`` runs after staging, before the test
+    signature's first message (the node records the staging and, for ECDSA, the session in
+    its single-use ledger). The result, the same at every party, is the new public record,
+    the session and the test signature: the proof the coordinator sends with its commit
+    (phase 3, :meth:`WalletStore.switch`)."""
+    record, share = wallet.record, _held_share(wallet)
+    scheme = schemes.get_scheme(record.scheme)
+    ids = record.party_ids
+    keep: dict[str, Any] = {}
+
+    def refresh(_: object | None) -> Machine:
+        return RefreshMachine(
+            scheme.group,
+            share.identifier,
+            ids,
+            share.secshare,
+            record.threshold,
+            record.verification_shares,
+            refresh_context(record.wallet_id, record.epoch, session_id),
+            hostseckey=share.hostseckey,
+            host_pubkeys={i: record.host_public_keys[i][1:] for i in ids},
+        )
+
+    def pairwise(prior: object | None) -> Machine:
+        assert isinstance(prior, RefreshResult)
+        keep["refresh"] = prior
+        new_record = schemes.refreshed_record(record, session_id, prior)
+        return PairwiseSetupMachine(share.identifier, ids, schemes.pairwise_session(new_record))
+
+    def test_sign(prior: object | None) -> Machine:
+        material = None
+        if isinstance(prior, EcdsaPairwise):
+            material, prior = prior.to_bytes(), keep["refresh"]
+        assert isinstance(prior, RefreshResult)
+        new_record = schemes.refreshed_record(record, session_id, prior)
+        new_share = schemes.KeyShare(share.identifier, prior.secshare, share.hostseckey, material)
+        wallets.stage(new_record, new_share, session_id)
+        keep["record"] = new_record
+        test_session = test_sign_session(session_id)
+        before_test_sign(new_record, test_session)
+        staged = NodeWallet(new_record, wallet.names, new_share)
+        message = schemes.rotation_test_message(new_record)
+        stages, finish = sign_stages(staged, ids, message, None, test_session)
+        keep["finish"] = finish
+        return stages[0](None)
+
+    stages: list[Stage] = [refresh, *([pairwise] if scheme.dkls23 else []), test_sign]
+
+    def finish(result: object) -> dict[str, Any]:
+        new_record: schemes.WalletRecord = keep["record"]
+        signed = keep["finish"](result)
+        return {
+            "wallet": new_record.to_json(),
+            "wallet_id": record.wallet_id,
+            "scheme": record.scheme,
+            "epoch": new_record.epoch,
+            "previous_epoch": record.epoch,
+            "public_key": record.public_key.hex(),
+            "session": session_id.hex(),
+            "test_signature": signed["signature"],
+        }
+
+    return stages, finish
+
+
 def check_result(req: dict[str, Any], result: dict[str, Any], wallets: WalletStore) -> None:
     """The coordinator's own check of an agreed result before it is returned.
 
@@ -256,6 +353,14 @@ def check_result(req: dict[str, Any], result: dict[str, Any], wallets: WalletSto
         rec = schemes.WalletRecord.from_json(result.get("wallet"))
         if rec.scheme != req.get("scheme") or rec.threshold != req.get("threshold"):
             raise ParameterError("the new wallet does not match the request")
+        return
+    if req.get("kind") == "refresh":
+        rec = schemes.WalletRecord.from_json(result.get("wallet"))
+        if rec.wallet_id != req.get("wallet") or rec.epoch != int(req["epoch"]) + 1:
+            raise ParameterError("the new epoch is not the one the rotation asked for")
+        sig = bytes.fromhex(str(result.get("test_signature")))
+        if not schemes.verify(rec.scheme, rec.public_key, schemes.rotation_test_message(rec), sig):
+            raise ParameterError("the rotation's test signature does not verify")
         return
     if req.get("kind") == "presign":
         ids = result.get("presignatures")

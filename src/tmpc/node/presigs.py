@@ -33,7 +33,7 @@ from tmpc.errors import StateError
 from tmpc.local.ecdsa import pool_name
 from tmpc.protocols.ecdsa.dkls23 import Presignature
 from tmpc.state.ledger import Ledger
-from tmpc.state.store import PresignatureStore, StateDB, state_db_path
+from tmpc.state.store import PresignatureStore, StateDB, retire_epoch, state_db_path
 
 __all__ = ["NodePresignatures"]
 
@@ -116,6 +116,14 @@ class NodePresignatures:
         entries = self._store(party).entries(pool_name(wallet_id, path), limit)
         used = self._ledger.used_presignatures(party, [pid for _, pid in entries])
         return [(s, pid) for s, pid in entries if pid not in used]
+
+    def retire(self, wallet_id: str, party: int) -> int:
+        """Delete every pooled presignature of a wallet held as ``party`` (a refresh switched
+        the wallet to new shares: presignatures of the old ones must never be finished).
+        Returns how many were deleted."""
+        if not state_db_path(self._dir, party).exists():
+            return 0
+        return len(retire_epoch(self._store(party).db, wallet_id))
 
     def close(self) -> None:
         """Close the databases."""

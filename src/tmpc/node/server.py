@@ -14,6 +14,8 @@ endpoint                    who         what
 ``POST /v1/wallets``        operators   create a wallet by DKG across nodes (waits)
 ``POST /v1/sign``           operators   sign (``"wait": false`` returns the request id at once)
 ``POST /v1/presign``        operators   make ECDSA presignatures for the pool (waits)
+``POST /v1/rotate``         operators   rotate a wallet's shares, two-phase (waits)
+``GET  /v1/lifecycle``      operators   key lifecycle events (``?wallet=ID``), epochs before/after
 ``GET  /v1/requests/{id}``  operators   a request's status and result (poll)
 ``GET  /v1/sessions``       operators   recent sessions with participants, status, culprits
 ``GET  /v1/sessions/{id}``  operators   one session; while it runs, its machine's public state
@@ -169,6 +171,7 @@ def build_app(engine: Engine, transport: TcpTransport, cluster: Cluster) -> web.
                     "parties": [w.names[i] for i in w.record.party_ids],
                     "public_key": w.record.public_key.hex(),
                     "party": w.share.identifier if w.share is not None else None,
+                    "epoch": w.record.epoch,
                     # Unused pooled presignatures this node holds (ECDSA, unhardened path m).
                     "presignatures": pool_size(w),
                     # The whole public record, so a client checks its DKG certificate itself.
@@ -194,6 +197,14 @@ def build_app(engine: Engine, transport: TcpTransport, cluster: Cluster) -> web.
     async def sign(request: web.Request) -> web.Response:
         body = await body_of(request)
         return await submit("sign", body)
+
+    async def rotate(request: web.Request) -> web.Response:
+        body = await body_of(request)
+        return await submit("refresh", body)
+
+    async def lifecycle(request: web.Request) -> web.Response:
+        wallet = request.query.get("wallet")
+        return web.json_response({"events": engine.db.lifecycle(wallet)})
 
     async def get_request(request: web.Request) -> web.Response:
         req = engine.db.request(request.match_info["rid"])
@@ -228,6 +239,8 @@ def build_app(engine: Engine, transport: TcpTransport, cluster: Cluster) -> web.
             web.post("/v1/wallets", create_wallet),
             web.post("/v1/sign", sign),
             web.post("/v1/presign", presign),
+            web.post("/v1/rotate", rotate),
+            web.get("/v1/lifecycle", lifecycle),
             web.get("/v1/requests/{rid}", get_request),
             web.get("/v1/sessions", sessions),
             web.get("/v1/sessions/{sid}", session_detail),

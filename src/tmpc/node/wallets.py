@@ -1,15 +1,25 @@
 """The wallets a node holds: public records and this node's encrypted share of each.
 
 ``DIR/wallets/WALLET_ID/wallet.json`` is the public record (as written by ``tmpc keygen``),
-``DIR/wallets/WALLET_ID/party-N.share`` this node's share (party ``N``), sealed under the node's
-passphrase, or its token-unwrapped data key, with :mod:`tmpc.state.keystore`. A node that
-coordinated a DKG it was not a party of keeps the record only. Party ids map to node names
-through the wallet's host public keys, which are the members' identity keys in the cluster file.
+``DIR/wallets/WALLET_ID/party-N.share`` (``party-N.eK.share`` at epoch K) this node's share
+(party ``N``), sealed under the node's passphrase, or its token-unwrapped data key, with
+:mod:`tmpc.state.keystore`. A node that coordinated a DKG it was not a party of keeps the
+record only. Party ids map to node names through the wallet's host public keys, which are the
+members' identity keys in the cluster file.
+
+A rotation stages the next epoch beside the current one, in
+``DIR/wallets/WALLET_ID/staged/SESSION/`` (its record and this node's new share file, both
+fsync'd), and :meth:`WalletStore.switch` makes it current by linking the share file into place
+and replacing ``wallet.json`` (one atomic rename: the epoch pointer). Until that rename the
+wallet is on the old epoch; after it, :meth:`WalletStore.cleanup` deletes the old share file
+and every staged directory.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +29,7 @@ from tmpc.errors import KeystoreError, TmpcError
 from tmpc.node.config import Cluster, Unlock, open_secret, seal_secret
 from tmpc.state import keystore
 from tmpc.state.keystore import KdfParams
+from tmpc.state.store import fsync_dir
 
 __all__ = ["NodeWallet", "WalletStore"]
 
@@ -128,3 +139,122 @@ class WalletStore:
         with self._lock:
             self._cache[record.wallet_id] = wallet
         return wallet
+
+    # -- epochs: staging, switching, cleaning up -------------------------------------------
+
+    def _staged_dir(self, wallet_id: str, session: bytes) -> Path:
+        self.get(wallet_id)  # a known wallet (also checks the id's characters)
+        return self._dir / wallet_id / "staged" / session.hex()
+
+    def stage(
+        self, record: schemes.WalletRecord, share: schemes.KeyShare | None, session: bytes
+    ) -> None:
+        """Store the next epoch's record and this node's new share (if any) of a rotation,
+        durably, beside the current epoch: nothing changes until :meth:`switch`."""
+        sdir = self._staged_dir(record.wallet_id, session)
+        if (sdir / "wallet.json").exists():
+            raise KeystoreError(f"wallet {record.wallet_id}: session already staged")
+        if share is not None:
+            schemes.check_share(record, share)
+            sealed = seal_secret(
+                schemes.share_secret(record, share),
+                wallet_id=record.wallet_id,
+                party=share.identifier,
+                epoch=record.epoch,
+                unlock=self._unlock,
+                kdf=self._kdf,
+            )
+            keystore.write_new_file(
+                keystore.share_path(sdir, share.identifier, record.epoch), sealed
+            )
+        doc = json.dumps(record.to_json(), indent=2).encode() + b"\n"
+        keystore.write_new_file(sdir / "wallet.json", doc, 0o644)  # last: marks it complete
+        fsync_dir(sdir.parent)
+
+    def staged(self, wallet_id: str, session: bytes) -> schemes.WalletRecord | None:
+        """The record staged by rotation ``session``, or None if there is none."""
+        path = self._staged_dir(wallet_id, session) / "wallet.json"
+        if not path.is_file():
+            return None
+        return schemes.WalletRecord.from_json(keystore.read_json(path, "staged wallet record"))
+
+    def has_staged(self, wallet_id: str) -> bool:
+        """Whether any rotation of the wallet is staged here (not switched to yet)."""
+        sdir = self._dir / wallet_id / "staged"
+        return sdir.is_dir() and any((p / "wallet.json").is_file() for p in sdir.iterdir())
+
+    def switch(self, wallet_id: str, session: bytes) -> NodeWallet:
+        """Make rotation ``session``'s staged epoch current: link the staged share file into
+        the wallet directory, then replace ``wallet.json`` (the atomic switch). Idempotent; a
+        crash at any point leaves the old epoch or the new one. Call :meth:`cleanup` after.
+
+        Raises :class:`KeystoreError` if nothing is staged for ``session`` or the staged
+        epoch does not follow the current one."""
+        current = self.get(wallet_id)
+        record = self.staged(wallet_id, session)
+        if record is None:
+            raise KeystoreError(f"wallet {wallet_id}: nothing staged for that rotation")
+        if record.wallet_id != wallet_id:
+            raise KeystoreError(f"wallet {wallet_id}: the staged record is another wallet's")
+        if current.record.epoch >= record.epoch:
+            return current
+        if record.epoch != current.record.epoch + 1:
+            raise KeystoreError(
+                f"wallet {wallet_id}: the staged epoch {record.epoch} does not follow "
+                f"{current.record.epoch}"
+            )
+        wdir = self._dir / wallet_id
+        sdir = self._staged_dir(wallet_id, session)
+        for party, path in keystore.share_files(sdir, record.epoch).items():
+            target = keystore.share_path(wdir, party, record.epoch)
+            if target.exists():
+                if target.read_bytes() != path.read_bytes():
+                    raise KeystoreError(f"{target} exists with other content")
+            else:
+                os.link(path, target)
+        fsync_dir(wdir)
+        keystore.replace_file(wdir / "wallet.json", (sdir / "wallet.json").read_bytes())
+        with self._lock:
+            self._cache.pop(wallet_id, None)
+        return self.get(wallet_id)
+
+    def cleanup(self, wallet_id: str) -> list[Path]:
+        """Delete what the current epoch no longer needs: other epochs' share files and every
+        staged directory whose epoch is not ahead of the current one. Returns what went."""
+        current = self.get(wallet_id)
+        wdir = self._dir / wallet_id
+        removed = keystore.retire_share_files(wdir, current.record.epoch)
+        sdir = wdir / "staged"
+        if sdir.is_dir():
+            for p in sorted(sdir.iterdir()):
+                try:
+                    doc = keystore.read_json(p / "wallet.json", "staged wallet record")
+                    ahead = int(doc["epoch"]) > current.record.epoch
+                except (KeystoreError, OSError, KeyError, TypeError, ValueError):
+                    ahead = False  # incomplete (killed while staging) or unreadable
+                if not ahead:
+                    shutil.rmtree(p, ignore_errors=True)
+                    removed.append(p)
+            fsync_dir(sdir)
+        return removed
+
+    def discard_staged(self, wallet_id: str, session: bytes) -> None:
+        """Delete rotation ``session``'s staged files (it failed before any switch)."""
+        sdir = self._staged_dir(wallet_id, session)
+        if sdir.exists():
+            shutil.rmtree(sdir, ignore_errors=True)
+            fsync_dir(sdir.parent)
+
+    def set_record(self, record: schemes.WalletRecord) -> NodeWallet:
+        """Replace the public record of a wallet this node holds no share of (a coordinator
+        that is not a party follows its epochs)."""
+        current = self.get(record.wallet_id)
+        if current.share is not None:
+            raise KeystoreError("this node holds a share of the wallet: switch instead")
+        if record.epoch <= current.record.epoch:
+            return current
+        doc = json.dumps(record.to_json(), indent=2).encode() + b"\n"
+        keystore.replace_file(self._dir / record.wallet_id / "wallet.json", doc)
+        with self._lock:
+            self._cache.pop(record.wallet_id, None)
+        return self.get(record.wallet_id)

@@ -14,7 +14,9 @@ scheme id                 protocol                                 signatures ve
 ========================  =======================================  ==========================
 
 The :class:`WalletRecord` is public (threshold, parties, group key, every party's verification
-share, host public keys, the DKG's recovery data); a :class:`KeyShare` is one party's secret.
+share, host public keys, the DKG's recovery data, and the history of the key since its DKG:
+refreshes, reshares to other parties or thresholds, and host-key replacements, each certified);
+a :class:`KeyShare` is one party's secret.
 """
 
 from __future__ import annotations
@@ -38,13 +40,16 @@ from tmpc.protocols import dkg, frost, taproot
 from tmpc.protocols.dkg.machine import DkgMachine
 from tmpc.protocols.ecdsa import dkls23
 from tmpc.protocols.frost_machine import Bip445SignMachine, FrostSignMachine
-from tmpc.protocols.lifecycle import refresh
+from tmpc.protocols.lifecycle import refresh, rehost, reshare
 from tmpc.schemes import hd
 from tmpc.state.keystore import ShareSecret
 
 __all__ = [
     "SCHEMES",
+    "HistoryEntry",
     "KeyShare",
+    "Rehost",
+    "Reshare",
     "Rotation",
     "Scheme",
     "SignatureKind",
@@ -60,6 +65,11 @@ __all__ = [
     "public_key_at",
     "refresh_shares",
     "refreshed_record",
+    "rehost_message",
+    "rehosted_record",
+    "reshare_shares",
+    "reshared_record",
+    "rotation_test_message",
     "share_secret",
     "sign",
     "verify",
@@ -190,7 +200,13 @@ class Rotation:
     """One refresh of a wallet's shares, as its record keeps it (all public): the session id
     it ran under, every party's commitment to its sharing of zero, and every party's host-key
     signature over the transcript (:mod:`tmpc.protocols.lifecycle.refresh`). From the
-    previous verification shares and this, anyone recomputes the new ones."""
+    previous verification shares and this, anyone recomputes the new ones.
+
+    In ``wallet.json`` a history entry without ``"kind"`` (or with ``"kind": "refresh"``)::
+
+        {"session": hex, "commitments": {"<party>": [hex point, ... (t-1)]},
+         "certificate": {"<party>": hex BIP340 signature}}
+    """
 
     session: bytes
     commitments: Mapping[int, tuple[Point, ...]]
@@ -198,13 +214,84 @@ class Rotation:
 
 
 @dataclass(frozen=True)
+class Reshare:
+    """One reshare of a wallet's key to a new party set and/or threshold, as its record keeps
+    it (all public; :mod:`tmpc.protocols.lifecycle.reshare`).
+
+    ``commitments`` maps each dealer's *old* party id to its commitment ``(C_0, ..., C_(t'-1))``
+    (``C_0 = λ_i·X_i``; the dealer set is its keys); ``threshold`` is the new threshold ``t'``
+    and ``host_public_keys`` every new party's 33-byte host key by *new* id ``1..n'``. The
+    certificate is kept by role: ``dealer_certificate`` (old id -> the dealer's BIP340
+    signature with its old host key) and ``receiver_certificate`` (new id -> the new party's
+    signature with its new host key), all over the reshare's certificate message. From the
+    previous epoch and this, anyone recomputes the new verification shares.
+
+    In ``wallet.json``::
+
+        {"kind": "reshare", "session": hex, "threshold": t', "parties": n',
+         "dealers": [old id, ...], "commitments": {"<old id>": [hex point, ... (t')]},
+         "host_public_keys": {"<new id>": hex (33 bytes)},
+         "certificate": {"dealers": {"<old id>": hex sig}, "receivers": {"<new id>": hex sig}}}
+    """
+
+    session: bytes
+    commitments: Mapping[int, tuple[Point, ...]]
+    threshold: int
+    host_public_keys: Mapping[int, bytes]
+    dealer_certificate: Mapping[int, bytes]
+    receiver_certificate: Mapping[int, bytes]
+
+    @property
+    def dealers(self) -> list[int]:
+        """The old party ids of the dealers, sorted."""
+        return sorted(self.commitments)
+
+    @property
+    def parties(self) -> int:
+        """The new party count ``n'``."""
+        return len(self.host_public_keys)
+
+
+@dataclass(frozen=True)
+class Rehost:
+    """The replacement of one party's host key (a party repaired on a new machine keeps its
+    share but has a new identity key), as its record keeps it (all public;
+    :mod:`tmpc.protocols.lifecycle.rehost`): the party, its new 33-byte host key, and the
+    certificate: signer id -> BIP340 signature of its current host key over
+    :func:`rehost_message`, from at least ``threshold`` parties other than ``party``.
+
+    In ``wallet.json``::
+
+        {"kind": "rehost", "party": id, "host_public_key": hex (33 bytes),
+         "certificate": {"<signer>": hex sig}}
+    """
+
+    party: int
+    host_public_key: bytes
+    certificate: Mapping[int, bytes]
+
+    @property
+    def session(self) -> bytes:
+        """Empty: a rehost runs no session of its own (every history entry has a session)."""
+        return b""
+
+
+#: One entry of a wallet's history: a refresh, a reshare or a rehost (each one epoch).
+HistoryEntry = Rotation | Reshare | Rehost
+
+
+@dataclass(frozen=True)
 class WalletRecord:
     """The public record of a threshold wallet; safe to publish and back up in clear.
 
-    ``verification_shares`` are the current epoch's. The wallet's identity (id, key, chain code,
-    addresses) is fixed by its DKG (epoch 0) and never changes: ``history`` lists the refreshes
-    since, each proved by every party's signature, and ``genesis_shares`` keeps the DKG's
-    verification shares (None at epoch 0, where they are the current ones).
+    ``threshold``, ``parties``, ``verification_shares`` and ``host_public_keys`` are the current
+    epoch's. The wallet's identity (id, key, chain code, addresses) is fixed by its DKG (epoch
+    0) and never changes: ``history`` lists every epoch since (:data:`HistoryEntry`: refreshes,
+    reshares and rehosts, each certified by host-key signatures), and ``genesis_shares``,
+    ``genesis_threshold`` and ``genesis_hosts`` keep the DKG's verification shares, threshold
+    and host keys (all None at epoch 0, where they are the current ones; past epoch 0, a
+    record given no ``genesis_threshold`` / ``genesis_hosts`` takes the current ones, which is
+    right only while its history holds refreshes alone, and is refused otherwise).
     """
 
     scheme: str
@@ -216,14 +303,30 @@ class WalletRecord:
     recovery_data: bytes
     taproot_merkle_root: bytes | None = None
     epoch: int = 0
-    history: tuple[Rotation, ...] = ()
+    history: tuple[HistoryEntry, ...] = ()
     genesis_shares: Mapping[int, Point] | None = None
+    genesis_threshold: int | None = None
+    genesis_hosts: Mapping[int, bytes] | None = None
 
     def __post_init__(self) -> None:
         if self.epoch != len(self.history):
-            raise ParameterError("a wallet's epoch is the number of its refreshes")
+            raise ParameterError("a wallet's epoch is the number of its history entries")
         if (self.genesis_shares is None) != (self.epoch == 0):
-            raise ParameterError("a refreshed wallet keeps its DKG's verification shares")
+            raise ParameterError("a wallet past its DKG keeps its DKG's verification shares")
+        if self.epoch == 0:
+            if self.genesis_threshold is not None or self.genesis_hosts is not None:
+                raise ParameterError("at epoch 0 the threshold and host keys are the DKG's")
+        elif self.genesis_threshold is None or self.genesis_hosts is None:
+            if not all(isinstance(e, Rotation) for e in self.history):
+                raise ParameterError(
+                    "a reshared or rehosted wallet keeps its DKG's threshold and host keys"
+                )
+            # Refreshes change neither, so the current ones are the DKG's; set them, so that
+            # equal records compare equal however they were built.
+            if self.genesis_threshold is None:
+                object.__setattr__(self, "genesis_threshold", self.threshold)
+            if self.genesis_hosts is None:
+                object.__setattr__(self, "genesis_hosts", dict(self.host_public_keys))
 
     @property
     def party_ids(self) -> list[int]:
@@ -234,27 +337,27 @@ class WalletRecord:
     def wallet_id(self) -> str:
         """A short identifier (32 hex) binding everything public about the wallet's DKG.
 
-        Scheme, threshold, parties, group key, every verification share of the DKG and every
-        host key, the Taproot script-tree root, epoch 0 and the DKG's recovery data (hence the
-        BIP32 chain code), all length-prefixed. It stays the same through refreshes (epochs
-        are bound by share files and by each refresh's certificate). Share files bind this id
-        in their associated data, so an edited ``wallet.json`` no longer matches its shares.
+        Scheme, the DKG's threshold and party count, group key, every verification share of
+        the DKG and every host key of the DKG, the Taproot script-tree root, epoch 0 and the
+        DKG's recovery data (hence the BIP32 chain code), all length-prefixed. It stays the
+        same through refreshes, reshares and rehosts (epochs are bound by share files and by
+        each history entry's certificate). Share files bind this id in their associated data,
+        so an edited ``wallet.json`` no longer matches its shares.
         """
         root = self.taproot_merkle_root or b""
-        genesis = (
-            self.genesis_shares if self.genesis_shares is not None else self.verification_shares
-        )
+        genesis, threshold, hosts = _genesis_of(self)
+        ids = range(1, len(genesis) + 1)
         h = tagged_hash(
             "tmpc/wallet-id/v2",
             lp_join(
                 [
                     self.scheme.encode(),
-                    self.threshold.to_bytes(4, "big"),
-                    self.parties.to_bytes(4, "big"),
+                    threshold.to_bytes(4, "big"),
+                    len(genesis).to_bytes(4, "big"),
                     (0).to_bytes(8, "big"),  # the DKG's epoch (ids of version 2 records)
                     self.group_public_key.encode(),
-                    *(genesis[i].encode() for i in self.party_ids),
-                    *(self.host_public_keys[i] for i in self.party_ids),
+                    *(genesis[i].encode() for i in ids),
+                    *(hosts[i] for i in ids),
                     root,
                     hashlib.sha256(self.recovery_data).digest(),
                 ]
@@ -295,17 +398,7 @@ class WalletRecord:
             "recovery_data": self.recovery_data.hex(),
         }
         if self.history:
-            doc["history"] = [
-                {
-                    "session": r.session.hex(),
-                    "commitments": {
-                        str(i): [c.encode().hex() for c in r.commitments[i]]
-                        for i in sorted(r.commitments)
-                    },
-                    "certificate": {str(i): r.certificate[i].hex() for i in sorted(r.certificate)},
-                }
-                for r in self.history
-            ]
+            doc["history"] = [_entry_to_json(e) for e in self.history]
         if get_scheme(self.scheme).taproot:
             doc["taproot"] = {
                 "internal_key": self.group_public_key.encode()[1:].hex(),
@@ -319,9 +412,13 @@ class WalletRecord:
         """Parse and validate ``wallet.json``; raises :class:`KeystoreError` if malformed.
 
         Checks every point, the wallet id over all public fields, and the DKG's recovery data:
-        its certificate (signed by every participant's host key) must verify, and the
-        threshold, host keys, group key and all n verification shares must be the ones the DKG
-        produced, so no field can be edited on its own.
+        its certificate (signed by every participant's host key) must verify, the group key
+        must be the DKG's, and the threshold, parties, host keys and all verification shares
+        must be the ones the DKG produced followed by every history entry, each replayed with
+        its checks (every certificate signature; a refresh's commitment degrees; a reshare's
+        dealer set, at least the threshold of the epoch's parties, its commitment degrees and
+        constant terms ``λ_i·X_i``; a rehost's signers, at least the threshold of other
+        parties), so no field can be edited on its own.
         """
         try:
             if doc["format"] != "tmpc-wallet":
@@ -351,42 +448,47 @@ class WalletRecord:
                 root = bytes.fromhex(doc["taproot"]["merkle_root"])
                 if len(root) != 32:
                     raise KeystoreError("wallet.json: the Taproot merkle root is not 32 bytes")
-            history = tuple(
-                Rotation(
-                    session=bytes.fromhex(r["session"]),
-                    commitments={
-                        int(i): tuple(g.decode_point(bytes.fromhex(c)) for c in cs)
-                        for i, cs in r["commitments"].items()
-                    },
-                    certificate={int(i): bytes.fromhex(x) for i, x in r["certificate"].items()},
-                )
-                for r in doc.get("history", [])
-            )
+            history = tuple(_entry_from_json(g, e) for e in doc.get("history", []))
             recovery_data = bytes.fromhex(doc["recovery_data"])
-        except (KeyError, TypeError, ValueError, OverflowError, DecodeError, ParameterError):
-            # OverflowError: int() of an infinity, which Python's json writes and reads
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            OverflowError,
+            AttributeError,
+            DecodeError,
+            ParameterError,
+        ):
+            # OverflowError: int() of an infinity, which Python's json writes and reads;
+            # AttributeError: a history entry that is not an object
             raise KeystoreError("wallet.json is malformed or has an invalid key") from None
         if epoch != len(history):
-            raise KeystoreError("wallet.json: the epoch does not match the refresh history")
+            raise KeystoreError("wallet.json: the epoch does not match the history")
         try:
             output, params, _ = dkg.chilldkg.recover_output(g, None, recovery_data)
         except TmpcError:
             raise KeystoreError("wallet.json: the DKG recovery data does not verify") from None
         genesis = {i + 1: p for i, p in enumerate(output.pubshares)}
-        if (
-            params.t != t
-            or list(params.hostpubkeys) != [hosts[i] for i in range(1, n + 1)]
-            or output.threshold_pubkey != pk
-            or len(genesis) != n
-        ):
+        genesis_hosts = {i + 1: k for i, k in enumerate(params.hostpubkeys)}
+        if output.threshold_pubkey != pk or len(genesis) != len(genesis_hosts):
             raise KeystoreError("wallet.json: keys do not match the DKG's certified transcript")
-        current = _replay_refreshes(
-            scheme, t, genesis, hosts, history, _genesis_id(scheme, t, n, pk, genesis, hosts,
-                                                            root, recovery_data)
-        )  # fmt: skip
-        if current != vs:
+        wid = _genesis_id(scheme, params.t, pk, genesis, genesis_hosts, root, recovery_data)
+        final = _Epoch(params.t, genesis_hosts, genesis)
+        for k, entry in enumerate(history):
+            try:
+                final = _apply_entry(scheme, pk, wid, k, final, entry)
+            except ParameterError as exc:
+                raise KeystoreError(
+                    f"wallet.json: history entry {k + 1} ({_kind(entry)}): {exc}"
+                ) from None
+        if final.threshold != t or final.hosts != hosts:
             raise KeystoreError(
-                "wallet.json: the verification shares are not those of its DKG and refreshes"
+                "wallet.json: threshold or host keys are not those of its DKG and history "
+                "(keys do not match the DKG's certified transcript)"
+            )
+        if final.vs != vs:
+            raise KeystoreError(
+                "wallet.json: the verification shares are not those of its DKG and history"
             )
         try:
             rec = cls(
@@ -401,6 +503,8 @@ class WalletRecord:
                 epoch=epoch,
                 history=history,
                 genesis_shares=genesis if history else None,
+                genesis_threshold=params.t if history else None,
+                genesis_hosts=genesis_hosts if history else None,
             )
         except (KeyError, TypeError, ValueError, OverflowError, DecodeError, ParameterError):
             # OverflowError: int() of an infinity, which Python's json writes and reads
@@ -410,10 +514,18 @@ class WalletRecord:
         return rec
 
 
+def _genesis_of(record: WalletRecord) -> tuple[Mapping[int, Point], int, Mapping[int, bytes]]:
+    """The DKG's verification shares, threshold and host keys of ``record``."""
+    if record.epoch == 0:
+        return record.verification_shares, record.threshold, record.host_public_keys
+    assert record.genesis_shares is not None  # __post_init__: set past epoch 0
+    assert record.genesis_threshold is not None and record.genesis_hosts is not None
+    return record.genesis_shares, record.genesis_threshold, record.genesis_hosts
+
+
 def _genesis_id(
     scheme: Scheme,
     t: int,
-    n: int,
     pk: Point,
     genesis: Mapping[int, Point],
     hosts: Mapping[int, bytes],
@@ -421,36 +533,228 @@ def _genesis_id(
     recovery_data: bytes,
 ) -> str:
     return WalletRecord(
-        scheme.id, t, n, pk, genesis, hosts, recovery_data, taproot_merkle_root=root
+        scheme.id, t, len(genesis), pk, genesis, hosts, recovery_data, taproot_merkle_root=root
     ).wallet_id
 
 
-def _replay_refreshes(
-    scheme: Scheme,
-    t: int,
-    genesis: Mapping[int, Point],
-    hosts: Mapping[int, bytes],
-    history: Sequence[Rotation],
-    wallet_id: str,
-) -> dict[int, Point]:
-    """The verification shares after ``history``, each refresh checked: every party dealt a
-    commitment of t-1 terms and signed the transcript with its host key. Raises
-    :class:`KeystoreError` otherwise."""
-    vs = dict(genesis)
-    for k, rotation in enumerate(history):
-        if set(rotation.commitments) != set(vs) or set(rotation.certificate) != set(vs):
-            raise KeystoreError(f"wallet.json: refresh {k + 1} does not cover every party")
-        if any(len(c) != t - 1 for c in rotation.commitments.values()):
-            raise KeystoreError(f"wallet.json: refresh {k + 1} has a commitment of another degree")
-        ctx = refresh.refresh_context(wallet_id, k, rotation.session)
-        message = refresh.certificate_message(refresh.refresh_transcript(ctx, rotation.commitments))
-        for i, sig in rotation.certificate.items():
-            if not schnorr_verify(message, hosts[i][1:], sig):
-                raise KeystoreError(
-                    f"wallet.json: party {i}'s signature on refresh {k + 1} does not verify"
-                )
-        vs = refresh.next_verification_shares(scheme.group, vs, rotation.commitments)
-    return vs
+def _entry_to_json(entry: HistoryEntry) -> dict[str, Any]:
+    def points(cs: Mapping[int, tuple[Point, ...]]) -> dict[str, list[str]]:
+        return {str(i): [c.encode().hex() for c in cs[i]] for i in sorted(cs)}
+
+    def hexes(m: Mapping[int, bytes]) -> dict[str, str]:
+        return {str(i): m[i].hex() for i in sorted(m)}
+
+    if isinstance(entry, Rotation):  # no "kind": the format of refreshes before reshares
+        return {
+            "session": entry.session.hex(),
+            "commitments": points(entry.commitments),
+            "certificate": hexes(entry.certificate),
+        }
+    if isinstance(entry, Reshare):
+        return {
+            "kind": "reshare",
+            "session": entry.session.hex(),
+            "threshold": entry.threshold,
+            "parties": entry.parties,
+            "dealers": entry.dealers,
+            "commitments": points(entry.commitments),
+            "host_public_keys": hexes(entry.host_public_keys),
+            "certificate": {
+                "dealers": hexes(entry.dealer_certificate),
+                "receivers": hexes(entry.receiver_certificate),
+            },
+        }
+    return {
+        "kind": "rehost",
+        "party": entry.party,
+        "host_public_key": entry.host_public_key.hex(),
+        "certificate": hexes(entry.certificate),
+    }
+
+
+def _entry_from_json(g: Group, doc: Any) -> HistoryEntry:
+    """One history entry of ``wallet.json``; raises KeyError, TypeError, ValueError,
+    AttributeError, DecodeError or KeystoreError if malformed (the caller maps them)."""
+
+    def points(m: Any) -> dict[int, tuple[Point, ...]]:
+        return {int(i): tuple(g.decode_point(bytes.fromhex(c)) for c in cs) for i, cs in m.items()}
+
+    def hexes(m: Any) -> dict[int, bytes]:
+        return {int(i): bytes.fromhex(x) for i, x in m.items()}
+
+    kind = doc.get("kind", "refresh")
+    if kind == "refresh":
+        return Rotation(
+            session=bytes.fromhex(doc["session"]),
+            commitments=points(doc["commitments"]),
+            certificate=hexes(doc["certificate"]),
+        )
+    if kind == "reshare":
+        entry = Reshare(
+            session=bytes.fromhex(doc["session"]),
+            commitments=points(doc["commitments"]),
+            threshold=int(doc["threshold"]),
+            host_public_keys=hexes(doc["host_public_keys"]),
+            dealer_certificate=hexes(doc["certificate"]["dealers"]),
+            receiver_certificate=hexes(doc["certificate"]["receivers"]),
+        )
+        dealers = [int(i) for i in doc["dealers"]]
+        if dealers != entry.dealers or int(doc["parties"]) != entry.parties:
+            raise KeystoreError("wallet.json: a reshare's dealers or parties do not match it")
+        return entry
+    if kind == "rehost":
+        return Rehost(
+            party=int(doc["party"]),
+            host_public_key=bytes.fromhex(doc["host_public_key"]),
+            certificate=hexes(doc["certificate"]),
+        )
+    raise KeystoreError("wallet.json: a history entry of an unknown kind")
+
+
+def _kind(entry: HistoryEntry) -> str:
+    return {Rotation: "refresh", Reshare: "reshare", Rehost: "rehost"}[type(entry)]
+
+
+@dataclass(frozen=True)
+class _Epoch:
+    """What each history entry changes: threshold, host keys (id -> 33 bytes) and
+    verification shares (id -> point) of the parties ``1..n``."""
+
+    threshold: int
+    hosts: Mapping[int, bytes]
+    vs: Mapping[int, Point]
+
+    @classmethod
+    def of(cls, record: WalletRecord) -> _Epoch:
+        return cls(record.threshold, record.host_public_keys, record.verification_shares)
+
+
+def _check_host_key(key: object, what: str) -> bytes:
+    if not isinstance(key, bytes) or len(key) != 33:
+        raise ParameterError(f"{what} is not a 33-byte host key")
+    try:
+        SECP256K1.decode_point(key)
+    except DecodeError:
+        raise ParameterError(f"{what} is not a valid host key") from None
+    return key
+
+
+def _verify_all(
+    message: bytes, sigs: Mapping[int, bytes], keys: Mapping[int, bytes], who: str
+) -> None:
+    for i in sorted(sigs):
+        if not schnorr_verify(message, keys[i][1:], sigs[i]):
+            raise ParameterError(f"{who} {i}'s signature does not verify")
+
+
+def _apply_entry(
+    scheme: Scheme, pk: Point, wallet_id: str, epoch: int, state: _Epoch, entry: HistoryEntry
+) -> _Epoch:
+    """The epoch after ``entry``, which starts from ``state`` at ``epoch``, with every check:
+
+    - refresh: every party dealt a commitment of ``t-1`` terms and signed the transcript with
+      its host key;
+    - reshare: the dealers are parties, at least ``t`` of them; ``2 <= n' <= 255`` new parties
+      with distinct valid host keys, ``1 <= t' <= n'``; every commitment has ``t'`` terms and
+      starts with ``λ_i·X_i`` (so the constants add up to the group key); every dealer signed
+      with its current host key and every new party with its new one;
+    - rehost: the party exists, its new host key is valid and no party's; at least ``t``
+      *other* parties signed :func:`rehost_message` with their current host keys.
+
+    Raises :class:`ParameterError` saying which check failed."""
+    g = scheme.group
+    parties = set(state.vs)
+    if isinstance(entry, Rotation):
+        if set(entry.commitments) != parties or set(entry.certificate) != parties:
+            raise ParameterError("the refresh does not cover every party")
+        if any(len(c) != state.threshold - 1 for c in entry.commitments.values()):
+            raise ParameterError("a commitment has another degree")
+        ctx = refresh.refresh_context(wallet_id, epoch, entry.session)
+        message = refresh.certificate_message(refresh.refresh_transcript(ctx, entry.commitments))
+        _verify_all(message, entry.certificate, state.hosts, "party")
+        vs = refresh.next_verification_shares(g, state.vs, entry.commitments)
+        return _Epoch(state.threshold, state.hosts, vs)
+    if isinstance(entry, Reshare):
+        dealers = entry.dealers
+        if not set(dealers) <= parties:
+            raise ParameterError("a dealer is not a party of the wallet")
+        if len(dealers) < state.threshold:
+            raise ParameterError(
+                f"{len(dealers)} dealers, fewer than the threshold ({state.threshold})"
+            )
+        n_new = entry.parties
+        if not 2 <= n_new <= MAX_PARTIES or sorted(entry.host_public_keys) != list(
+            range(1, n_new + 1)
+        ):
+            raise ParameterError(f"new parties are numbered 1..n' with 2 <= n' <= {MAX_PARTIES}")
+        if not 1 <= entry.threshold <= n_new:
+            raise ParameterError("the new threshold is out of range")
+        for j, key in entry.host_public_keys.items():
+            _check_host_key(key, f"new party {j}'s host key")
+        if len(set(entry.host_public_keys.values())) != n_new:
+            raise ParameterError("two new parties have the same host key")
+        if any(len(c) != entry.threshold for c in entry.commitments.values()):
+            raise ParameterError("a commitment has another degree")
+        constants = reshare.dealer_constants(g, state.vs, dealers)
+        for i in dealers:
+            # C_i0 = λ_i·X_i: every dealer dealt its own share, so the key is unchanged.
+            if entry.commitments[i][0] != constants[i]:
+                raise ParameterError(f"dealer {i}'s commitment does not start with its share")
+        if g.sum_points([entry.commitments[i][0] for i in dealers]) != pk:
+            raise ParameterError("the dealt constants do not add up to the group public key")
+        if sorted(entry.dealer_certificate) != dealers or sorted(
+            entry.receiver_certificate
+        ) != list(range(1, n_new + 1)):
+            raise ParameterError("the certificate does not cover every dealer and new party")
+        ctx = reshare.reshare_context(wallet_id, epoch, entry.session)
+        transcript = reshare.reshare_transcript(
+            ctx, entry.threshold, entry.host_public_keys, entry.commitments
+        )
+        message = reshare.certificate_message(transcript)
+        _verify_all(message, entry.dealer_certificate, state.hosts, "dealer")
+        _verify_all(message, entry.receiver_certificate, entry.host_public_keys, "new party")
+        vs = reshare.new_verification_shares(g, entry.commitments, n_new)
+        if any(p.is_identity() for p in vs.values()):  # pragma: no cover - negligible
+            raise ParameterError("a new verification share is the identity")
+        return _Epoch(entry.threshold, dict(entry.host_public_keys), vs)
+    r = entry.party
+    if r not in parties:
+        raise ParameterError(f"party {r} is not a party of the wallet")
+    key = _check_host_key(entry.host_public_key, f"party {r}'s new host key")
+    if key in state.hosts.values():
+        raise ParameterError("the new host key is already a party's")
+    signers = sorted(entry.certificate)
+    if r in entry.certificate:
+        raise ParameterError(f"party {r} cannot certify its own new host key")
+    if not set(signers) <= parties:
+        raise ParameterError("a signer is not a party of the wallet")
+    if len(signers) < state.threshold:
+        raise ParameterError(
+            f"{len(signers)} signatures, fewer than the threshold ({state.threshold})"
+        )
+    message = rehost.certificate_message(wallet_id, epoch, r, key)
+    _verify_all(message, entry.certificate, state.hosts, "party")
+    return _Epoch(state.threshold, {**state.hosts, r: key}, state.vs)
+
+
+def _next_record(record: WalletRecord, entry: HistoryEntry, after: _Epoch) -> WalletRecord:
+    """The record of the epoch after ``record`` by ``entry`` (which leads to ``after``)."""
+    genesis, threshold, hosts = _genesis_of(record)
+    return WalletRecord(
+        scheme=record.scheme,
+        threshold=after.threshold,
+        parties=len(after.vs),
+        group_public_key=record.group_public_key,
+        verification_shares=dict(after.vs),
+        host_public_keys=dict(after.hosts),
+        recovery_data=record.recovery_data,
+        taproot_merkle_root=record.taproot_merkle_root,
+        epoch=record.epoch + 1,
+        history=(*record.history, entry),
+        genesis_shares=dict(genesis),
+        genesis_threshold=threshold,
+        genesis_hosts=dict(hosts),
+    )
 
 
 @dataclass(frozen=True)
@@ -459,7 +763,7 @@ class KeyShare:
 
     For ``ecdsa-secp256k1`` also the party's pairwise DKLs23 material (zero-sharing seeds and
     OT-based multiplication setups with every other party, serialised), kept apart from the
-    key share so that a refresh can redo it without changing the key.
+    key share so that a refresh or a reshare can redo it without changing the key.
     """
 
     identifier: int
@@ -535,7 +839,7 @@ def _check_signers(record: WalletRecord, shares: Sequence[KeyShare]) -> dict[int
 
 def pairwise_session(record: WalletRecord) -> bytes:
     """The session id of a wallet's DKLs23 pairwise setup at its current epoch (the DKG's at
-    epoch 0, a new one after each refresh: a session id is never run twice)."""
+    epoch 0, a new one at each later epoch: a session id is never run twice)."""
     wid = bytes.fromhex(record.wallet_id)
     if record.epoch == 0:
         return tagged_hash("tmpc/dkls23/setup", wid)
@@ -554,13 +858,15 @@ def refresh_shares(
     shares. The old shares do not combine with the new ones.
 
     Raises :class:`ParameterError` unless ``shares`` holds every party's share, and
-    :class:`KeystoreError` for a share that is not this wallet's current one.
+    :class:`KeystoreError` for a share that is not this wallet's current one or whose host
+    key is not its party's current one (after a rehost).
     """
     scheme = get_scheme(record.scheme)
     if sorted(s.identifier for s in shares) != record.party_ids:
         raise ParameterError("a refresh needs every party's share")
     for s in shares:
         check_share(record, s)
+        _check_host_secret(record, s)
     sid = session_id if session_id is not None else secrets.token_bytes(32)
     if len(sid) != 32:
         raise ParameterError("a refresh session id is 32 bytes")
@@ -593,21 +899,163 @@ def refreshed_record(
     """The record of the epoch after a refresh of ``record`` under ``session``: the same
     identity, the new verification shares, and the refresh (commitments and certificate)
     added to its history. Every party of the refresh computes the same."""
-    genesis = (
-        record.genesis_shares if record.genesis_shares is not None else record.verification_shares
+    return _next_record(
+        record,
+        Rotation(session, result.commitments, result.certificate),
+        _Epoch(record.threshold, record.host_public_keys, result.verification_shares),
     )
-    return WalletRecord(
-        scheme=record.scheme,
-        threshold=record.threshold,
-        parties=record.parties,
-        group_public_key=record.group_public_key,
-        verification_shares=result.verification_shares,
-        host_public_keys=record.host_public_keys,
-        recovery_data=record.recovery_data,
-        taproot_merkle_root=record.taproot_merkle_root,
-        epoch=record.epoch + 1,
-        history=(*record.history, Rotation(session, result.commitments, result.certificate)),
-        genesis_shares=dict(genesis),
+
+
+def reshare_shares(
+    record: WalletRecord,
+    dealer_shares: Sequence[KeyShare],
+    new_threshold: int,
+    new_hostseckeys: Mapping[int, bytes],
+    *,
+    session_id: bytes | None = None,
+) -> tuple[WalletRecord, list[KeyShare]]:
+    """Move the wallet's key to new parties and/or a new threshold, all in this process.
+
+    The parties of ``dealer_shares`` (at least ``threshold`` of the current ones) deal; the new
+    parties are ``1..n'`` with the 32-byte host secret keys ``new_hostseckeys`` (new id ->
+    key, ``2 <= n' <= 255``), ``new_threshold`` of them needed to sign. A new party whose host
+    key is a dealer's is that party continuing (one session member with both roles). One
+    :class:`~tmpc.protocols.lifecycle.reshare.ReshareMachine` per member (the machines a node
+    runs) signs the transcript with its host keys; for ``ecdsa-secp256k1`` the pairwise setup
+    is redone among the new parties. Returns the record of the next epoch (same wallet id,
+    public key, chain code and addresses; the new threshold, parties, host keys and
+    verification shares; the reshare added to its history) and the new parties' shares, in
+    new-id order. Old shares do not combine with the new ones.
+
+    ``session_id`` (32 bytes, default random) **must not** be reused.
+
+    Raises :class:`ParameterError` for fewer dealers than the threshold, a dealer listed twice
+    or not a party, bad new ids, threshold, keys or session id, and :class:`KeystoreError` for
+    a share (or host key) that is not this wallet's current one.
+    """
+    scheme = get_scheme(record.scheme)
+    ids = [s.identifier for s in dealer_shares]
+    if len(set(ids)) != len(ids):
+        raise ParameterError("a dealer is listed twice")
+    for i in ids:
+        if i not in record.verification_shares:
+            raise ParameterError(f"dealer {i} is not a party of this wallet")
+    if len(ids) < record.threshold:
+        raise ParameterError(
+            f"{len(ids)} dealer(s) given; a reshare needs at least {record.threshold} "
+            "(the current threshold)"
+        )
+    for s in dealer_shares:
+        check_share(record, s)
+        _check_host_secret(record, s)
+    n_new = len(new_hostseckeys)
+    if not 2 <= n_new <= MAX_PARTIES or sorted(new_hostseckeys) != list(range(1, n_new + 1)):
+        raise ParameterError(f"new parties are numbered 1..n' with 2 <= n' <= {MAX_PARTIES}")
+    if not isinstance(new_threshold, int) or not 1 <= new_threshold <= n_new:
+        raise ParameterError(f"the new threshold must be between 1 and {n_new}")
+    sid = session_id if session_id is not None else secrets.token_bytes(32)
+    if len(sid) != 32:
+        raise ParameterError("a reshare session id is 32 bytes")
+    results = reshare.reshare_local(
+        scheme.group,
+        record.threshold,
+        {s.identifier: s.secshare for s in dealer_shares},
+        record.verification_shares,
+        record.group_public_key,
+        new_threshold,
+        reshare.reshare_context(record.wallet_id, record.epoch, sid),
+        hostseckeys={s.identifier: s.hostseckey for s in dealer_shares},
+        new_hostseckeys=new_hostseckeys,
+        host_pubkeys=record.host_public_keys,
+    )
+    new_shares: dict[int, int] = {}
+    for r in results.values():
+        if r.identifier is not None and r.secshare is not None:
+            new_shares[r.identifier] = r.secshare
+    new_record = reshared_record(record, sid, next(iter(results.values())))
+    pairwise: dict[int, bytes] = {}
+    if scheme.dkls23:
+        material = dkls23.pairwise_setup_local(new_record.party_ids, pairwise_session(new_record))
+        pairwise = {i: m.to_bytes() for i, m in material.items()}
+    return new_record, [
+        KeyShare(j, new_shares[j], new_hostseckeys[j], pairwise.get(j))
+        for j in new_record.party_ids
+    ]
+
+
+def reshared_record(
+    record: WalletRecord, session: bytes, result: reshare.ReshareResult
+) -> WalletRecord:
+    """The record of the epoch after a reshare of ``record`` under ``session`` (its session id):
+    the same identity, the new threshold, parties, host keys and verification shares, and the
+    reshare (commitments, new threshold and host keys, certificate) added to its history.
+    Every member of the reshare computes the same.
+
+    The entry is checked as :meth:`WalletRecord.from_json` checks it (dealer set, degrees,
+    constant terms, every certificate signature), and ``result``'s verification shares must
+    be the ones its commitments give. Raises :class:`ParameterError` otherwise."""
+    entry = Reshare(
+        session=session,
+        commitments=dict(result.commitments),
+        threshold=result.threshold,
+        host_public_keys=dict(result.host_public_keys),
+        dealer_certificate=dict(result.dealer_certificate),
+        receiver_certificate=dict(result.receiver_certificate),
+    )
+    after = _apply_entry(
+        get_scheme(record.scheme),
+        record.group_public_key,
+        record.wallet_id,
+        record.epoch,
+        _Epoch.of(record),
+        entry,
+    )
+    if dict(after.vs) != dict(result.verification_shares):
+        raise ParameterError("the reshare's verification shares are not its commitments'")
+    return _next_record(record, entry, after)
+
+
+def rehost_message(record: WalletRecord, party: int, new_host_pubkey: bytes) -> bytes:
+    """The 32-byte message that at least ``threshold`` parties other than ``party`` sign (BIP340,
+    with their current host keys) to replace ``party``'s host key in ``record`` by
+    ``new_host_pubkey`` (33 bytes): :func:`tmpc.protocols.lifecycle.rehost.certificate_message`
+    of the wallet id, the record's epoch, the party and the key. Raises
+    :class:`ParameterError` for a bad party id or key length."""
+    return rehost.certificate_message(record.wallet_id, record.epoch, party, new_host_pubkey)
+
+
+def rehosted_record(
+    record: WalletRecord, party: int, new_host_pubkey: bytes, certificate: Mapping[int, bytes]
+) -> WalletRecord:
+    """The record of the epoch after ``party``'s host key is replaced by ``new_host_pubkey``
+    (33 bytes): the same shares and identity, the new host key, and the rehost added to its
+    history. ``certificate`` maps signer ids to BIP340 signatures over
+    :func:`rehost_message` by the signers' current host keys: at least ``threshold`` parties,
+    not ``party`` itself (so a wallet of n-of-n parties cannot rehost). Share files are bound
+    to the epoch, so every party seals its (unchanged) share again for the new epoch.
+
+    Raises :class:`ParameterError` for an unknown party, an invalid or already used host key,
+    too few signers, the party among them, or a signature that does not verify."""
+    entry = Rehost(party, new_host_pubkey, dict(certificate))
+    after = _apply_entry(
+        get_scheme(record.scheme),
+        record.group_public_key,
+        record.wallet_id,
+        record.epoch,
+        _Epoch.of(record),
+        entry,
+    )
+    return _next_record(record, entry, after)
+
+
+def rotation_test_message(record: WalletRecord) -> bytes:
+    """The 32-byte message a quorum signs with the new shares of a rotation, before anyone
+    switches to them: bound to the wallet, the new epoch and the session that made it, so
+    the signature proves those shares and no others (and never signs anything spendable)."""
+    last = record.history[-1].session if record.history else b""
+    return tagged_hash(
+        "tmpc/rotate/test-signature",
+        lp_join([bytes.fromhex(record.wallet_id), record.epoch.to_bytes(8, "big"), last]),
     )
 
 
@@ -632,6 +1080,18 @@ def check_share(record: WalletRecord, share: KeyShare) -> None:
     expected = record.verification_shares.get(share.identifier)
     if expected is None or g.base_mul(share.secshare) != expected:
         raise KeystoreError(f"the share given for party {share.identifier} is not this wallet's")
+
+
+def _check_host_secret(record: WalletRecord, share: KeyShare) -> None:
+    """Raise :class:`KeystoreError` unless ``share``'s host key is its party's current one."""
+    try:
+        ok = dkg.hostpubkey_gen(share.hostseckey) == record.host_public_keys[share.identifier]
+    except TmpcError:
+        ok = False
+    if not ok:
+        raise KeystoreError(
+            f"the host key given for party {share.identifier} is not its current one"
+        )
 
 
 def hd_tweak(record: WalletRecord, path: str | None) -> tuple[SecpPoint, int]:

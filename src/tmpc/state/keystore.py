@@ -44,6 +44,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from tmpc.encoding import JSON_MAX_BYTES, parse_json
 from tmpc.errors import CryptoError, DecodeError, KeystoreError
+from tmpc.state.store import fsync_dir
 
 __all__ = [
     "DEFAULT_KDF",
@@ -58,6 +59,8 @@ __all__ = [
     "passphrase_key",
     "read_json",
     "read_limited",
+    "replace_file",
+    "retire_share_files",
     "seal_share",
     "seal_share_with_key",
     "share_files",
@@ -173,11 +176,9 @@ class SealingKey:
         return HKDF(hashes.SHA256(), 32, salt, info).derive(self.key)
 
 
-def share_files(directory: Path, epoch: int | None = None) -> dict[int, Path]:
-    """The share files in a wallet directory by party (:func:`share_path` names): those of
-    ``epoch``, or with None of every epoch (a party with files of several epochs is listed
-    by its newest). Other files are ignored."""
-    found: dict[int, tuple[int, Path]] = {}
+def _share_file_entries(directory: Path) -> list[tuple[int, int, Path]]:
+    """``(party, epoch, path)`` of every file named as :func:`share_path` names them."""
+    out = []
     for p in directory.glob("party-*.share"):
         stem = p.name[len("party-") : -len(".share")]
         party_text, _, epoch_text = stem.partition(".e")
@@ -187,13 +188,47 @@ def share_files(directory: Path, epoch: int | None = None) -> dict[int, Path]:
             epoch_text.isascii() and epoch_text.isdigit() and not epoch_text.startswith("0")
         ):
             continue
-        e = int(epoch_text) if epoch_text else 0
+        out.append((int(party_text), int(epoch_text) if epoch_text else 0, p))
+    return out
+
+
+def share_files(directory: Path, epoch: int | None = None) -> dict[int, Path]:
+    """The share files in a wallet directory by party (:func:`share_path` names): those of
+    ``epoch``, or with None of every epoch (a party with files of several epochs is listed
+    by its newest). Other files are ignored."""
+    found: dict[int, tuple[int, Path]] = {}
+    for party, e, p in _share_file_entries(directory):
         if epoch is not None and e != epoch:
             continue
-        party = int(party_text)
         if party not in found or found[party][0] < e:
             found[party] = (e, p)
     return {i: found[i][1] for i in sorted(found)}
+
+
+def retire_share_files(directory: Path, epoch: int) -> list[Path]:
+    """Delete the share files of every epoch but ``epoch`` in a wallet directory (the
+    previous epoch's after a switch, or files staged by a rotation interrupted before its
+    switch), then fsync the directory. Returns the paths deleted."""
+    removed = []
+    for _party, e, p in _share_file_entries(directory):
+        if e != epoch:
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    if removed:
+        fsync_dir(directory)
+    return removed
+
+
+def replace_file(path: Path, content: bytes, mode: int = 0o644) -> None:
+    """Replace ``path`` atomically: a new file fsync'd beside it, renamed over it, the
+    directory fsync'd. A crash leaves the old file or the new one, never a mix."""
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    try:
+        write_new_file(tmp, content, mode=mode)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
 
 
 def share_path(directory: Path, party: int, epoch: int = 0) -> Path:
@@ -482,11 +517,7 @@ def write_new_file(path: Path, content: bytes, mode: int = 0o600) -> None:
             raise KeystoreError(f"{path} already exists; refusing to overwrite it") from None
     finally:
         tmp.unlink(missing_ok=True)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(path.parent)
 
 
 def read_limited(path: Path, what: str, max_bytes: int) -> bytes:
