@@ -20,6 +20,8 @@ from tmpc.node.engine import Engine, EngineSettings, RequestFailedError, in_wind
 from tmpc.transport.memory import Fault
 
 DIGEST = bytes.fromhex("5a" * 32)
+#: Generous timeouts: a lifecycle change runs several stages, and CI machines are shared.
+SETTINGS = EngineSettings(ready_timeout=2.0, round_timeout=4.0)
 
 
 def run(coro: Any) -> Any:
@@ -61,7 +63,7 @@ def test_rotation_keeps_the_key_and_the_next_signature_verifies(
     tmp_path: Path, scheme: str
 ) -> None:
     async def go() -> None:
-        _, engines = await memory_cluster(tmp_path, 4)
+        _, engines = await memory_cluster(tmp_path, 4, settings=SETTINGS)
         try:
             wid = await _wallet(engines["a"], scheme, 2, ["a", "b", "c", "d"])
             before = engines["b"].wallets.get(wid)
@@ -131,9 +133,10 @@ def test_a_party_silent_during_the_refresh_leaves_every_node_on_the_old_epoch(
     tmp_path: Path,
 ) -> None:
     hook = _drop({"refresh"}, frm="d")
+    quick = EngineSettings(ready_timeout=1.0, round_timeout=1.0)  # every attempt times out
 
     async def go() -> None:
-        _, engines = await memory_cluster(tmp_path, 4, fault=hook)
+        _, engines = await memory_cluster(tmp_path, 4, fault=hook, settings=quick)
         try:
             wid = await _wallet(engines["a"], "ed25519", 2, ["a", "b", "c", "d"])
             hook.armed["on"] = True
@@ -159,7 +162,7 @@ def test_a_node_the_commit_missed_catches_up_from_a_peer(tmp_path: Path) -> None
     hook = _drop({"commit"}, to="d")
 
     async def go() -> None:
-        _, engines = await memory_cluster(tmp_path, 4, fault=hook)
+        _, engines = await memory_cluster(tmp_path, 4, fault=hook, settings=SETTINGS)
         try:
             wid = await _wallet(engines["a"], "schnorr-bip340", 2, ["a", "b", "c", "d"])
             hook.armed["on"] = True
@@ -195,7 +198,7 @@ def test_a_node_behind_catches_up_when_asked_to_sign_or_is_told_to_be_repaired(
     hook = _drop({"commit"}, to="d")
 
     async def go() -> None:
-        _, engines = await memory_cluster(tmp_path, 4, fault=hook)
+        _, engines = await memory_cluster(tmp_path, 4, fault=hook, settings=SETTINGS)
         try:
             wids = [
                 await _wallet(engines["a"], "frost-secp256k1", 3, ["a", "b", "c", "d"])
@@ -236,7 +239,7 @@ def test_a_node_behind_catches_up_when_asked_to_sign_or_is_told_to_be_repaired(
 def test_scheduled_rotation_in_its_window_and_deferred_while_sessions_run(
     tmp_path: Path,
 ) -> None:
-    settings = EngineSettings(ready_timeout=1.0, round_timeout=1.0, rotate_every=0.4)
+    settings = EngineSettings(ready_timeout=2.0, round_timeout=4.0, rotate_every=0.4)
 
     async def go() -> None:
         _, engines = await memory_cluster(tmp_path, 3, settings=settings)
@@ -272,3 +275,96 @@ def test_rotation_windows() -> None:
     for bad in ("2-4", "25:00-01:00", "01:00-01:00", "nonsense"):
         with pytest.raises(ParameterError):
             parse_window(bad)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_reshare_3_of_5_to_2_of_3_and_back_keeps_the_key(tmp_path: Path, scheme: str) -> None:
+    async def go() -> None:
+        _, engines = await memory_cluster(tmp_path, 5, settings=SETTINGS)
+        try:
+            wid = await _wallet(engines["a"], scheme, 3, ["a", "b", "c", "d", "e"])
+            before = engines["a"].wallets.get(wid).record
+            d_share = engines["d"].wallets.get(wid).share
+            res = await engines["a"].submit(
+                "reshare", {"wallet": wid, "threshold": 2, "parties": ["c", "d", "e"]}, None
+            )
+            assert res["epoch"] == 1 and res["pending"] == []
+            for n, e in engines.items():
+                w = e.wallets.get(wid)
+                assert w.record.epoch == 1 and w.record.threshold == 2 and w.record.parties == 3
+                assert w.record.public_key == before.public_key
+                assert w.record.chain_code == before.chain_code
+                assert (w.share is not None) == (n in ("c", "d", "e")), n
+                wdir = tmp_path / n / "wallets" / wid
+                assert len(list(wdir.glob("party-*.share"))) == (1 if n in "cde" else 0), n
+            assert [e["event"] for e in engines["a"].db.lifecycle(wid)][-1] == "removed"
+            assert [e["event"] for e in engines["c"].db.lifecycle(wid)][-1] == "switched"
+            assert engines["a"].wallets.get(wid).names == {1: "c", 2: "d", 3: "e"}
+            assert result_ok(await _sign(engines["b"], wid))  # b coordinates, c-e sign
+            # d's old share (party 4 of 3-of-5), used as its new party 2, does not combine
+            # with the new ones.
+            new = [engines[n].wallets.get(wid).share for n in ("c", "e")]
+            rec = engines["c"].wallets.get(wid).record
+            assert d_share is not None
+            stale = schemes.KeyShare(2, d_share.secshare, d_share.hostseckey, d_share.pairwise)
+            assert _mixed_fails(rec, [stale, *(x for x in new if x)], DIGEST)
+            # And back to 3-of-5 (new parties a and b join again with fresh shares).
+            res = await engines["e"].submit(
+                "reshare",
+                {"wallet": wid, "threshold": 3, "parties": ["a", "b", "c", "d", "e"]},
+                None,
+            )
+            assert res["epoch"] == 2
+            assert {n: e.wallets.get(wid).record.threshold for n, e in engines.items()} == {
+                n: 3 for n in engines
+            }
+            assert result_ok(await _sign(engines["a"], wid))
+            assert engines["a"].wallets.get(wid).record.public_key == before.public_key
+        finally:
+            await stop_all(engines)
+
+    run(go())
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_repair_rebuilds_a_lost_share_on_another_node(tmp_path: Path, scheme: str) -> None:
+    async def go() -> None:
+        _, engines = await memory_cluster(tmp_path, 5, settings=SETTINGS)
+        try:
+            wid = await _wallet(engines["a"], scheme, 2, ["a", "b", "c", "d"])
+            before = engines["a"].wallets.get(wid)
+            lost = before.share
+            d_party = engines["d"].wallets.get(wid).share
+            assert lost is not None and d_party is not None
+            # d's machine is lost: e, a spare member, takes over d's party (4).
+            res = await engines["b"].submit(
+                "repair", {"wallet": wid, "party": 4, "node": "e"}, None
+            )
+            assert res["epoch"] == 1 and res["pending"] == []
+            e_wallet = engines["e"].wallets.get(wid)
+            assert e_wallet.share is not None and e_wallet.share.identifier == 4
+            if not schemes.get_scheme(scheme).dkls23:  # (ECDSA: renewed by the rotation after)
+                assert e_wallet.share.secshare == d_party.secshare  # the very share, rebuilt
+            schemes.check_share(e_wallet.record, e_wallet.share)
+            for n, e in engines.items():
+                w = e.wallets.get(wid)
+                assert w.names == {1: "a", 2: "b", 3: "c", 4: "e"}, n
+                assert w.record.public_key == before.record.public_key
+                assert (w.share is None) == (n == "d"), n  # d's old copy is retired
+            if schemes.get_scheme(scheme).dkls23:
+                assert res["rotated_to"] == 2  # every pair set up again with e
+            parties = {n: e for n, e in engines.items() if n != "d"}  # d only keeps a record
+            assert set(_epochs(parties, wid).values()) == {res.get("rotated_to") or 1}
+            # e signs with each other party.
+            for other in ("a", "b", "c"):
+                for attempt in range(20):
+                    sig = await engines["e"].submit(
+                        "sign", {"wallet": wid, "message": f"{attempt:02x}" * 32}, None
+                    )
+                    assert result_ok(sig)
+                    if sorted(sig["signers"]) == sorted([4, before.ids[other]]):
+                        break
+        finally:
+            await stop_all(engines)
+
+    run(go())

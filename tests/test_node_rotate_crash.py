@@ -175,3 +175,122 @@ def test_a_node_killed_in_each_phase_leaves_one_agreed_epoch(
         ], n
         staged = wdir / "staged"
         assert not staged.exists() or not any(staged.iterdir()), n
+
+
+def _run_cli(c: Cluster, *args: str) -> Any:
+    import json
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TMPC_PASSPHRASE"}
+    env["TMPC_AUTH"] = c.auth
+    proc = subprocess.run(
+        [sys.executable, "-m", "tmpc", *args, "--json"],
+        capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("scheme", ["ecdsa-secp256k1", "ed25519"])
+def test_reshare_across_processes_3_of_5_to_2_of_3_and_back(cluster: Cluster, scheme: str) -> None:
+    """`tmpc reshare --node`: 3-of-5 -> 2-of-3 (a and b removed: their share files go, and
+    the nodes that stay hold only new-epoch shares), then 2-of-3 -> 3-of-5, with the key
+    kept; every signature verifies independently."""
+    c = cluster
+    record = c.client().call(
+        "POST", "/v1/wallets", {"scheme": scheme, "threshold": 3, "parties": NAMES}
+    )["wallet"]
+    wallet, public_key = record["wallet_id"], record["public_key"]
+    out = _run_cli(c, "reshare", "--node", c.nodes["a"]["url"], "--wallet", wallet,
+                   "--threshold", "2", "--parties", "c,d,e")  # fmt: skip
+    assert out["epoch"] == 1 and out["pending"] == [] and out["public_key"] == public_key
+    for n in NAMES:
+        held = c.client(n).call("GET", "/v1/wallets")["wallets"]
+        mine = next(w for w in held if w["wallet_id"] == wallet)
+        assert mine["epoch"] == 1 and mine["threshold"] == 2 and mine["public_key"] == public_key
+        assert mine["parties"] == ["c", "d", "e"]
+        assert (mine["party"] is None) == (n in ("a", "b")), n
+        files = list((Path(c.nodes[n]["dir"]) / "wallets" / wallet).glob("party-*.share"))
+        assert [p.name for p in files] == (
+            [] if n in "ab" else [f"party-{'cde'.index(n) + 1}.e1.share"]
+        )
+    res = c.client("a").call("POST", "/v1/sign", {"wallet": wallet, "message": "11" * 32})
+    assert result_ok(res) and set(res["signers"]) <= {1, 2, 3}
+    out = _run_cli(c, "reshare", "--node", c.nodes["d"]["url"], "--wallet", wallet,
+                   "--threshold", "3", "--parties", ",".join(NAMES))  # fmt: skip
+    assert out["epoch"] == 2 and out["pending"] == []
+    assert _agreed_epoch(c, wallet, 2) == 2
+    for k, n in enumerate(NAMES):
+        res = c.client(n).call("POST", "/v1/sign", {"wallet": wallet, "message": f"{k:02x}" * 32})
+        assert result_ok(res) and res["public_key"] == public_key
+
+
+def test_a_joining_party_killed_after_staging_catches_up(cluster: Cluster) -> None:
+    """b, removed by a first reshare, joins again in a second and is killed once it staged
+    its new share: the others commit; restarted, b asks its peers and switches."""
+    c = cluster
+    record = c.client().call(
+        "POST", "/v1/wallets", {"scheme": "schnorr-bip340", "threshold": 2, "parties": NAMES}
+    )["wallet"]
+    wallet = record["wallet_id"]
+    c.client().call("POST", "/v1/reshare",
+                    {"wallet": wallet, "threshold": 2, "parties": ["a", "c", "d"]})  # fmt: skip
+    c.arm("b", "refresh:before-switch")
+    thread, box = _in_thread(
+        lambda: c.client().call(
+            "POST", "/v1/reshare", {"wallet": wallet, "threshold": 3, "parties": NAMES}
+        )
+    )
+    assert c.restart_when_dead("b", timeout=30), box
+    thread.join(180)
+    assert "error" not in box, box.get("error")
+    assert box["result"]["epoch"] == 2
+    assert _agreed_epoch(c, wallet, 2) == 2
+    res = c.client("b").call("POST", "/v1/sign", {"wallet": wallet, "message": "22" * 32})
+    assert result_ok(res)
+
+
+@pytest.mark.parametrize("scheme", ["ed25519", "ecdsa-secp256k1"])
+def test_repair_a_lost_node_onto_a_spare_and_the_old_one_is_retired(
+    cluster: Cluster, scheme: str
+) -> None:
+    """A 2-of-4 wallet on a-d; d's machine dies (SIGKILL). `tmpc repair` rebuilds party 4's
+    share on e (a member holding none) with two helpers: e signs, verified independently.
+    When d comes back, the commit reaches it and it deletes its old share."""
+    import signal
+
+    c = cluster
+    record = c.client().call(
+        "POST", "/v1/wallets", {"scheme": scheme, "threshold": 2, "parties": NAMES[:4]}
+    )["wallet"]
+    wallet, public_key = record["wallet_id"], record["public_key"]
+    os.kill(c.pids["d"], signal.SIGKILL)
+    out = _run_cli(c, "repair", "--node", c.nodes["a"]["url"], "--wallet", wallet,
+                   "--party", "4", "--to", "e")  # fmt: skip
+    assert out["epoch"] == 1 and out["public_key"] == public_key
+    assert out["pending"] == ["d"]
+    if scheme == "ecdsa-secp256k1":
+        # A rotation (d no longer a party) set up e's DKLs23 pairs with every party.
+        assert out["rotated_to"] == 2
+    held = c.client("e").call("GET", "/v1/wallets")["wallets"]
+    mine = next(w for w in held if w["wallet_id"] == wallet)
+    assert mine["party"] == 4 and mine["parties"] == ["a", "b", "c", "e"]
+    signed_with_e = False
+    for k in range(20):
+        res = c.client("e").call("POST", "/v1/sign", {"wallet": wallet, "message": f"{k:02x}" * 32})
+        assert result_ok(res) and res["public_key"] == public_key
+        signed_with_e |= 4 in res["signers"]
+        if signed_with_e:
+            break
+    assert signed_with_e
+    assert c.restart_when_dead("d")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        held = c.client("d").call("GET", "/v1/wallets")["wallets"]
+        mine = next(w for w in held if w["wallet_id"] == wallet)
+        if mine["party"] is None:
+            break
+        time.sleep(0.3)
+    assert mine["party"] is None and mine["epoch"] == 1
+    assert not list((Path(c.nodes["d"]["dir"]) / "wallets" / wallet).glob("party-*.share"))

@@ -621,6 +621,70 @@ def rotate(
     _rotate_local(Path(wallet_ref), as_json)
 
 
+@cli.command()
+@click.option("--node", required=True, metavar="URL", help="A node of the cluster.")
+@click.option("--wallet", "wallet_id", required=True, help="Id of a wallet the nodes hold.")
+@click.option("--threshold", "-t", required=True, type=int, help="The new threshold.")
+@click.option("--parties", required=True, help="The new parties: member nodes, comma-separated.")
+@click.option("--auth", default=None, metavar="FILE", help="Operator credential (or TMPC_AUTH).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def reshare(
+    node: str, wallet_id: str, threshold: int, parties: str, auth: str | None, as_json: bool
+) -> None:
+    """Move a wallet to new parties and/or a new threshold, keeping its key and addresses.
+
+    Threshold-many current parties deal new shares to every new party (all must be up); the
+    new parties prove their shares with a test signature, then every node switches to the
+    next epoch (two-phase, as rotate). Parties left out keep the public record only: their
+    share files are deleted, and the old shares never combine with the new ones.
+    """
+    res = cli_node.reshare_via_node(node, auth, wallet_id, threshold, parties)
+    _emit(
+        res,
+        as_json,
+        [
+            f"wallet {res['wallet_id']}: epoch {res['previous_epoch']} -> {res['epoch']}, "
+            f"now {threshold}-of-{len(parties.split(','))}",
+            f"public key  {res['public_key']} (unchanged)",
+            *([f"not yet switched (will catch up): {', '.join(res['pending'])}"]
+              if res.get("pending") else []),
+        ],
+    )  # fmt: skip
+
+
+@cli.command()
+@click.option("--node", required=True, metavar="URL", help="A node of the cluster.")
+@click.option("--wallet", "wallet_id", required=True, help="Id of a wallet the nodes hold.")
+@click.option("--party", required=True, type=int, help="The party whose share was lost (id).")
+@click.option("--to", "to", required=True, metavar="NODE", help="The member node to receive it.")
+@click.option("--auth", default=None, metavar="FILE", help="Operator credential (or TMPC_AUTH).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def repair(node: str, wallet_id: str, party: int, to: str, auth: str | None, as_json: bool) -> None:
+    """Rebuild a lost party's share on another member node, with threshold-many others.
+
+    No helper learns the share (each sends the new node random-looking parts); the new node
+    checks it against the party's public verification share. The party's host key becomes
+    the new node's (certified by the helpers), every node moves to the next epoch, and the
+    old machine's share, if it ever comes back, is refused. For ECDSA a rotation follows, to
+    set up the DKLs23 pairs of the new node with every party.
+    """
+    res = cli_node.repair_via_node(node, auth, wallet_id, party, to)
+    lines = [
+        f"wallet {res['wallet_id']}: party {party} now on {to}; epoch {res['previous_epoch']} "
+        f"-> {res['epoch']}",
+        f"public key  {res['public_key']} (unchanged)",
+    ]
+    if res.get("pending"):
+        lines.append(f"not yet switched (will catch up): {', '.join(res['pending'])}")
+    if "rotated_to" in res:
+        lines.append(
+            f"rotated to epoch {res['rotated_to']} (every DKLs23 pair set up again)"
+            if res["rotated_to"] is not None
+            else f"rotation failed ({res.get('rotation_error')}): run tmpc rotate --node"
+        )
+    _emit(res, as_json, lines)
+
+
 def _rotate_local(wallet_dir: Path, as_json: bool) -> None:
     from tmpc.state.store import StateDB, retire_epoch, state_db_path
 

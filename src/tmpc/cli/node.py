@@ -770,6 +770,28 @@ def rotate_via_node(
     return out
 
 
+def reshare_via_node(
+    node: str, auth: str | None, wallet_id: str, threshold: int, parties: str
+) -> dict[str, Any]:
+    """``tmpc reshare --node URL``: move a wallet to the member nodes ``parties`` (comma
+    separated, in new party order) with ``threshold``, keeping its key."""
+    names = [p.strip() for p in parties.split(",") if p.strip()]
+    if len(names) < 2:
+        raise ParameterError("--parties lists at least two member nodes, comma separated")
+    click.echo(f"resharing wallet {wallet_id} to {threshold}-of-{len(names)}", err=True)
+    body = {"wallet": wallet_id, "threshold": threshold, "parties": names}
+    return dict(_api(_client(node, auth), "POST", "/v1/reshare", body))
+
+
+def repair_via_node(
+    node: str, auth: str | None, wallet_id: str, party: int, to: str
+) -> dict[str, Any]:
+    """``tmpc repair --node URL``: rebuild party ``party``'s share on member node ``to``."""
+    click.echo(f"repairing party {party} of wallet {wallet_id} onto {to}", err=True)
+    body = {"wallet": wallet_id, "party": party, "node": to}
+    return dict(_api(_client(node, auth), "POST", "/v1/repair", body))
+
+
 def node_call(node: str, auth: str | None) -> Callable[[str, str, dict[str, Any] | None], Any]:
     """An API caller of ``node`` for the ``--node`` forms of :mod:`tmpc.cli`'s commands:
     ``call(method, path, body)`` returns the node's JSON; an error answer becomes the CLI's

@@ -196,7 +196,8 @@ class NodeDB(SqliteState):
             # A rotation's coordinator is done only once it committed (it sets that itself).
             self._conn.execute(
                 "UPDATE requests SET status = 'done', result = ?, error = NULL, updated = ?"
-                " WHERE id = ? AND NOT (role = 'coordinator' AND kind = 'refresh')",
+                " WHERE id = ? AND NOT (role = 'coordinator'"
+                " AND kind IN ('refresh', 'reshare', 'repair'))",
                 (json.dumps(result, sort_keys=True), now, request_id),
             )
 

@@ -46,7 +46,7 @@ from typing import Any
 
 from tmpc import schemes
 from tmpc.encoding import lp_join, tagged_hash
-from tmpc.errors import ParameterError, ProtocolError, TmpcError
+from tmpc.errors import KeystoreError, ParameterError, ProtocolError, TmpcError
 from tmpc.node import machines
 from tmpc.node.config import Cluster, NodeConfig
 from tmpc.node.db import NodeDB
@@ -81,6 +81,8 @@ _MAX_ECHO = 1024
 #: Crash tests only (see :meth:`Engine._failpoint`).
 _FAILPOINTS = os.environ.get("TMPC_TEST_FAILPOINTS") == "1"
 _MAX_ATTEMPTS = 8
+#: Requests that move a wallet to its next epoch (two-phase: staged, proved, committed).
+LIFECYCLE = frozenset({"refresh", "reshare", "repair"})
 
 
 class RequestFailedError(TmpcError):
@@ -136,6 +138,28 @@ def in_window(window: tuple[int, int] | None, now: float) -> bool:
     minute = int(now // 60) % (24 * 60)
     start, end = window
     return start <= minute < end if start < end else minute >= start or minute < end
+
+
+def _with_test_signature(results: list[Any]) -> list[Any]:
+    """A lifecycle change's results with the test signature of those that made one copied to
+    those that did not (a dealer that leaves a reshare signs nothing); they must agree on
+    everything else."""
+    dicts = [r for r in results if isinstance(r, dict)]
+    if len(dicts) != len(results):
+        return results
+    sigs = {r["test_signature"] for r in dicts if "test_signature" in r}
+    if len(sigs) != 1:
+        return results
+    (sig,) = sigs
+    return [dict(r, test_signature=sig) for r in dicts]
+
+
+def _entry_kind(record: schemes.WalletRecord) -> str:
+    """``refresh``, ``reshare`` or ``rehost``: what made a record's epoch."""
+    last = record.history[-1] if record.history else None
+    if isinstance(last, schemes.Reshare):
+        return "reshare"
+    return "rehost" if isinstance(last, schemes.Rehost) else "refresh"
 
 
 def _epoch_key(wallet: NodeWallet) -> str:
@@ -204,6 +228,49 @@ def select_quorum(
     """The quorum of an attempt from the readiness answers: :func:`choose_participants` of
     the :func:`ready_candidates`. The coordinator and every participant compute it alike."""
     return choose_participants(ready_candidates(ready, need), request_id, attempt, need)
+
+
+def reshare_quorum(
+    ready: dict[str, dict[str, Any]],
+    request_id: str,
+    attempt: int,
+    old: list[str],
+    new: list[str],
+    threshold: int,
+) -> tuple[list[str], list[str]]:
+    """The members of a reshare attempt from the readiness answers: every new party (all must
+    be ready) and ``threshold`` dealers among the ready old parties (:func:`select_quorum` of
+    theirs). Returns (dealers, members), names sorted; raises :class:`ParameterError` if the
+    answers do not allow it. The coordinator and every member compute it alike."""
+    ok = {n for n, r in ready.items() if r.get("ok") is True}
+    missing = [p for p in new if p not in ok]
+    if missing:
+        raise ParameterError(f"new parties not ready: {missing}")
+    olds = {n: r for n, r in ready.items() if n in old}
+    if len(ready_candidates(olds, threshold)) < threshold:
+        raise ParameterError(f"fewer than {threshold} old parties ready to deal")
+    dealers = select_quorum(olds, request_id, attempt, threshold)
+    return dealers, sorted(set(dealers) | set(new))
+
+
+def repair_quorum(
+    ready: dict[str, dict[str, Any]],
+    request_id: str,
+    attempt: int,
+    others: list[str],
+    node: str,
+    threshold: int,
+) -> tuple[list[str], list[str]]:
+    """The members of a repair attempt: the new node (it must be ready) and ``threshold``
+    helpers among the ready other parties (:func:`select_quorum` of theirs). Returns (helpers,
+    members), names sorted; raises :class:`ParameterError` if the answers do not allow it."""
+    if ready.get(node, {}).get("ok") is not True:
+        raise ParameterError(f"the new node {node} is not ready")
+    olds = {n: r for n, r in ready.items() if n in others}
+    if len(ready_candidates(olds, threshold)) < threshold:
+        raise ParameterError(f"fewer than {threshold} parties ready to help")
+    helpers = select_quorum(olds, request_id, attempt, threshold)
+    return helpers, sorted({*helpers, node})
 
 
 def pooled_presignatures(ready: dict[str, dict[str, Any]], need: int) -> dict[str, list[str]]:
@@ -391,28 +458,34 @@ class Engine:
             self._spawn(self._send_until_acked(to, data, session, seq))
         for req in self.db.pending_requests("coordinator"):
             self._inflight[req["id"]] = self._spawn(self._run_request(req["id"]))
-        for wid in self.wallets.ids():
+        for wid in sorted(set(self.wallets.ids()) | set(self.wallets.staged_ids())):
             self._resume_rotation(wid)
 
     def _resume_rotation(self, wallet_id: str) -> None:
-        """At start: finish what a rotation interrupted by a crash left. Files of an epoch
-        no longer needed go; a rotation staged here but not switched to (this node died
+        """At start: finish what a lifecycle change interrupted by a crash left. Files of an
+        epoch no longer needed go; an epoch staged here but not switched to (this node died
         before the commit reached it) is asked about: a peer that switched answers with the
         commit and its proof (:meth:`_on_catchup`)."""
         try:
-            wallet = self.wallets.get(wallet_id)
-            self.wallets.cleanup(wallet_id)
-            if wallet.share is None or not self.wallets.has_staged(wallet_id):
-                return
+            wallet = self.wallets.current(wallet_id)
+            if wallet is not None:
+                self.wallets.cleanup(wallet_id)
+            staged = self.wallets.staged_records(wallet_id)
         except (TmpcError, OSError) as exc:
             log.warning("wallet %s: %s", wallet_id, exc)
             return
-        self._ask_catchup(wallet, [n for n in wallet.ids if n != self.name])
+        if not staged:
+            return
+        peers = set(wallet.ids) if wallet is not None else set()
+        for rec in staged:
+            with contextlib.suppress(TmpcError):
+                peers |= set(self.wallets.names_of(rec).values())
+        epoch = wallet.record.epoch if wallet is not None else staged[0].epoch - 1
+        self._ask_catchup(wallet_id, epoch, sorted(peers - {self.name}))
 
-    def _ask_catchup(self, wallet: NodeWallet, peers: list[str]) -> None:
-        wid = wallet.record.wallet_id
-        rid = f"catchup-{wid}"
-        body = {"request": rid, "wallet": wid, "epoch": wallet.record.epoch}
+    def _ask_catchup(self, wallet_id: str, epoch: int, peers: list[str]) -> None:
+        rid = f"catchup-{wallet_id}"
+        body = {"request": rid, "wallet": wallet_id, "epoch": epoch}
         for p in peers:
             self._send_control(p, "catchup", rid, 0, body)
 
@@ -775,7 +848,7 @@ class Engine:
         self._forget(s.id)
         for c in culprits:
             self.db.exclude(s.wallet, c, reason)
-        if s.kind == "refresh":
+        if s.kind in LIFECYCLE:
             # Nobody switches to an epoch a party did not finish: the staged files go.
             with contextlib.suppress(TmpcError, OSError):
                 self.wallets.discard_staged(s.wallet, s.id)
@@ -904,7 +977,9 @@ class Engine:
                 c.evidence[sender] = raw
             c.event.set()
 
-    def _check_request(self, body: dict[str, Any], *, as_party: bool = True) -> NodeWallet | None:
+    def _check_request(
+        self, body: dict[str, Any], *, as_party: bool = True, record: object = None
+    ) -> NodeWallet | None:
         """Check a request (raises :class:`InputError`): the wallet or new wallet's parameters,
         the message and path. ``as_party``: also that this node is a party of it, which every
         participant checks itself before it contributes; a coordinator need not be one."""
@@ -924,6 +999,52 @@ class Engine:
             if not isinstance(t, int) or not 1 <= t <= len(parties):
                 raise ParameterError(f"threshold must be between 1 and {len(parties)}")
             return None
+        if kind == "reshare":
+            wallet = self._wallet_shown(str(body.get("wallet")), record)
+            self._check_epoch(wallet, body.get("epoch"))
+            parties = body.get("parties")
+            if (
+                not isinstance(parties, list)
+                or not all(isinstance(p, str) for p in parties)
+                or len(set(parties)) != len(parties)
+            ):
+                raise ParameterError("--parties must list distinct members")
+            if not 2 <= len(parties) <= 255:
+                raise ParameterError("a wallet needs between 2 and 255 parties")
+            for p in parties:
+                self.cluster.member(p)
+            t = body.get("threshold")
+            if not isinstance(t, int) or isinstance(t, bool) or not 1 <= t <= len(parties):
+                raise ParameterError(f"threshold must be between 1 and {len(parties)}")
+            if (
+                as_party
+                and self.name not in parties
+                and (wallet.share is None or self.name not in wallet.ids)
+            ):
+                raise ParameterError("this node is neither a party of the wallet nor a new one")
+            return wallet
+        if kind == "repair":
+            wallet = self._wallet_shown(str(body.get("wallet")), record)
+            self._check_epoch(wallet, body.get("epoch"))
+            party, node = body.get("party"), body.get("node")
+            if not isinstance(party, int) or isinstance(party, bool) or party not in wallet.names:
+                raise ParameterError(f"party must be one of the wallet's {wallet.record.party_ids}")
+            if not isinstance(node, str):
+                raise ParameterError("node must name the member that receives the share")
+            self.cluster.member(node)
+            if node in wallet.ids:
+                raise ParameterError(
+                    f"{node} already holds a share of the wallet (repair onto another member)"
+                )
+            if wallet.record.threshold >= wallet.record.parties:
+                raise ParameterError("an n-of-n wallet cannot repair a share (no t others)")
+            if (
+                as_party
+                and self.name != node
+                and (wallet.share is None or self.name not in wallet.ids)
+            ):
+                raise ParameterError("this node is neither a party of the wallet nor the new one")
+            return wallet
         if kind == "refresh":
             wallet = self.wallets.get(str(body.get("wallet")))
             if as_party and (wallet.share is None or self.name not in wallet.ids):
@@ -959,7 +1080,7 @@ class Engine:
 
     def _on_propose(self, sender: str, body: dict[str, Any], attempt: int) -> None:
         try:
-            wallet = self._check_request(body["body"])
+            wallet = self._check_request(body["body"], record=body.get("record"))
             reply: dict[str, Any] = {"ok": True}
             if wallet is not None:
                 self._check_epoch(wallet, body.get("epoch"), sender)
@@ -975,6 +1096,20 @@ class Engine:
         reply.update(request=body.get("request"), attempt=attempt)
         self._send_control(sender, "ready", str(body.get("request")), attempt, reply)
 
+    def _wallet_shown(self, wallet_id: str, record: object) -> NodeWallet:
+        """The wallet as this node holds it, or, for a node joining it (a new party of a
+        reshare), as the record the coordinator showed (its whole history checked: DKG
+        certificate and every epoch's signatures)."""
+        try:
+            return self.wallets.get(wallet_id)
+        except KeystoreError:
+            if record is None:
+                raise
+        rec = schemes.WalletRecord.from_json(record)
+        if rec.wallet_id != wallet_id:
+            raise ParameterError("the record shown is another wallet's")
+        return NodeWallet(rec, self.wallets.names_of(rec), None)
+
     def _check_epoch(self, wallet: NodeWallet, epoch: object, asker: str | None = None) -> None:
         """Refuse a request for another epoch of the wallet than this node's: shares of two
         epochs never meet in one session. A node behind with the next epoch staged asks
@@ -987,7 +1122,7 @@ class Engine:
         if epoch < mine:
             raise ParameterError(f"this node is at epoch {mine} of the wallet, not {epoch}")
         if asker is not None and self.wallets.has_staged(wallet.record.wallet_id):
-            self._ask_catchup(wallet, [asker])
+            self._ask_catchup(wallet.record.wallet_id, mine, [asker])
             raise ParameterError(
                 f"this node is at epoch {mine} of the wallet, not {epoch}: catching up"
             )
@@ -1012,7 +1147,7 @@ class Engine:
         try:
             req = body["body"]
             participants = [str(p) for p in body["participants"]]
-            wallet = self._check_request(req)
+            wallet = self._check_request(req, record=body.get("record"))
         except (TmpcError, ValueError, KeyError, TypeError) as exc:
             self._refuse(sender, request_id, attempt, exc)
             return
@@ -1044,7 +1179,7 @@ class Engine:
             ):
                 raise ParameterError("a presignature id is 32 bytes in hex")
             session = self._build_session(
-                sender, request_id, attempt, req, participants, wallet, presig
+                sender, request_id, attempt, req, participants, wallet, presig, body
             )
         except (TmpcError, ValueError, KeyError, TypeError) as exc:
             self._refuse(sender, request_id, attempt, exc)
@@ -1080,6 +1215,12 @@ class Engine:
         can leave out answers, which only narrows its choice to what it shows)."""
         session = request_session(self.cluster.hash, request_id)
         answers: dict[str, dict[str, Any]] = {}
+        req = body.get("body")
+        new_parties: list[str] = []
+        if isinstance(req, dict) and req.get("kind") == "reshare":
+            new_parties = [str(p) for p in req.get("parties") or []]
+        if isinstance(req, dict) and req.get("kind") == "repair":
+            new_parties = [str(req.get("node"))]
         raw_list = body.get("evidence")
         if not isinstance(raw_list, list) or len(raw_list) > 255:
             raise ParameterError("the start carries no readiness evidence")
@@ -1097,13 +1238,37 @@ class Engine:
                 or env.attempt != attempt
                 or not isinstance(payload, dict)
                 or payload.get("request") != request_id
-                or env.sender not in wallet.ids
+                or (env.sender not in wallet.ids and env.sender not in new_parties)
             ):
                 raise ParameterError("readiness evidence of another request or attempt")
             answers[env.sender] = payload
         need = wallet.record.threshold
-        if isinstance(body.get("body"), dict) and body["body"].get("kind") == "refresh":
+        kind = body["body"].get("kind") if isinstance(body.get("body"), dict) else None
+        if kind == "refresh":
             need = len(wallet.ids)  # a rotation needs every party
+        if kind == "repair":
+            lost_holder = wallet.names[int(body["body"]["party"])]
+            others = [n for n in sorted(wallet.ids) if n != lost_holder]
+            helpers, members = repair_quorum(
+                answers, request_id, attempt, others, str(body["body"]["node"]), need
+            )
+            if participants != members or body.get("helpers") != helpers:
+                raise ParameterError(
+                    f"the members {participants} are not the ones the readiness answers give "
+                    f"({members}, helpers {helpers})"
+                )
+            return
+        if kind == "reshare":
+            new = [str(p) for p in body["body"]["parties"]]
+            dealers, members = reshare_quorum(
+                answers, request_id, attempt, sorted(wallet.ids), new, need
+            )
+            if participants != members or body.get("dealers") != dealers:
+                raise ParameterError(
+                    f"the members {participants} are not the ones the readiness answers give "
+                    f"({members}, dealers {dealers})"
+                )
+            return
         presig = body.get("presignature")
         if presig is not None:
             # Finishing a pooled presignature: its signer set is the quorum, and every one of
@@ -1128,6 +1293,7 @@ class Engine:
         participants: list[str],
         wallet: NodeWallet | None,
         presignature: str | None = None,
+        start: dict[str, Any] | None = None,
     ) -> _Session | None:
         if participants != sorted(set(participants)) or self.name not in participants:
             raise ParameterError("invalid participant list")
@@ -1143,6 +1309,28 @@ class Engine:
                 req["scheme"], int(req["threshold"]), ids[self.name], self.identity.seckey,
                 hostpubkeys, self.wallets, sid,
             )  # fmt: skip
+        elif req["kind"] == "repair":
+            assert wallet is not None and start is not None
+            wallet_key = wallet.record.wallet_id
+            sid = session_id(
+                self.cluster.hash, request_id, _epoch_key(wallet), participants, attempt, req
+            )
+            lost, node = int(req["party"]), str(req["node"])
+            helpers = [str(h) for h in start["helpers"]]
+            ids = {h: wallet.ids[h] for h in helpers}
+            ids[node] = lost
+            stages, finish = machines.repair_stages(
+                wallet.record, wallet.share, self.identity.seckey, ids[self.name],
+                sorted(ids[h] for h in helpers), lost, self.cluster.member(node).host_pubkey,
+                sid, self.wallets, self._lifecycle_hooks(wallet.record.epoch, request_id),
+            )  # fmt: skip
+        elif req["kind"] == "reshare":
+            assert wallet is not None and start is not None
+            wallet_key = wallet.record.wallet_id
+            sid = session_id(
+                self.cluster.hash, request_id, _epoch_key(wallet), participants, attempt, req
+            )
+            ids, stages, finish = self._reshare_member(wallet, req, start, sid, request_id)
         elif req["kind"] == "refresh":
             assert wallet is not None
             parties = sorted(wallet.ids)
@@ -1154,7 +1342,7 @@ class Engine:
             )
             ids = dict(wallet.ids)
             stages, finish = machines.refresh_stages(
-                wallet, sid, self.wallets, before_test_sign=self._staged_hook(wallet, request_id)
+                wallet, sid, self.wallets, self._lifecycle_hooks(wallet.record.epoch, request_id)
             )
         else:
             assert wallet is not None
@@ -1188,6 +1376,7 @@ class Engine:
             return None  # a duplicate start of a session already run
         if (
             wallet is not None
+            and req["kind"] in ("sign", "presign")
             and schemes.get_scheme(wallet.record.scheme).dkls23
             and presignature is None
         ):
@@ -1209,83 +1398,143 @@ class Engine:
             kind=req["kind"],
         )  # fmt: skip
 
-    def _staged_hook(
-        self, wallet: NodeWallet, request_id: str
-    ) -> Callable[[schemes.WalletRecord, bytes], None]:
-        """What a node does once a rotation staged its next epoch, before the test signature:
-        record it, and for ECDSA record the test signature's session in the ledger."""
+    def _reshare_member(
+        self,
+        wallet: NodeWallet,
+        req: dict[str, Any],
+        start: dict[str, Any],
+        sid: bytes,
+        request_id: str,
+    ) -> tuple[dict[str, int], list[Any], Any]:
+        """This node's side of a reshare: member ids (a new party's is its new party id; a
+        dealer that leaves gets one after them), roles, and the stages."""
+        new = [str(p) for p in req["parties"]]
+        dealers = [str(d) for d in start["dealers"]]
+        ids = {name: j for j, name in enumerate(new, start=1)}
+        for k, name in enumerate(sorted(d for d in dealers if d not in ids), start=1):
+            ids[name] = len(new) + k
+        dealer_map = {ids[d]: wallet.ids[d] for d in dealers}
+        receiver_map = {ids[n]: ids[n] for n in new}
+        new_hosts = {ids[n]: self.cluster.member(n).host_pubkey for n in new}
+        share = wallet.share if self.name in dealers else None
+        stages, finish = machines.reshare_stages(
+            wallet.record, share, self.identity.seckey, ids[self.name], dealer_map,
+            receiver_map, int(req["threshold"]), new_hosts, sid, self.wallets,
+            self._lifecycle_hooks(wallet.record.epoch, request_id),
+        )  # fmt: skip
+        return ids, stages, finish
 
-        def staged(new_record: schemes.WalletRecord, test_session: bytes) -> None:
+    def _lifecycle_hooks(self, before: int, request_id: str) -> machines.LifecycleHooks:
+        """What this node does once a lifecycle session staged the next epoch here (record
+        it), and before its test signature (for ECDSA, record the session in the ledger)."""
+
+        def staged(new_record: schemes.WalletRecord) -> None:
             self.db.add_lifecycle(
-                new_record.wallet_id, "staged", wallet.record.epoch, new_record.epoch,
-                session=new_record.history[-1].session, request=request_id,
+                new_record.wallet_id, "staged", before, new_record.epoch,
+                session=new_record.history[-1].session or None, request=request_id,
+                detail={"kind": _entry_kind(new_record)},
             )  # fmt: skip
             self._failpoint("refresh:staged")
-            if schemes.get_scheme(new_record.scheme).dkls23:
-                me = wallet.ids[self.name]
-                pairs = [(me, j) for j in new_record.party_ids if j != me]
-                self.ledger.use_sessions(new_record.wallet_id, pairs, test_session)
 
-        return staged
+        def test_session(new_record: schemes.WalletRecord, session: bytes, me: int) -> None:
+            if schemes.get_scheme(new_record.scheme).dkls23:
+                pairs = [(me, j) for j in new_record.party_ids if j != me]
+                self.ledger.use_sessions(new_record.wallet_id, pairs, session)
+
+        return machines.LifecycleHooks(staged, test_session)
 
     def _on_commit(self, sender: str, body: dict[str, Any]) -> None:
-        """Phase 3 of a rotation: switch to the staged epoch, given its proof.
+        """Phase 3 of a lifecycle change (refresh, reshare): switch to the next epoch, given
+        its proof.
 
-        The proof is the test signature every party made with its staged share (it verifies
-        under the wallet's key over :func:`~tmpc.schemes.rotation_test_message` of the staged
-        record only). It comes from the coordinator once every party reported it, or from a
-        peer that switched (each node forwards the commit once, so a coordinator that died
-        midway leaves no party behind). Then the old share file, the old epoch's pooled
-        presignatures and the staged files go."""
+        The proof is the test signature the new parties made with their staged shares: it
+        verifies under the wallet's key over :func:`~tmpc.schemes.rotation_test_message` of
+        the next record only. The commit comes from the coordinator once every member
+        reported, or from a peer that switched (each node forwards it once, so a coordinator
+        that died midway leaves no party behind). A node that staged the epoch switches to it
+        (a dealer that leaves a reshare staged the record alone); a party that took no part
+        and is not in the next epoch (removed by a reshare) keeps the record only; one that
+        should hold a share it never staged is told it must be repaired. Then the old share
+        file, the old epoch's pooled presignatures and the staged files go."""
         request_id = str(body.get("request"))
         try:
             wid = str(body["wallet"])
             session = bytes.fromhex(str(body["session"]))
             epoch = int(body["epoch"])
             signature = bytes.fromhex(str(body["signature"]))
-            wallet = self.wallets.get(wid)
+            wallet = self.wallets.current(wid)
+            staged = self.wallets.staged(wid, session)
+            shown = body.get("record")
+            record = staged or (schemes.WalletRecord.from_json(shown) if shown else None)
         except (TmpcError, KeyError, TypeError, ValueError):
             self._count("commit_malformed")
             return
-        if sender not in wallet.ids and sender != self.name:
+        if record is None or record.wallet_id != wid or record.epoch != epoch:
+            self._count("commit_malformed")
+            return
+        parties = set(self.wallets.names_of(record).values())
+        if wallet is not None:
+            parties |= set(wallet.ids)
+        if sender not in parties and sender != self.name:
             self._count("control_from_outside_the_quorum")
             return
-        before = wallet.record.epoch
+        before = wallet.record.epoch if wallet is not None else None
         answer: dict[str, Any] = {"request": request_id, "wallet": wid, "epoch": before}
-        if wallet.share is None:
-            answer["epoch"] = epoch  # a coordinator that holds no share keeps the record only
-        elif before < epoch:
-            try:
-                staged = self.wallets.staged(wid, session)
-            except TmpcError:
-                staged = None
-            if staged is None or staged.epoch != epoch or staged.epoch != before + 1:
+        if before is not None and before >= epoch:
+            self._send_control(sender, "committed", request_id, 0, dict(answer, ok=True))
+            return
+        message = schemes.rotation_test_message(record)
+        if not schemes.verify(record.scheme, record.public_key, message, signature):
+            self._count("commit_bad_proof")
+            return
+        mine = self.name in self.wallets.names_of(record).values()
+        if wallet is None and staged is None:
+            return  # neither held nor joining: not this node's business
+        # A party that took no part in a repair keeps its share: it seals it for the epoch.
+        keeps = (
+            staged is None
+            and mine
+            and wallet is not None
+            and wallet.share is not None
+            and _entry_kind(record) == "rehost"
+        )
+        if (before is not None and before != epoch - 1) or (staged is None and mine and not keeps):
+            if wallet is not None:
                 self._behind(wallet, epoch, request_id)
-                self._send_control(sender, "committed", request_id, 0, dict(answer, ok=False))
-                return
-            message = schemes.rotation_test_message(staged)
-            if not schemes.verify(staged.scheme, staged.public_key, message, signature):
-                self._count("commit_bad_proof")
-                return
-            self._failpoint("refresh:before-switch")
+            self._send_control(sender, "committed", request_id, 0, dict(answer, ok=False))
+            return
+        self._failpoint("refresh:before-switch")
+        if staged is not None:
             switched = self.wallets.switch(wid, session)
-            self.db.add_lifecycle(
-                wid, "switched", before, epoch, session=session, request=request_id,
-                detail={"test_signature": signature.hex(), "from": sender},
-            )  # fmt: skip
-            self._failpoint("refresh:switched")
-            assert switched.share is not None
-            dropped = self.presigs.retire(wid, switched.share.identifier)
-            removed = self.wallets.cleanup(wid)
-            log.info(
-                "wallet %s: switched to epoch %d; %d old file(s) and %d presignature(s) deleted",
-                wid, epoch, len(removed), dropped,
-            )  # fmt: skip
-            answer["epoch"] = epoch
-            forward = {k: body[k] for k in ("request", "wallet", "session", "epoch", "signature")}
-            for p in switched.ids:
-                if p not in (self.name, sender):
-                    self._send_control(p, "commit", request_id, 0, forward)
+            held = wallet is not None and wallet.share is not None
+            event = "removed" if held and switched.share is None else "switched"
+        elif keeps:
+            switched = self.wallets.reseal(record)
+            event = "switched"
+        else:
+            assert wallet is not None  # not a party, nothing staged: keep the record only
+            switched = self.wallets.set_record(record)
+            event = "removed" if wallet.share is not None else "switched"
+        self.db.add_lifecycle(
+            wid, event, before, epoch, session=session, request=request_id,
+            detail={"kind": _entry_kind(record), "test_signature": signature.hex(),
+                    "from": sender, "record": record.to_json()},
+        )  # fmt: skip
+        self._failpoint("refresh:switched")
+        dropped = 0
+        if wallet is not None and wallet.share is not None:
+            dropped = self.presigs.retire(wid, wallet.share.identifier)
+        removed = self.wallets.cleanup(wid)
+        log.info(
+            "wallet %s: %s epoch %d; %d old file(s) and %d presignature(s) deleted",
+            wid, event, epoch, len(removed), dropped,
+        )  # fmt: skip
+        answer["epoch"] = epoch
+        forward = {k: body[k] for k in ("request", "wallet", "session", "epoch", "signature")}
+        forward["record"] = record.to_json()
+        for p in sorted(parties | set(switched.ids)):
+            if p not in (self.name, sender):
+                self._send_control(p, "commit", request_id, 0, forward)
         self._send_control(sender, "committed", request_id, 0, dict(answer, ok=True))
 
     def _behind(self, wallet: NodeWallet, epoch: int, request_id: str) -> None:
@@ -1314,7 +1563,7 @@ class Engine:
         except (TmpcError, ValueError):
             self._count("control_malformed")
             return
-        if sender not in wallet.ids or wallet.record.epoch <= theirs:
+        if wallet.record.epoch <= theirs:
             return
         event = self.db.switch_event(wallet.record.wallet_id, theirs + 1)
         if event is None or not event["request"] or not event["session"]:
@@ -1325,8 +1574,23 @@ class Engine:
             "session": event["session"],
             "epoch": theirs + 1,
             "signature": event["detail"].get("test_signature", ""),
+            "record": event["detail"].get("record"),
         }
         self._send_control(sender, "commit", str(event["request"]), 0, proof)
+
+    async def _pairs_after_repair(self, rid: str, result: dict[str, Any]) -> dict[str, Any]:
+        """ECDSA: a repair set up the DKLs23 pairs among its members only; the repaired party
+        has none yet with the others. A rotation redoes every pair (and renews every share),
+        so it follows at once; if it cannot run now (a party is down), the answer says so and
+        the operator runs ``tmpc rotate`` later (meanwhile the repaired party signs with its
+        repair's helpers)."""
+        try:
+            rotated = await self.submit("refresh", {"wallet": result["wallet_id"]}, f"{rid}.pairs")
+            out = dict(result, rotated_to=rotated["epoch"])
+        except TmpcError as exc:
+            out = dict(result, rotated_to=None, rotation_error=str(exc)[:300])
+        self.db.set_request(rid, status="done", result=out)
+        return out
 
     async def _commit_rotation(
         self, rid: str, body: dict[str, Any], result: dict[str, Any]
@@ -1339,7 +1603,8 @@ class Engine:
         record = schemes.WalletRecord.from_json(result["wallet"])
         wallet = self.wallets.get(record.wallet_id)
         self._failpoint("refresh:before-commit")
-        if wallet.share is None:
+        parties = sorted(set(wallet.ids) | set(self.wallets.names_of(record).values()))
+        if self.name not in parties:
             self.wallets.set_record(record)
         answers: dict[str, dict[str, Any]] = {}
         event = asyncio.Event()
@@ -1350,8 +1615,8 @@ class Engine:
             "session": result["session"],
             "epoch": record.epoch,
             "signature": result["test_signature"],
+            "record": result["wallet"],
         }
-        parties = sorted(wallet.ids)
         try:
             for p in parties:
                 self._send_control(p, "commit", rid, 0, proof)
@@ -1378,7 +1643,7 @@ class Engine:
         Raises :class:`InputError` for a request this node refuses, :class:`RequestFailedError`
         if it cannot complete."""
         body = dict(body, kind=kind)
-        if kind == "refresh" and "epoch" not in body:
+        if kind in LIFECYCLE and "epoch" not in body:
             body["epoch"] = self.wallets.get(str(body.get("wallet"))).record.epoch
         self._check_request(body, as_party=False)
         rid = request_id or secrets.token_hex(16)
@@ -1406,8 +1671,10 @@ class Engine:
         try:
             result = await self._attempts(rid)
             req = self.db.request(rid)
-            if req is not None and req["body"].get("kind") == "refresh":
+            if req is not None and req["body"].get("kind") in LIFECYCLE:
                 result = await self._commit_rotation(rid, req["body"], result)
+                if req["body"]["kind"] == "repair" and schemes.get_scheme(result["scheme"]).dkls23:
+                    result = await self._pairs_after_repair(rid, result)
             return result
         except RequestFailedError as exc:
             self.db.set_request(rid, status="failed", error=str(exc))
@@ -1434,6 +1701,32 @@ class Engine:
                 parties = [str(p) for p in body["parties"]]
                 need, eligible = len(parties), parties
                 sid_key = "keygen:" + rid
+            elif body["kind"] == "repair":
+                wallet = self.wallets.get(body["wallet"])
+                if wallet.record.epoch != body["epoch"]:
+                    raise RequestFailedError(
+                        f"the wallet is at epoch {wallet.record.epoch} now, not {body['epoch']}"
+                    )
+                excluded = self.db.excluded(wallet.record.wallet_id)
+                lost_holder = wallet.names[int(body["party"])]
+                others = [
+                    n for n in wallet.ids
+                    if n != lost_holder and n not in excluded and n not in stalled
+                ]  # fmt: skip
+                eligible = sorted({*others, str(body["node"])})
+                need, epoch = wallet.record.threshold, wallet.record.epoch
+                sid_key = _epoch_key(wallet)
+            elif body["kind"] == "reshare":
+                wallet = self.wallets.get(body["wallet"])
+                if wallet.record.epoch != body["epoch"]:
+                    raise RequestFailedError(
+                        f"the wallet is at epoch {wallet.record.epoch} now, not {body['epoch']}"
+                    )
+                excluded = self.db.excluded(wallet.record.wallet_id)
+                old = [n for n in wallet.ids if n not in excluded and n not in stalled]
+                eligible = sorted(set(old) | {str(p) for p in body["parties"]})
+                need, epoch = wallet.record.threshold, wallet.record.epoch
+                sid_key = _epoch_key(wallet)
             elif body["kind"] == "refresh":
                 wallet = self.wallets.get(body["wallet"])
                 if wallet.record.epoch != body["epoch"]:
@@ -1462,12 +1755,19 @@ class Engine:
                 )
             c = _Coordinated(attempt)
             self._coord[rid] = c
+            shown: dict[str, Any] = {}
+            if body["kind"] in ("reshare", "repair"):  # a new node checks the wallet's record
+                shown["record"] = self.wallets.get(body["wallet"]).record.to_json()
             for p in eligible:
                 self._send_control(
                     p, "propose", rid, attempt,
-                    {"request": rid, "body": body, "wallet": "", "epoch": epoch},
+                    {"request": rid, "body": body, "wallet": "", "epoch": epoch, **shown},
                 )  # fmt: skip
-            await self._wait(c, ("ready",), len(eligible), self.settings.ready_timeout, quorum=need)
+            # A reshare needs every new party: no short grace once a quorum is ready.
+            quorum = None if body["kind"] in ("reshare", "repair") else need
+            await self._wait(
+                c, ("ready",), len(eligible), self.settings.ready_timeout, quorum=quorum
+            )
             ready = [n for n, r in c.ready.items() if r.get("ok")]
             refused = {n: r.get("reason") for n, r in c.ready.items() if not r.get("ok")}
             if len(ready) < need:
@@ -1486,6 +1786,30 @@ class Engine:
             if presig is not None:
                 pid, chosen = presig
                 self._reserved.add(pid)
+            elif body["kind"] in ("reshare", "repair"):
+                pid = None
+                try:
+                    held = self.wallets.get(body["wallet"])
+                    if body["kind"] == "repair":
+                        lost_holder = held.names[int(body["party"])]
+                        others = [n for n in sorted(held.ids) if n != lost_holder]
+                        dealers, chosen = repair_quorum(
+                            c.ready, rid, attempt, others, str(body["node"]), need
+                        )
+                    else:
+                        dealers, chosen = reshare_quorum(
+                            c.ready, rid, attempt, sorted(held.ids),
+                            [str(p) for p in body["parties"]], need,
+                        )  # fmt: skip
+                except ParameterError as exc:
+                    silent = [p for p in eligible if p not in c.ready]
+                    stalled.update(silent)
+                    history.append(f"attempt {attempt}: {exc}" + (
+                        f" (refused: {refused})" if refused else ""))  # fmt: skip
+                    if not silent:
+                        raise RequestFailedError(why()) from None
+                    continue
+                shown["helpers" if body["kind"] == "repair" else "dealers"] = dealers
             else:
                 pid, chosen = None, select_quorum(c.ready, rid, attempt, need)
             c.chosen = chosen
@@ -1503,6 +1827,7 @@ class Engine:
                 "evidence": evidence,
                 "wallet": "",
                 "epoch": epoch,
+                **shown,
             }
             if pid is not None:
                 start["presignature"] = pid
@@ -1619,6 +1944,8 @@ class Engine:
         self, rid: str, body: dict[str, Any], c: _Coordinated, chosen: list[str]
     ) -> dict[str, Any]:
         results = [d.get("result") for d in c.done.values()]
+        if body["kind"] in LIFECYCLE:
+            results = _with_test_signature(results)
         first = results[0]
         if not isinstance(first, dict) or any(r != first for r in results):
             raise RequestFailedError("participants disagree on the result")
@@ -1628,7 +1955,7 @@ class Engine:
             raise RequestFailedError(f"the participants' result does not hold: {exc}") from None
         if body["kind"] == "keygen" and self.name not in body["parties"]:
             machines.store_public_record(first, self.wallets)
-        if body["kind"] != "refresh":  # a rotation is done once committed
+        if body["kind"] not in LIFECYCLE:  # a lifecycle change is done once committed
             self.db.set_request(rid, status="done", result=first)
         self._stalled.pop(rid, None)
         return first

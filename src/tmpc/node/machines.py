@@ -31,14 +31,20 @@ from tmpc.protocols.ecdsa.machine import (
 )
 from tmpc.protocols.frost_machine import Bip445SignMachine, FrostSignMachine
 from tmpc.protocols.lifecycle.refresh import RefreshMachine, RefreshResult, refresh_context
+from tmpc.protocols.lifecycle.rehost import RehostMachine
+from tmpc.protocols.lifecycle.repair import RepairMachine, RepairResult, repair_context
+from tmpc.protocols.lifecycle.reshare import ReshareMachine, ReshareResult, reshare_context
 from tmpc.protocols.machine import Machine
 
 __all__ = [
+    "LifecycleHooks",
     "check_result",
     "keygen_stages",
     "presign_stages",
     "protocol_name",
     "refresh_stages",
+    "repair_stages",
+    "reshare_stages",
     "round_count",
     "sign_stages",
     "store_public_record",
@@ -58,8 +64,8 @@ def round_count(req: dict[str, Any]) -> int:
     """Upper bound of the rounds a request's session runs (for the coordinator's timeout)."""
     if req.get("kind") == "keygen":
         return 5 if schemes.get_scheme(str(req.get("scheme"))).dkls23 else 2
-    if req.get("kind") == "refresh":
-        return 8  # refresh 2, (pairwise setup 3), test signature up to 3
+    if req.get("kind") in ("refresh", "reshare", "repair"):
+        return 9  # refresh/reshare 2 or repair 3, (pairwise setup 3), test signature up to 3
     return 2 if req.get("kind") == "presign" else 3
 
 
@@ -258,34 +264,132 @@ def test_sign_session(session_id: bytes) -> bytes:
     return tagged_hash("tmpc/rotate/test-sign-session", session_id)
 
 
+class LifecycleHooks:
+    """What the node does at the points of a lifecycle session that touch its own state.
+
+    ``staged(new_record)``: the next epoch was just stored durably here (record it);
+    ``test_session(new_record, session, me)``: before the test signature's first message
+    (for ECDSA, record its session in the single-use ledger)."""
+
+    def __init__(
+        self,
+        staged: Callable[[schemes.WalletRecord], None],
+        test_session: Callable[[schemes.WalletRecord, bytes, int], None],
+    ) -> None:
+        self.staged = staged
+        self.test_session = test_session
+
+
+def _lifecycle_stages(
+    dkls23: bool,
+    first: list[Stage],
+    build: Callable[[object], tuple[schemes.WalletRecord, int | None]],
+    me_new: int | None,
+    hostseckey: bytes,
+    names_new: Callable[[schemes.WalletRecord], dict[int, str]],
+    session_id: bytes,
+    wallets: WalletStore,
+    hooks: LifecycleHooks,
+    *,
+    signers: Sequence[int] | None = None,
+    pairwise_base: bytes | None = None,
+) -> tuple[list[Stage], Finish]:
+    """Phases 1 and 2 of a lifecycle change (refresh, reshare), for this node.
+
+    1. **Stage**: ``first`` (the protocol that makes the new shares), for ECDSA the DKLs23
+       pairwise setup among the new parties under the next epoch's session; then the next
+       epoch's record and this node's new share (if it holds one: ``me_new``) are stored
+       durably beside the current ones (:meth:`WalletStore.stage`).
+    2. **Prove**: every new party signs :func:`tmpc.schemes.rotation_test_message` with its
+       new share; the signature verifies under the unchanged public key only if every new
+       share is consistent with the new verification shares. Each party stages before it
+       sends its test-signature share, so a completed test signature also proves that every
+       new party has staged.
+
+    ``build(first's result)`` gives the new record and this node's new share (None if it holds
+    none afterwards: it only dealt). ``signers``: who sets up pairwise material and signs the
+    test message (default: every new party); ``pairwise_base``: this node's current DKLs23
+    material, which the new pairs update rather than replace (a repair sets up the pairs of
+    its session only). The result is the new public record, the session and,
+    from the new parties, the test signature: the proof a commit carries (phase 3,
+    :meth:`WalletStore.switch`)."""
+    keep: dict[str, Any] = {}
+
+    def made(prior: object) -> schemes.WalletRecord:
+        if "record" not in keep:
+            keep["record"], keep["secshare"] = build(prior)
+        record: schemes.WalletRecord = keep["record"]
+        return record
+
+    def pairwise(prior: object | None) -> Machine:
+        new_record = made(prior)
+        assert me_new is not None
+        ids = list(signers) if signers is not None else new_record.party_ids
+        return PairwiseSetupMachine(me_new, ids, schemes.pairwise_session(new_record))
+
+    def test_sign(prior: object | None) -> Machine:
+        material = None
+        if isinstance(prior, EcdsaPairwise):
+            fresh = prior
+            if pairwise_base is not None:
+                fresh = EcdsaPairwise.from_bytes(pairwise_base).merged(prior)
+            material = fresh.to_bytes()
+        new_record = made(prior)
+        assert me_new is not None
+        new_share = schemes.KeyShare(me_new, keep["secshare"], hostseckey, material)
+        wallets.stage(new_record, new_share, session_id)
+        hooks.staged(new_record)
+        test_session = test_sign_session(session_id)
+        hooks.test_session(new_record, test_session, me_new)
+        staged = NodeWallet(new_record, names_new(new_record), new_share)
+        message = schemes.rotation_test_message(new_record)
+        ids = list(signers) if signers is not None else new_record.party_ids
+        stages, finish = sign_stages(staged, ids, message, None, test_session)
+        keep["finish"] = finish
+        return stages[0](None)
+
+    stages: list[Stage] = list(first)
+    if me_new is not None:
+        stages += [pairwise, test_sign] if dkls23 else [test_sign]
+
+    def finish(result: object) -> dict[str, Any]:
+        if me_new is None:  # only dealt: keep the next record, to switch to on the commit
+            new_record = made(result)
+            wallets.stage(new_record, None, session_id)
+            hooks.staged(new_record)
+            signature = None
+        else:
+            new_record = keep["record"]
+            signature = keep["finish"](result)["signature"]
+        out = {
+            "wallet": new_record.to_json(),
+            "wallet_id": new_record.wallet_id,
+            "scheme": new_record.scheme,
+            "epoch": new_record.epoch,
+            "previous_epoch": new_record.epoch - 1,
+            "public_key": new_record.public_key.hex(),
+            "session": session_id.hex(),
+        }
+        if signature is not None:
+            out["test_signature"] = signature
+        return out
+
+    return stages, finish
+
+
 def refresh_stages(
     wallet: NodeWallet,
     session_id: bytes,
     wallets: WalletStore,
-    *,
-    before_test_sign: Callable[[schemes.WalletRecord, bytes], None],
+    hooks: LifecycleHooks,
 ) -> tuple[list[Stage], Finish]:
-    """Phases 1 and 2 of a rotation of ``wallet`` (every party takes part), for this node.
-
-    1. **Stage**: a refresh (:class:`~tmpc.protocols.lifecycle.refresh.RefreshMachine`, each
-       party signing the transcript with its host key), for ECDSA the DKLs23 pairwise setup
-       under the next epoch's session; the next epoch's record and this node's new share are
-       then stored durably beside the current ones (:meth:`WalletStore.stage`).
-    2. **Prove**: every party signs :func:`tmpc.schemes.rotation_test_message` with its new
-       share; the signature verifies under the unchanged public key only if every party's
-       new share is consistent with the new verification shares. Since each party stages
-       before it sends its test-signature share, a completed test signature also proves that
-       every party has staged.
-
-    ``before_test_sign(new_record, test_session)`` runs after staging, before the test
-    signature's first message (the node records the staging and, for ECDSA, the session in
-    its single-use ledger). The result, the same at every party, is the new public record,
-    the session and the test signature: the proof the coordinator sends with its commit
-    (phase 3, :meth:`WalletStore.switch`)."""
+    """A rotation of ``wallet`` (every party takes part), for this node: a refresh
+    (:class:`~tmpc.protocols.lifecycle.refresh.RefreshMachine`, each party signing the
+    transcript with its host key), then staging and the test signature
+    (:func:`_lifecycle_stages`)."""
     record, share = wallet.record, _held_share(wallet)
     scheme = schemes.get_scheme(record.scheme)
     ids = record.party_ids
-    keep: dict[str, Any] = {}
 
     def refresh(_: object | None) -> Machine:
         return RefreshMachine(
@@ -300,46 +404,131 @@ def refresh_stages(
             host_pubkeys={i: record.host_public_keys[i][1:] for i in ids},
         )
 
-    def pairwise(prior: object | None) -> Machine:
+    def build(prior: object) -> tuple[schemes.WalletRecord, int | None]:
         assert isinstance(prior, RefreshResult)
-        keep["refresh"] = prior
-        new_record = schemes.refreshed_record(record, session_id, prior)
-        return PairwiseSetupMachine(share.identifier, ids, schemes.pairwise_session(new_record))
+        return schemes.refreshed_record(record, session_id, prior), prior.secshare
 
-    def test_sign(prior: object | None) -> Machine:
-        material = None
-        if isinstance(prior, EcdsaPairwise):
-            material, prior = prior.to_bytes(), keep["refresh"]
-        assert isinstance(prior, RefreshResult)
-        new_record = schemes.refreshed_record(record, session_id, prior)
-        new_share = schemes.KeyShare(share.identifier, prior.secshare, share.hostseckey, material)
-        wallets.stage(new_record, new_share, session_id)
-        keep["record"] = new_record
-        test_session = test_sign_session(session_id)
-        before_test_sign(new_record, test_session)
-        staged = NodeWallet(new_record, wallet.names, new_share)
-        message = schemes.rotation_test_message(new_record)
-        stages, finish = sign_stages(staged, ids, message, None, test_session)
-        keep["finish"] = finish
-        return stages[0](None)
+    return _lifecycle_stages(
+        scheme.dkls23, [refresh], build, share.identifier, share.hostseckey,
+        lambda _: wallet.names, session_id, wallets, hooks,
+    )  # fmt: skip
 
-    stages: list[Stage] = [refresh, *([pairwise] if scheme.dkls23 else []), test_sign]
 
-    def finish(result: object) -> dict[str, Any]:
-        new_record: schemes.WalletRecord = keep["record"]
-        signed = keep["finish"](result)
-        return {
-            "wallet": new_record.to_json(),
-            "wallet_id": record.wallet_id,
-            "scheme": record.scheme,
-            "epoch": new_record.epoch,
-            "previous_epoch": record.epoch,
-            "public_key": record.public_key.hex(),
-            "session": session_id.hex(),
-            "test_signature": signed["signature"],
-        }
+def reshare_stages(
+    record: schemes.WalletRecord,
+    share: schemes.KeyShare | None,
+    hostseckey: bytes,
+    me: int,
+    dealers: dict[int, int],
+    receivers: dict[int, int],
+    new_threshold: int,
+    new_hosts: dict[int, bytes],
+    session_id: bytes,
+    wallets: WalletStore,
+    hooks: LifecycleHooks,
+) -> tuple[list[Stage], Finish]:
+    """A reshare of ``record``'s key to new parties and/or threshold, for this node (member
+    ``me`` of the session: a dealer, with ``share``, and/or a receiver).
 
-    return stages, finish
+    ``dealers`` maps members to old party ids (the dealer set), ``receivers`` members to new
+    ids ``1..n'``, ``new_hosts`` new ids to 33-byte host keys. A receiver's member id is its
+    new party id, so the later stages (pairwise setup, test signature) run among the new
+    parties under the same ids; a member that only deals is done after the reshare (it
+    stages the next record, without a share, and switches to it on the commit)."""
+    group = schemes.get_scheme(record.scheme).group
+
+    def reshare_machine(_: object | None) -> Machine:
+        return ReshareMachine(
+            group,
+            me,
+            dealers,
+            receivers,
+            record.threshold,
+            record.verification_shares,
+            record.group_public_key,
+            new_threshold,
+            record.host_public_keys,
+            new_hosts,
+            reshare_context(record.wallet_id, record.epoch, session_id),
+            secshare=share.secshare if (share is not None and me in dealers) else None,
+            hostseckey=hostseckey,
+        )
+
+    def build(prior: object) -> tuple[schemes.WalletRecord, int | None]:
+        assert isinstance(prior, ReshareResult)
+        return schemes.reshared_record(record, session_id, prior), prior.secshare
+
+    dkls23 = schemes.get_scheme(record.scheme).dkls23
+    return _lifecycle_stages(
+        dkls23, [reshare_machine], build, receivers.get(me), hostseckey, wallets.names_of,
+        session_id, wallets, hooks,
+    )  # fmt: skip
+
+
+def repair_stages(
+    record: schemes.WalletRecord,
+    share: schemes.KeyShare | None,
+    hostseckey: bytes,
+    me: int,
+    helpers: list[int],
+    lost: int,
+    new_host: bytes,
+    session_id: bytes,
+    wallets: WalletStore,
+    hooks: LifecycleHooks,
+) -> tuple[list[Stage], Finish]:
+    """A repair of party ``lost``'s share onto a new node (host key ``new_host``, 33 bytes),
+    with ``helpers`` (``t`` parties), for this node: member ``me`` (its party id; the new node
+    is ``lost``).
+
+    1. :class:`~tmpc.protocols.lifecycle.repair.RepairMachine` gives the new node its share,
+       checked against the party's verification share;
+    2. :class:`~tmpc.protocols.lifecycle.rehost.RehostMachine`: the helpers certify the new
+       host key, so every member builds the next record (:func:`tmpc.schemes.rehosted_record`);
+    3. the members stage the next epoch (the new node its repaired share, the helpers their
+       unchanged shares, sealed for the new epoch), for ECDSA set up the pairs among them
+       (merged into the helpers' material), and sign the test message together.
+
+    The parties that did not take part switch on the commit by sealing their share again for
+    the new epoch (it does not change)."""
+    group = schemes.get_scheme(record.scheme).group
+    members = sorted({*helpers, lost})
+    helper = me in helpers
+    keep: dict[str, Any] = {}
+
+    def repair(_: object | None) -> Machine:
+        hosts = {h: record.host_public_keys[h][1:] for h in helpers}
+        return RepairMachine(
+            group, me, helpers, lost, record.threshold, record.verification_shares,
+            repair_context(record.wallet_id, record.epoch, lost, session_id),
+            secshare=share.secshare if (helper and share is not None) else None,
+            hostseckey=hostseckey if helper else None,
+            host_pubkeys=hosts,
+        )  # fmt: skip
+
+    def certify(prior: object | None) -> Machine:
+        assert isinstance(prior, RepairResult)
+        keep["repair"] = prior
+        message = schemes.rehost_message(record, lost, new_host)
+        return RehostMachine(
+            me, members, helpers, message, record.host_public_keys,
+            hostseckey if helper else None,
+        )  # fmt: skip
+
+    def build(prior: object) -> tuple[schemes.WalletRecord, int | None]:
+        assert isinstance(prior, dict)
+        new_record = schemes.rehosted_record(record, lost, new_host, prior)
+        if helper:
+            assert share is not None
+            return new_record, share.secshare
+        repaired: RepairResult = keep["repair"]
+        return new_record, repaired.secshare
+
+    base = share.pairwise if (helper and share is not None) else None
+    return _lifecycle_stages(
+        schemes.get_scheme(record.scheme).dkls23, [repair, certify], build, me, hostseckey,
+        wallets.names_of, session_id, wallets, hooks, signers=members, pairwise_base=base,
+    )  # fmt: skip
 
 
 def check_result(req: dict[str, Any], result: dict[str, Any], wallets: WalletStore) -> None:
@@ -354,10 +543,12 @@ def check_result(req: dict[str, Any], result: dict[str, Any], wallets: WalletSto
         if rec.scheme != req.get("scheme") or rec.threshold != req.get("threshold"):
             raise ParameterError("the new wallet does not match the request")
         return
-    if req.get("kind") == "refresh":
+    if req.get("kind") in ("refresh", "reshare", "repair"):
         rec = schemes.WalletRecord.from_json(result.get("wallet"))
         if rec.wallet_id != req.get("wallet") or rec.epoch != int(req["epoch"]) + 1:
             raise ParameterError("the new epoch is not the one the rotation asked for")
+        if req.get("kind") == "reshare" and rec.threshold != req.get("threshold"):
+            raise ParameterError("the new threshold is not the one the reshare asked for")
         sig = bytes.fromhex(str(result.get("test_signature")))
         if not schemes.verify(rec.scheme, rec.public_key, schemes.rotation_test_message(rec), sig):
             raise ParameterError("the rotation's test signature does not verify")

@@ -15,6 +15,8 @@ endpoint                    who         what
 ``POST /v1/sign``           operators   sign (``"wait": false`` returns the request id at once)
 ``POST /v1/presign``        operators   make ECDSA presignatures for the pool (waits)
 ``POST /v1/rotate``         operators   rotate a wallet's shares, two-phase (waits)
+``POST /v1/reshare``        operators   move a wallet to new parties / threshold, same key
+``POST /v1/repair``         operators   rebuild a lost party's share on another member node
 ``GET  /v1/lifecycle``      operators   key lifecycle events (``?wallet=ID``), epochs before/after
 ``GET  /v1/requests/{id}``  operators   a request's status and result (poll)
 ``GET  /v1/sessions``       operators   recent sessions with participants, status, culprits
@@ -202,6 +204,14 @@ def build_app(engine: Engine, transport: TcpTransport, cluster: Cluster) -> web.
         body = await body_of(request)
         return await submit("refresh", body)
 
+    async def reshare(request: web.Request) -> web.Response:
+        body = await body_of(request)
+        return await submit("reshare", body)
+
+    async def repair(request: web.Request) -> web.Response:
+        body = await body_of(request)
+        return await submit("repair", body)
+
     async def lifecycle(request: web.Request) -> web.Response:
         wallet = request.query.get("wallet")
         return web.json_response({"events": engine.db.lifecycle(wallet)})
@@ -240,6 +250,8 @@ def build_app(engine: Engine, transport: TcpTransport, cluster: Cluster) -> web.
             web.post("/v1/sign", sign),
             web.post("/v1/presign", presign),
             web.post("/v1/rotate", rotate),
+            web.post("/v1/reshare", reshare),
+            web.post("/v1/repair", repair),
             web.get("/v1/lifecycle", lifecycle),
             web.get("/v1/requests/{rid}", get_request),
             web.get("/v1/sessions", sessions),

@@ -59,6 +59,11 @@ class WalletStore:
         self._cache: dict[str, NodeWallet] = {}
         self._lock = threading.Lock()
 
+    def names_of(self, record: schemes.WalletRecord) -> dict[int, str]:
+        """Party id -> node name of a record's parties (by host key in the cluster file);
+        raises :class:`KeystoreError` for a party that is not a member."""
+        return self._names(record)
+
     def _names(self, record: schemes.WalletRecord) -> dict[int, str]:
         by_key = {c.host_pubkey: c.name for c in self._cluster.members}
         names = {}
@@ -143,8 +148,15 @@ class WalletStore:
     # -- epochs: staging, switching, cleaning up -------------------------------------------
 
     def _staged_dir(self, wallet_id: str, session: bytes) -> Path:
-        self.get(wallet_id)  # a known wallet (also checks the id's characters)
+        if not wallet_id or not all(c in "0123456789abcdef" for c in wallet_id):
+            raise KeystoreError(f"unknown wallet {wallet_id!r}")
         return self._dir / wallet_id / "staged" / session.hex()
+
+    def current(self, wallet_id: str) -> NodeWallet | None:
+        """The wallet, or None if this node has no record of it yet (a party joining it)."""
+        if not (self._dir / wallet_id / "wallet.json").is_file():
+            return None
+        return self.get(wallet_id)
 
     def stage(
         self, record: schemes.WalletRecord, share: schemes.KeyShare | None, session: bytes
@@ -178,6 +190,25 @@ class WalletStore:
             return None
         return schemes.WalletRecord.from_json(keystore.read_json(path, "staged wallet record"))
 
+    def staged_ids(self) -> list[str]:
+        """Wallets with a staged epoch here (also ones this node has no record of yet)."""
+        if not self._dir.is_dir():
+            return []
+        return sorted(p.name for p in self._dir.iterdir() if self.has_staged(p.name))
+
+    def staged_records(self, wallet_id: str) -> list[schemes.WalletRecord]:
+        """The records staged for a wallet (complete ones), by session."""
+        out = []
+        sdir = self._dir / wallet_id / "staged"
+        for p in sorted(sdir.iterdir()) if sdir.is_dir() else []:
+            try:
+                rec = self.staged(wallet_id, bytes.fromhex(p.name))
+            except (TmpcError, ValueError, OSError):
+                continue
+            if rec is not None:
+                out.append(rec)
+        return out
+
     def has_staged(self, wallet_id: str) -> bool:
         """Whether any rotation of the wallet is staged here (not switched to yet)."""
         sdir = self._dir / wallet_id / "staged"
@@ -190,15 +221,15 @@ class WalletStore:
 
         Raises :class:`KeystoreError` if nothing is staged for ``session`` or the staged
         epoch does not follow the current one."""
-        current = self.get(wallet_id)
+        current = self.current(wallet_id)
         record = self.staged(wallet_id, session)
         if record is None:
             raise KeystoreError(f"wallet {wallet_id}: nothing staged for that rotation")
         if record.wallet_id != wallet_id:
             raise KeystoreError(f"wallet {wallet_id}: the staged record is another wallet's")
-        if current.record.epoch >= record.epoch:
+        if current is not None and current.record.epoch >= record.epoch:
             return current
-        if record.epoch != current.record.epoch + 1:
+        if current is not None and record.epoch != current.record.epoch + 1:
             raise KeystoreError(
                 f"wallet {wallet_id}: the staged epoch {record.epoch} does not follow "
                 f"{current.record.epoch}"
@@ -221,7 +252,9 @@ class WalletStore:
     def cleanup(self, wallet_id: str) -> list[Path]:
         """Delete what the current epoch no longer needs: other epochs' share files and every
         staged directory whose epoch is not ahead of the current one. Returns what went."""
-        current = self.get(wallet_id)
+        current = self.current(wallet_id)
+        if current is None:
+            return []
         wdir = self._dir / wallet_id
         removed = keystore.retire_share_files(wdir, current.record.epoch)
         sdir = wdir / "staged"
@@ -245,12 +278,45 @@ class WalletStore:
             shutil.rmtree(sdir, ignore_errors=True)
             fsync_dir(sdir.parent)
 
-    def set_record(self, record: schemes.WalletRecord) -> NodeWallet:
-        """Replace the public record of a wallet this node holds no share of (a coordinator
-        that is not a party follows its epochs)."""
+    def reseal(self, record: schemes.WalletRecord) -> NodeWallet:
+        """Move this node's share, unchanged, to the next epoch ``record`` (a repair elsewhere
+        replaced another party's host key): seal it again for that epoch beside the current
+        file, then replace ``wallet.json``. Call :meth:`cleanup` after.
+
+        Raises :class:`KeystoreError` unless this node's share is that record's share of the
+        same party."""
         current = self.get(record.wallet_id)
-        if current.share is not None:
-            raise KeystoreError("this node holds a share of the wallet: switch instead")
+        share = current.share
+        if share is None or record.epoch != current.record.epoch + 1:
+            raise KeystoreError(f"wallet {record.wallet_id}: nothing to seal for that epoch")
+        schemes.check_share(record, share)
+        if record.host_public_keys.get(share.identifier) != current.record.host_public_keys.get(
+            share.identifier
+        ):
+            raise KeystoreError(f"wallet {record.wallet_id}: the record moved this party away")
+        wdir = self._dir / record.wallet_id
+        target = keystore.share_path(wdir, share.identifier, record.epoch)
+        if not target.exists():
+            sealed = seal_secret(
+                schemes.share_secret(record, share),
+                wallet_id=record.wallet_id,
+                party=share.identifier,
+                epoch=record.epoch,
+                unlock=self._unlock,
+                kdf=self._kdf,
+            )
+            keystore.write_new_file(target, sealed)
+        doc = json.dumps(record.to_json(), indent=2).encode() + b"\n"
+        keystore.replace_file(wdir / "wallet.json", doc)
+        with self._lock:
+            self._cache.pop(record.wallet_id, None)
+        return self.get(record.wallet_id)
+
+    def set_record(self, record: schemes.WalletRecord) -> NodeWallet:
+        """Replace the public record of a wallet by a later epoch's in which this node holds
+        no share (a coordinator that is not a party follows its epochs; a party removed by a
+        reshare keeps the record only: :meth:`cleanup` then deletes its old share file)."""
+        current = self.get(record.wallet_id)
         if record.epoch <= current.record.epoch:
             return current
         doc = json.dumps(record.to_json(), indent=2).encode() + b"\n"

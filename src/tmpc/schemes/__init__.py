@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import json
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -1049,13 +1050,20 @@ def rehosted_record(
 
 
 def rotation_test_message(record: WalletRecord) -> bytes:
-    """The 32-byte message a quorum signs with the new shares of a rotation, before anyone
-    switches to them: bound to the wallet, the new epoch and the session that made it, so
-    the signature proves those shares and no others (and never signs anything spendable)."""
-    last = record.history[-1].session if record.history else b""
+    """The 32-byte message the new shares of a rotation, reshare or repair sign before anyone
+    switches to them: bound to the wallet, the new epoch and the whole new record (its
+    history entry, parties, threshold, verification shares), so the signature proves that
+    epoch's shares and no other (and never signs anything spendable)."""
+    doc = json.dumps(record.to_json(), sort_keys=True, separators=(",", ":")).encode()
     return tagged_hash(
         "tmpc/rotate/test-signature",
-        lp_join([bytes.fromhex(record.wallet_id), record.epoch.to_bytes(8, "big"), last]),
+        lp_join(
+            [
+                bytes.fromhex(record.wallet_id),
+                record.epoch.to_bytes(8, "big"),
+                hashlib.sha256(doc).digest(),
+            ]
+        ),
     )
 
 
