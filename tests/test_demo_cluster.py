@@ -109,6 +109,17 @@ def test_demo_runs_the_custody_flow_on_node_processes(tmp_path: Path) -> None:
     assert sorted(s for s, _ in after) == sorted(SCHEMES), out
     assert all("c" in signers.split(",") for _, signers in after)
     assert "node c is back: healthy and among the signers" in out
+    # Step 7: every wallet rotated to epoch 1 on all five nodes, same key and addresses,
+    # and a signature with the new shares.
+    rotated = re.findall(
+        r"^   \[(\S+)\] epoch 0 -> 1 \(.*s\), switched on 5 nodes; key and addresses "
+        r"unchanged$",
+        out,
+        re.M,
+    )
+    assert sorted(rotated) == sorted(SCHEMES), out
+    new_shares = re.findall(r"^   \[(\S+)\] via b, signers [a-e,]+ .*: VALID$", out, re.M)
+    assert sorted(new_shares) == sorted(SCHEMES), out
     assert "ALL CHECKS PASSED" in out
     # Step 6: every process stopped, the directory removed.
     _assert_cleaned_up(out, tmp_path, expected_pids=7)

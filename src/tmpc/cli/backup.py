@@ -11,7 +11,6 @@ the other commands: a one-process wallet's from ``TMPC_PASSPHRASE`` or a prompt,
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,29 +32,14 @@ _HEX = frozenset("0123456789abcdef")
 def _backup_passphrase(passphrase_file: Path | None, *, confirm: bool) -> str:
     """The backup passphrase: ``--backup-passphrase-file`` (its content less trailing line
     breaks), ``TMPC_BACKUP_PASSPHRASE`` (UTF-8 whatever the locale) or a prompt."""
-    if passphrase_file is not None:
-        raw = keystore.read_limited(passphrase_file, "backup passphrase file", 4096)
-        try:
-            value = raw.decode("utf-8").rstrip("\r\n")
-        except UnicodeDecodeError:
-            raise KeystoreError(f"{passphrase_file}: the passphrase is not UTF-8") from None
-    elif os.supports_bytes_environ and BACKUP_PASSPHRASE_ENV.encode() in os.environb:
-        try:
-            value = os.environb[BACKUP_PASSPHRASE_ENV.encode()].decode("utf-8")
-        except UnicodeDecodeError:
-            raise KeystoreError(
-                f"passphrase is not valid UTF-8: {BACKUP_PASSPHRASE_ENV} holds bytes that are "
-                "not UTF-8 text"
-            ) from None
-    elif sys.stdin.isatty():
-        value = click.prompt(
-            "Backup passphrase", hide_input=True, confirmation_prompt=confirm, err=True
-        )
-    else:
-        raise KeystoreError(
-            "no backup passphrase: use --backup-passphrase-file FILE, set "
-            f"{BACKUP_PASSPHRASE_ENV}, or run in a terminal"
-        )
+    from tmpc.cli.node import read_secret
+
+    value = read_secret(
+        passphrase_file, BACKUP_PASSPHRASE_ENV, noun="passphrase",
+        file_label="backup passphrase file", prompt="Backup passphrase", confirm=confirm,
+        missing="no backup passphrase: use --backup-passphrase-file FILE, set "
+        f"{BACKUP_PASSPHRASE_ENV}, or run in a terminal",
+    )  # fmt: skip
     if not value:
         raise KeystoreError("an empty passphrase cannot protect a backup")
     keystore.check_passphrase(value)

@@ -449,6 +449,9 @@ def _flow(cluster: LocalCluster) -> int:
         )
         checks.append(restarted_ok and signed_again)
 
+    with _step(7, "rotate every wallet's shares (same key and addresses), sign with the new"):
+        checks.append(_rotate_all(cluster, names, records))
+
     all_ok = all(checks)
     _say("\nALL CHECKS PASSED" if all_ok else "\nSOME CHECKS FAILED")
     return 0 if all_ok else 1
@@ -494,6 +497,32 @@ def _pooled_signature(
         )
     )
     return used
+
+
+def _rotate_all(
+    cluster: LocalCluster, names: list[str], records: dict[str, schemes.WalletRecord]
+) -> bool:
+    """Rotate each wallet through the first node (two-phase: every party stages its new share,
+    all sign a test message, then every node switches), check on another node that the
+    record moved to epoch 1 with the same key and addresses, and sign with the new shares."""
+    ok = True
+    for scheme_id, record in records.items():
+        t0 = time.monotonic()
+        with _ticking(f"rotating {scheme_id}"):
+            res = cluster.client(names[0]).call("POST", "/v1/rotate", {"wallet": record.wallet_id})
+        held = cluster.client(names[-1]).call("GET", "/v1/wallets")["wallets"]
+        doc = next(w["record"] for w in held if w["wallet_id"] == record.wallet_id)
+        after = schemes.WalletRecord.from_json(doc)  # checks the refresh's certificate too
+        same = after.public_key == record.public_key and _addresses(after) == _addresses(record)
+        _say(
+            f"   [{scheme_id}] epoch {res['previous_epoch']} -> {res['epoch']} "
+            f"({time.monotonic() - t0:.1f}s), switched on {len(res['committed'])} nodes; "
+            f"key and addresses {'unchanged' if same else 'CHANGED'}"
+        )
+        msg = hashlib.sha256(f"signed after the rotation, {scheme_id}".encode()).digest()
+        signed, _ = _sign_and_check(cluster, names[1], after, msg, names)
+        ok = ok and same and after.epoch == 1 and not res["pending"] and signed
+    return ok
 
 
 def _request_id_including(name: str, names: list[str], base: str) -> str:

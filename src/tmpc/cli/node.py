@@ -35,6 +35,7 @@ __all__ = [
     "NODE_PASSPHRASE_ENV",
     "emit",
     "node_call",
+    "read_secret",
     "register",
     "sign_via_node",
 ]
@@ -47,7 +48,7 @@ NODE_HSM_PIN_ENV = "TMPC_NODE_HSM_PIN"
 LOCAL_KDF = keystore.KdfParams(iterations=2, lanes=1, memory_kib=19 * 1024)
 
 
-def _read_secret(
+def read_secret(
     path: Path | None, env: str, *, noun: str, file_label: str, prompt: str, confirm: bool,
     missing: str,
 ) -> str:  # fmt: skip
@@ -59,6 +60,13 @@ def _read_secret(
             return text.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError:
             raise KeystoreError(f"{path}: the {noun} is not UTF-8") from None
+    if os.supports_bytes_environ and env.encode() in os.environb:
+        try:  # as bytes: UTF-8 whatever the locale says
+            return os.environb[env.encode()].decode("utf-8")
+        except UnicodeDecodeError:
+            raise KeystoreError(
+                f"{noun} is not valid UTF-8: {env} holds bytes that are not UTF-8 text"
+            ) from None
     value = os.environ.get(env)
     if value is not None:
         return value
@@ -69,7 +77,7 @@ def _read_secret(
 
 def _node_passphrase(passphrase_file: Path | None, *, confirm: bool = False) -> str:
     """The node passphrase: ``--passphrase-file``, ``TMPC_NODE_PASSPHRASE`` or a prompt."""
-    value = _read_secret(
+    value = read_secret(
         passphrase_file, NODE_PASSPHRASE_ENV, noun="passphrase", file_label="passphrase file",
         prompt="Node passphrase", confirm=confirm,
         missing=f"no node passphrase: use --passphrase-file FILE, set {NODE_PASSPHRASE_ENV}, "
@@ -84,7 +92,7 @@ def _node_passphrase(passphrase_file: Path | None, *, confirm: bool = False) -> 
 def _token_pin(pin_file: Path | None) -> str:
     """A token node's PIN: ``--hsm-pin-file``, ``TMPC_NODE_HSM_PIN`` or a prompt (never an
     argument: a command line is visible to every user of the machine)."""
-    value = _read_secret(
+    value = read_secret(
         pin_file, NODE_HSM_PIN_ENV, noun="PIN", file_label="PIN file", prompt="Token PIN",
         confirm=False,
         missing=f"no token PIN: use --hsm-pin-file FILE, set {NODE_HSM_PIN_ENV}, "

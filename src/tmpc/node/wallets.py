@@ -58,6 +58,9 @@ class WalletStore:
         self._kdf = kdf
         self._cache: dict[str, NodeWallet] = {}
         self._lock = threading.Lock()
+        #: Shares staged by this process, by (wallet, session): a switch then needs no
+        #: Argon2id run to open the file it just sealed.
+        self._staged_shares: dict[tuple[str, bytes], schemes.KeyShare] = {}
 
     def names_of(self, record: schemes.WalletRecord) -> dict[int, str]:
         """Party id -> node name of a record's parties (by host key in the cluster file);
@@ -182,6 +185,9 @@ class WalletStore:
         doc = json.dumps(record.to_json(), indent=2).encode() + b"\n"
         keystore.write_new_file(sdir / "wallet.json", doc, 0o644)  # last: marks it complete
         fsync_dir(sdir.parent)
+        if share is not None:
+            with self._lock:
+                self._staged_shares[(record.wallet_id, session)] = share
 
     def staged(self, wallet_id: str, session: bytes) -> schemes.WalletRecord | None:
         """The record staged by rotation ``session``, or None if there is none."""
@@ -247,6 +253,11 @@ class WalletStore:
         keystore.replace_file(wdir / "wallet.json", (sdir / "wallet.json").read_bytes())
         with self._lock:
             self._cache.pop(wallet_id, None)
+            share = self._staged_shares.pop((wallet_id, session), None)
+            if share is not None:  # the share this process staged: no need to open the file
+                wallet = NodeWallet(record, self._names(record), share)
+                self._cache[wallet_id] = wallet
+                return wallet
         return self.get(wallet_id)
 
     def cleanup(self, wallet_id: str) -> list[Path]:
@@ -273,6 +284,8 @@ class WalletStore:
 
     def discard_staged(self, wallet_id: str, session: bytes) -> None:
         """Delete rotation ``session``'s staged files (it failed before any switch)."""
+        with self._lock:
+            self._staged_shares.pop((wallet_id, session), None)
         sdir = self._staged_dir(wallet_id, session)
         if sdir.exists():
             shutil.rmtree(sdir, ignore_errors=True)
@@ -308,9 +321,10 @@ class WalletStore:
             keystore.write_new_file(target, sealed)
         doc = json.dumps(record.to_json(), indent=2).encode() + b"\n"
         keystore.replace_file(wdir / "wallet.json", doc)
+        wallet = NodeWallet(record, self._names(record), share)
         with self._lock:
-            self._cache.pop(record.wallet_id, None)
-        return self.get(record.wallet_id)
+            self._cache[record.wallet_id] = wallet
+        return wallet
 
     def set_record(self, record: schemes.WalletRecord) -> NodeWallet:
         """Replace the public record of a wallet by a later epoch's in which this node holds
