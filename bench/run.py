@@ -1,6 +1,7 @@
 """``make bench``: DKG and signing for 2-of-3, 3-of-5, 7-of-10 and 67-of-100, every scheme,
 all parties in one process; then signing through a local cluster of 5 node processes (3-of-5
-wallets of schnorr-bip340, ed25519 and ecdsa-secp256k1): latency, throughput, loopback RTT.
+wallets of schnorr-bip340, ed25519 and ecdsa-secp256k1): latency, throughput, loopback RTT,
+rotation.
 
 Writes a Markdown report (machine, date, command, figures) to the path given by ``--out``.
 """
@@ -212,7 +213,11 @@ def node_section(
         f"- throughput: {NODE_REQUESTS} requests with {NODE_IN_FLIGHT} in flight, requests per"
         " second of wall-clock time; its latency columns are those of the loaded requests;",
         "- loopback RTT: `GET /v1/health` (authenticated, kept-alive TLS connection), 50 samples:"
-        " the transport floor under every message between nodes.",
+        " the transport floor under every message between nodes;",
+        "- node-refresh: 5 rotations one at a time (`POST /v1/rotate`): the refresh among all 5"
+        " nodes, for ECDSA the pairwise setups, every new share sealed and stored (the local"
+        " cluster's Argon2id cost, 19 MiB), the test signature by all 5 parties, and the commit"
+        " at every node, until the answer.",
         "- command: `tmpc bench --nodes --scheme S --threshold 3 --parties 5 --json`"
         " (options `--runs`, `--requests`, `--in-flight`); `make bench` runs all three schemes.",
         "",
