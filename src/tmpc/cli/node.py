@@ -350,14 +350,49 @@ def cluster_join(
 @click.option("--operator", "operator_name", default="operator", show_default=True)
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Cluster file.")
 @click.option("--auth-out", required=True, type=click.Path(path_type=Path), help="Credential.")
-def cluster_create(cards: tuple[Path, ...], operator_name: str, out: Path, auth_out: Path) -> None:
-    """Write a cluster file from member cards, with a new operator credential."""
+@click.option(
+    "--policy-admin",
+    "policy_admins",
+    multiple=True,
+    metavar="NAME=KEY",
+    help="A signing-policy administrator and its Ed25519 public key (hex; tmpc policy keygen).",
+)
+@click.option(
+    "--policy-quorum",
+    type=int,
+    default=None,
+    help="How many administrators must sign a policy (default: all of them).",
+)
+def cluster_create(
+    cards: tuple[Path, ...],
+    operator_name: str,
+    out: Path,
+    auth_out: Path,
+    policy_admins: tuple[str, ...],
+    policy_quorum: int | None,
+) -> None:
+    """Write a cluster file from member cards, with a new operator credential.
+
+    With --policy-admin (repeatable), the nodes install only signing policies signed by
+    --policy-quorum of these administrators."""
     docs = [keystore.read_json(p, "node card") for p in cards]
     parsed = [
         node_config.Card.from_json(d, f"node card {p}") for d, p in zip(docs, cards, strict=True)
     ]
+    admins: dict[str, bytes] = {}
+    for item in policy_admins:
+        name, sep, key_hex = item.partition("=")
+        try:
+            key = bytes.fromhex(key_hex.strip())
+        except ValueError:
+            key = b""
+        if not sep or len(key) != 32:
+            raise ParameterError(f"--policy-admin takes NAME=KEY (64 hex digits), not {item!r}")
+        admins[node_config.check_name(name.strip())] = key
+    if policy_quorum is not None and not admins:
+        raise ParameterError("--policy-quorum goes with --policy-admin")
     operator, key = node_config.make_operator(operator_name)
-    data = node_config.make_cluster_file(docs, [operator])
+    data = node_config.make_cluster_file(docs, [operator], admins, policy_quorum)
     node_config.parse_cluster(data)
     keystore.write_new_file(out, data, 0o644)
     keystore.write_new_file(auth_out, make_credential(operator, key, [c.tls_cert for c in parsed]))

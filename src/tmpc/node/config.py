@@ -34,7 +34,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -209,11 +209,15 @@ class Operator:
 
 @dataclass(frozen=True)
 class Cluster:
-    """A validated cluster file: the member cards and the operators."""
+    """A validated cluster file: the member cards, the operators and, optionally, the signing
+    policy's administrators (name -> 32-byte Ed25519 public key) and how many of them must sign
+    a policy for the nodes to install it."""
 
     members: tuple[Card, ...]
     operators: tuple[Operator, ...]
     raw: bytes
+    policy_admins: Mapping[str, bytes] = field(default_factory=dict)
+    policy_quorum: int = 0
 
     @functools.cached_property
     def hash(self) -> bytes:
@@ -242,14 +246,23 @@ def _canonical(doc: Any) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
-def make_cluster_file(cards: Sequence[Mapping[str, Any]], operators: Sequence[Operator]) -> bytes:
-    """The content of a cluster file for the given card documents and operators."""
-    doc = {
+def make_cluster_file(
+    cards: Sequence[Mapping[str, Any]],
+    operators: Sequence[Operator],
+    policy_admins: Mapping[str, bytes] | None = None,
+    policy_quorum: int | None = None,
+) -> bytes:
+    """The content of a cluster file for the given card documents and operators, and the
+    signing policy's administrators (name -> Ed25519 public key) with their quorum."""
+    doc: dict[str, Any] = {
         "format": "tmpc-cluster",
         "version": 1,
         "members": list(cards),
         "operators": [{"name": o.name, "cert": o.cert.decode()} for o in operators],
     }
+    if policy_admins:
+        doc["policy_admins"] = [{"name": n, "key": k.hex()} for n, k in policy_admins.items()]
+        doc["policy_quorum"] = policy_quorum if policy_quorum is not None else len(policy_admins)
     return json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n"
 
 
@@ -284,8 +297,39 @@ def parse_cluster(data: bytes, what: str = "cluster file") -> Cluster:
         except Exception:
             raise KeystoreError(f"{what}: an operator entry is malformed") from None
         ops.append(op)
-    canonical = _canonical({"members": members_doc, "operators": ops_doc})
-    return Cluster(cards, tuple(ops), canonical)
+    admins, quorum = _policy_admins(doc, what)
+    body: dict[str, Any] = {"members": members_doc, "operators": ops_doc}
+    if admins:  # bound into the cluster's hash (absent: the hash of earlier cluster files)
+        body.update(policy_admins=doc["policy_admins"], policy_quorum=quorum)
+    return Cluster(cards, tuple(ops), _canonical(body), admins, quorum)
+
+
+def _policy_admins(doc: Mapping[str, Any], what: str) -> tuple[dict[str, bytes], int]:
+    """The policy administrators of a cluster file and their quorum (none: ``({}, 0)``)."""
+    entries = doc.get("policy_admins")
+    if entries is None:
+        if "policy_quorum" in doc:
+            raise KeystoreError(f"{what}: a policy quorum without policy administrators")
+        return {}, 0
+    admins: dict[str, bytes] = {}
+    try:
+        if not isinstance(entries, list) or not 1 <= len(entries) <= 64:
+            raise ValueError
+        for e in entries:
+            name, key = check_name(str(e["name"])), bytes.fromhex(str(e["key"]))
+            if len(key) != 32 or name in admins or key in admins.values():
+                raise ValueError
+            admins[name] = key
+        quorum = doc["policy_quorum"]
+        if not isinstance(quorum, int) or isinstance(quorum, bool):
+            raise ValueError
+    except (KeyError, TypeError, ValueError, ParameterError):
+        raise KeystoreError(
+            f"{what}: policy_admins must list distinct names with 32-byte Ed25519 keys (hex)"
+        ) from None
+    if not 1 <= quorum <= len(admins):
+        raise KeystoreError(f"{what}: policy_quorum must be between 1 and {len(admins)}")
+    return admins, quorum
 
 
 def seal_secret(
