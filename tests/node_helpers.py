@@ -23,8 +23,11 @@ PASSPHRASE = "node test passphrase"
 SCHEMES = ("schnorr-bip340", "ed25519", "frost-secp256k1", "ecdsa-secp256k1")
 
 
-def make_dirs(tmp: Path, n: int) -> tuple[list[str], bytes]:
-    """Node directories a..n under ``tmp`` joined to one cluster; returns names and file."""
+def make_dirs(
+    tmp: Path, n: int, policy_admins: dict[str, bytes] | None = None, policy_quorum: int = 1
+) -> tuple[list[str], bytes]:
+    """Node directories a..n under ``tmp`` joined to one cluster (with signing-policy
+    administrators if given); returns names and file."""
     names = [chr(ord("a") + i) for i in range(n)]
     cards = []
     for i, name in enumerate(names):
@@ -33,7 +36,9 @@ def make_dirs(tmp: Path, n: int) -> tuple[list[str], bytes]:
         )
         cards.append(node_config.card_of(cfg, node_config.open_identity(cfg, PASSPHRASE)))
     operator, _key = node_config.make_operator("operator")
-    data = node_config.make_cluster_file(cards, [operator])
+    data = node_config.make_cluster_file(
+        cards, [operator], policy_admins, policy_quorum if policy_admins else None
+    )
     (tmp / "cluster.json").write_bytes(data)
     for name in names:
         cfg = node_config.load_config(tmp / name)
@@ -49,9 +54,11 @@ async def memory_cluster(
     *,
     fault: FaultHook | None = None,
     settings: EngineSettings | None = None,
+    policy_admins: dict[str, bytes] | None = None,
+    policy_quorum: int = 1,
 ) -> tuple[MemoryNetwork, dict[str, Engine]]:
     """Start ``n`` engines (a, b, ...) over one in-memory network."""
-    names, _ = make_dirs(tmp, n)
+    names, _ = make_dirs(tmp, n, policy_admins, policy_quorum)
     network = MemoryNetwork(fault)
     engines = {}
     for name in names:

@@ -36,6 +36,7 @@ import click
 from tmpc import schemes
 from tmpc.cli import node as cli_node
 from tmpc.cli.backup import backup as backup_group
+from tmpc.cli.policy import policy as policy_group
 from tmpc.encoding import bytes_from_hex
 from tmpc.errors import (
     CryptoError,
@@ -435,6 +436,20 @@ _MESSAGE_FILE_HELP = "Read the message's raw bytes from FILE ('-': standard inpu
 @click.option("--node", default=None, metavar="URL", help="Sign across the cluster via a node.")
 @click.option("--auth", default=None, metavar="FILE", help="Operator credential (or TMPC_AUTH).")
 @click.option("--request-id", default=None, help="Idempotency key for --node.")
+@click.option(
+    "--transaction",
+    "transaction_file",
+    default=None,
+    metavar="FILE",
+    help="With --node: the unsigned transaction (JSON) each node parses and judges by policy.",
+)
+@click.option(
+    "--approval",
+    "approval_files",
+    multiple=True,
+    metavar="FILE",
+    help="With --node: an approval (tmpc policy approve), repeatable.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def sign(
     wallet_ref: str,
@@ -445,19 +460,40 @@ def sign(
     node: str | None,
     auth: str | None,
     request_id: str | None,
+    transaction_file: str | None,
+    approval_files: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Sign a message: with the shares of the listed parties (all in this process), or with
     --node, across the cluster's nodes (the node picks a quorum of ready parties).
 
     The message is --message (hex) or --message-file (raw bytes); exactly one of them. For
-    ecdsa-secp256k1 wallets it is the 32-byte digest.
+    ecdsa-secp256k1 wallets it is the 32-byte digest. With --node, --transaction FILE gives
+    the unsigned transaction instead ({"chain": "bitcoin", "psbt": ..., "network": ...,
+    "input": K}, {"chain": "ethereum", "fields": {...}} or {"chain": "solana", "message":
+    BASE64}): every node computes the digest itself and judges the transaction by the
+    signing policy, with the --approval files given.
     """
+    if (transaction_file or approval_files) and node is None:
+        raise click.UsageError("--transaction and --approval go with --node")
+    if transaction_file is not None:
+        if message is not None or message_file is not None:
+            raise click.UsageError("--transaction replaces --message and --message-file")
+        transaction = read_json(Path(transaction_file), "--transaction")
+        approvals = [read_json(Path(f), "--approval") for f in approval_files]
+        assert node is not None
+        res = cli_node.sign_via_node(
+            node, auth, wallet_ref, None, path, request_id, transaction, approvals
+        )
+        signer_text = ",".join(map(str, res.get("signers", [])))
+        _emit(res, as_json, [f"signature {res['signature']}", f"signers   {signer_text}"])
+        return
     msg = _read_message(message, message_file)
     if node is not None:
         if signers is not None:
             raise click.UsageError("--signers is for local wallets; a node picks the quorum")
-        res = cli_node.sign_via_node(node, auth, wallet_ref, msg, path, request_id)
+        approvals = [read_json(Path(f), "--approval") for f in approval_files]
+        res = cli_node.sign_via_node(node, auth, wallet_ref, msg, path, request_id, None, approvals)
         signer_text = ",".join(map(str, res.get("signers", [])))
         _emit(res, as_json, [f"signature {res['signature']}", f"signers   {signer_text}"])
         return
@@ -1359,6 +1395,7 @@ def bench(
 
 cli_node.register(cli)
 cli.add_command(backup_group)
+cli.add_command(policy_group)
 
 
 def _os_error_message(exc: OSError) -> str:

@@ -753,12 +753,23 @@ def sign_via_node(
     node: str,
     auth: str | None,
     wallet_id: str,
-    message: bytes,
+    message: bytes | None,
     path: str | None,
     request_id: str | None,
+    transaction: Any = None,
+    approvals: list[Any] | None = None,
 ) -> dict[str, Any]:
-    """``tmpc sign --node URL``: ask the node to coordinate a signature; returns its JSON."""
-    body: dict[str, Any] = {"wallet": wallet_id, "message": message.hex()}
+    """``tmpc sign --node URL``: ask the node to coordinate a signature; returns its JSON.
+
+    ``transaction`` (instead of ``message``): the unsigned transaction each node parses;
+    ``approvals``: approvers' signatures of the request (:mod:`tmpc.node.policy`)."""
+    body: dict[str, Any] = {"wallet": wallet_id}
+    if message is not None:
+        body["message"] = message.hex()
+    if transaction is not None:
+        body["transaction"] = transaction
+    if approvals:
+        body["approvals"] = approvals
     if path is not None:
         body["path"] = path
     if request_id:

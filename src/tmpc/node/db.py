@@ -16,6 +16,8 @@ What it keeps, and why it must survive a crash:
   staged, switched to or discarded, a node found behind), with the epoch before and after and
   what proves it (for a switch: the rotation's session and test signature, which this node
   shows a peer that missed the switch), for the audit log;
+- ``policy_events``: the signing policy's decisions here: requests refused (with the rule and
+  the reason), signing sessions started under a rule, policies installed;
 - ``outbox``: every protocol message this node sends, sealed (signed, and encrypted when
   point to point), stored before it is first sent and deleted once the recipient
   acknowledged it (or sending gave up): a node restarted mid-session sends what its peers
@@ -70,6 +72,9 @@ class NodeDB(SqliteState):
             seq INTEGER PRIMARY KEY AUTOINCREMENT, wallet TEXT NOT NULL, event TEXT NOT NULL,
             epoch_before INTEGER, epoch_after INTEGER, session TEXT, request TEXT,
             detail TEXT NOT NULL, at REAL NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS policy_events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, request TEXT, wallet TEXT, event TEXT NOT NULL,
+            rule TEXT, detail TEXT NOT NULL, at REAL NOT NULL)""",
         """CREATE TABLE IF NOT EXISTS exclusions (
             wallet TEXT NOT NULL, party TEXT NOT NULL, reason TEXT NOT NULL, at REAL NOT NULL,
             PRIMARY KEY (wallet, party))""",
@@ -366,6 +371,41 @@ class NodeDB(SqliteState):
             if row["event"] == "switched" and row["epoch_after"] == epoch_after:
                 return row
         return None
+
+    # -- signing policy ---------------------------------------------------------------------
+
+    def add_policy_event(
+        self,
+        event: str,
+        *,
+        request: str | None = None,
+        wallet: str | None = None,
+        rule: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a policy decision or change (public data only)."""
+        with self.transaction():
+            self._conn.execute(
+                "INSERT INTO policy_events (request, wallet, event, rule, detail, at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (request, wallet, event, rule, json.dumps(detail or {}, sort_keys=True),
+                 time.time()),
+            )  # fmt: skip
+
+    def policy_events(self, limit: int = 1000) -> list[dict[str, Any]]:
+        """Policy events, newest first."""
+        keys = ("seq", "request", "wallet", "event", "rule")
+        out = []
+        for r in self._conn.execute(
+            "SELECT seq, request, wallet, event, rule, detail, at FROM policy_events"
+            " ORDER BY seq DESC LIMIT ?",
+            (limit,),
+        ):
+            row = dict(zip(keys, r[:5], strict=True))
+            row["detail"] = json.loads(r[5])
+            row["at"] = r[6]
+            out.append(row)
+        return out
 
     # -- exclusions -------------------------------------------------------------------------
 

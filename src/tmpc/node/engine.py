@@ -50,6 +50,7 @@ from tmpc.errors import KeystoreError, ParameterError, ProtocolError, TmpcError
 from tmpc.node import machines
 from tmpc.node.config import Cluster, NodeConfig
 from tmpc.node.db import NodeDB
+from tmpc.node.policy import Judgement, NodePolicy
 from tmpc.node.presigs import NodePresignatures
 from tmpc.node.wallets import NodeWallet, WalletStore
 from tmpc.protocols.ecdsa.machine import MAX_BATCH, batch_session_ids
@@ -74,7 +75,19 @@ __all__ = [
 log = logging.getLogger("tmpc.node")
 
 CONTROL = frozenset(
-    {"propose", "ready", "start", "done", "abort", "echo", "commit", "committed", "catchup"}
+    {
+        "propose",
+        "ready",
+        "start",
+        "done",
+        "abort",
+        "echo",
+        "commit",
+        "committed",
+        "catchup",
+        "policy",
+        "outcome",
+    }
 )
 #: Most broadcast envelopes one ``echo`` control message may carry.
 _MAX_ECHO = 1024
@@ -396,6 +409,11 @@ class Engine:
         self.metrics: dict[str, int] = {}
         #: This node's pooled DKLs23 presignatures (``DIR/presignatures``).
         self.presigs = NodePresignatures(config.directory, identity.seckey, self.ledger)
+        #: The signing policy this node enforces (``DIR/policy.json``) and its velocity ledger.
+        self.policy = NodePolicy(config.directory, cluster)
+        #: Velocity reservations this node holds, by request (None: no limit applies), until
+        #: the request's outcome is known (:meth:`_settle`).
+        self._held: dict[str, str | None] = {}
         #: Pooled presignatures this coordinator has put into a running attempt.
         self._reserved: set[str] = set()
         #: Outbox rows acknowledged since the last flush (see :meth:`_flush_outbox`).
@@ -506,6 +524,7 @@ class Engine:
         self._flush_outbox()
         await self.transport.close()
         self.presigs.close()
+        self.policy.close()
 
     def _seal(
         self,
@@ -822,6 +841,8 @@ class Engine:
             return
         s.ended = True
         self.db.finish_session(s.id, s.request_id, result, s.rounds)
+        if s.kind == "sign":
+            self._settle(s.request_id, signed=True)
         if s.kind == "keygen":
             wid = str(result["wallet"]["wallet_id"])
             self.db.add_lifecycle(wid, "created", None, 0, session=s.id, request=s.request_id)
@@ -956,6 +977,11 @@ class Engine:
             self._on_commit(sender, body)
         elif kind == "catchup":
             self._on_catchup(sender, body)
+        elif kind == "policy":
+            self._on_policy(sender, body)
+        elif kind == "outcome":
+            if body.get("signed") is True or body.get("signed") is False:
+                self._settle(request_id, signed=bool(body["signed"]))
         elif kind == "committed":
             waiting = self._commits.get(request_id)
             if waiting is not None:
@@ -1084,6 +1110,15 @@ class Engine:
             reply: dict[str, Any] = {"ok": True}
             if wallet is not None:
                 self._check_epoch(wallet, body.get("epoch"), sender)
+                if body["body"].get("kind") == "sign":
+                    rid = str(body.get("request"))
+                    judgement = self._judge(
+                        wallet, body["body"], rid, velocity=rid not in self._held
+                    )
+                    if judgement is not None and rid not in self._held:
+                        # Every ready party reserves (the request counts at every node that
+                        # sees it, signer or not, until its outcome is known).
+                        self._held[rid] = self._reserve(judgement, rid)
                 # Parties this node caught cheating: the coordinator leaves them out.
                 reply["excluded"] = sorted(self.db.excluded(wallet.record.wallet_id))
                 if (
@@ -1095,6 +1130,89 @@ class Engine:
             reply = {"ok": False, "reason": str(exc)[:200]}
         reply.update(request=body.get("request"), attempt=attempt)
         self._send_control(sender, "ready", str(body.get("request")), attempt, reply)
+
+    def _judge(
+        self, wallet: NodeWallet, body: dict[str, Any], request_id: str, *, velocity: bool = True
+    ) -> Judgement | None:
+        """Judge a signing request under this node's policy (:mod:`tmpc.node.policy`); a
+        refusal is recorded and raised (naming its rule). ``velocity=False``: for a request
+        this node holds a reservation for already."""
+        try:
+            return self.policy.judge(wallet, body, velocity=velocity)
+        except TmpcError as exc:
+            rule = getattr(exc, "rule", None)
+            if not any(
+                e["request"] == request_id and e["event"] == "refused"
+                for e in self.db.policy_events(50)
+            ):
+                self.db.add_policy_event(
+                    "refused", request=request_id, wallet=wallet.record.wallet_id, rule=rule,
+                    detail={"reason": str(exc)[:500]},
+                )  # fmt: skip
+            self._count("policy_refused")
+            raise
+
+    def _settle(self, request_id: str, *, signed: bool) -> None:
+        """A request's outcome is known: its velocity reservation here counts for good
+        (signed) or stops counting (failed). Unknown outcomes (a coordinator that died) keep
+        counting until the window passes: the safe side of a limit."""
+        reservation = self._held.pop(request_id, None)
+        if reservation is None:
+            return
+        with contextlib.suppress(TmpcError):
+            if signed:
+                self.policy.ledger.commit(reservation)
+            else:
+                self.policy.ledger.release(reservation)
+
+    def _reserve(self, judgement: Judgement | None, request_id: str) -> str | None:
+        """Reserve a judged request under its rule's velocity limit (atomic: concurrent
+        requests cannot overshoot) and record the decision the session runs under."""
+        if judgement is None:
+            return None
+        d = judgement.decision
+        try:
+            reservation = self.policy.ledger.reserve_for(judgement.facts, d)
+        except TmpcError as exc:
+            self.db.add_policy_event(
+                "refused", request=request_id, wallet=judgement.facts.wallet_id, rule=d.rule,
+                detail={"reason": str(exc)[:500]},
+            )  # fmt: skip
+            self._count("policy_refused")
+            raise
+        self.db.add_policy_event(
+            "allowed", request=request_id, wallet=judgement.facts.wallet_id, rule=d.rule,
+            detail={"group": d.group, "usd": None if d.usd is None else str(d.usd),
+                    "approvals": dict(d.approvals_present)},
+        )  # fmt: skip
+        return reservation
+
+    def install_policy(self, bundle: bytes) -> dict[str, Any]:
+        """Install a signed policy bundle here (verified against the cluster file's
+        administrators, newer than the installed one) and forward it to every other member,
+        each of which verifies it itself. Returns this node's policy status."""
+        policy = self.policy.install(bundle)
+        self.db.add_policy_event("installed", detail={"version": policy.version})
+        body = {"request": f"policy-{policy.version}", "bundle": bundle.decode()}
+        for member in self.members:
+            if member != self.name:
+                self._send_control(member, "policy", body["request"], 0, body)
+        return self.policy.status()
+
+    def _on_policy(self, sender: str, body: dict[str, Any]) -> None:
+        """A member forwards a policy bundle: install it if it verifies and is newer."""
+        try:
+            before = self.policy.policy.version if self.policy.policy is not None else None
+            policy = self.policy.install(str(body.get("bundle", "")))
+        except TmpcError as exc:
+            self._count("policy_not_installed")
+            log.info("policy from %s not installed: %s", sender, exc)
+            return
+        if before != policy.version:
+            self.db.add_policy_event(
+                "installed", detail={"version": policy.version, "from": sender}
+            )
+            log.info("installed policy version %d (from %s)", policy.version, sender)
 
     def _wallet_shown(self, wallet_id: str, record: object) -> NodeWallet:
         """The wallet as this node holds it, or, for a node joining it (a new party of a
@@ -1186,6 +1304,16 @@ class Engine:
             return
         if session is None:
             return  # a duplicate start of a session already run
+        if req.get("kind") == "sign" and wallet is not None:
+            try:
+                held = request_id in self._held
+                judgement = self._judge(wallet, req, request_id, velocity=not held)
+                if not held and judgement is not None:
+                    self._held[request_id] = self._reserve(judgement, request_id)
+            except TmpcError as exc:
+                self.db.end_session(session.id, "aborted", error=f"refused: {exc}", culprits=[])
+                self._refuse(sender, request_id, attempt, exc)
+                return
         self._sessions[session.id] = session
         early = self._early.pop(session.id, [])
         session.buffered.extend(early)
@@ -1643,6 +1771,9 @@ class Engine:
         Raises :class:`InputError` for a request this node refuses, :class:`RequestFailedError`
         if it cannot complete."""
         body = dict(body, kind=kind)
+        if kind == "sign" and body.get("transaction") is not None and "message" not in body:
+            held = self.wallets.get(str(body.get("wallet")))
+            body["message"] = self.policy.message_of(held, body)
         if kind in LIFECYCLE and "epoch" not in body:
             body["epoch"] = self.wallets.get(str(body.get("wallet"))).record.epoch
         self._check_request(body, as_party=False)
@@ -1667,6 +1798,24 @@ class Engine:
         result = await asyncio.shield(task)
         return dict(result, request_id=rid)
 
+    def _outcome(self, rid: str, parties: list[str], *, signed: bool) -> None:
+        """Tell every party of a signing request whether it got signed, so that each settles
+        its velocity reservation (signer or not)."""
+        for p in parties:
+            self._send_control(
+                p, "outcome", rid, 0, {"request": rid, "signed": signed, "wallet": ""}
+            )
+
+    def _signed_outcome(self, rid: str, *, signed: bool) -> None:
+        """After a signing request under a policy: every party settles its reservation."""
+        req = self.db.request(rid)
+        if self.policy.policy is None or req is None or req["body"].get("kind") != "sign":
+            return
+        with contextlib.suppress(TmpcError):
+            self._outcome(
+                rid, sorted(self.wallets.get(str(req["body"]["wallet"])).ids), signed=signed
+            )
+
     async def _run_request(self, rid: str) -> dict[str, Any]:
         try:
             result = await self._attempts(rid)
@@ -1675,9 +1824,11 @@ class Engine:
                 result = await self._commit_rotation(rid, req["body"], result)
                 if req["body"]["kind"] == "repair" and schemes.get_scheme(result["scheme"]).dkls23:
                     result = await self._pairs_after_repair(rid, result)
+            self._signed_outcome(rid, signed=True)
             return result
         except RequestFailedError as exc:
             self.db.set_request(rid, status="failed", error=str(exc))
+            self._signed_outcome(rid, signed=False)
             raise
         finally:
             self._inflight.pop(rid, None)
@@ -1770,6 +1921,16 @@ class Engine:
             )
             ready = [n for n, r in c.ready.items() if r.get("ok")]
             refused = {n: r.get("reason") for n, r in c.ready.items() if not r.get("ok")}
+            policy_refusals = {
+                n: why for n, why in refused.items() if str(why).startswith("policy:")
+            }
+            if body["kind"] == "sign" and policy_refusals:
+                # One node's policy refusal vetoes the request: every node enforces the same
+                # policy, so a refusal means the request is over a limit or lacks approvals
+                # from where that node stands (a velocity count that includes requests the
+                # others did not see).
+                self._outcome(rid, eligible, signed=False)
+                raise RequestFailedError(f"refused by the signing policy: {policy_refusals}")
             if len(ready) < need:
                 silent = [p for p in eligible if p not in c.ready]
                 stalled.update(silent)

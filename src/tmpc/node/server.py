@@ -18,6 +18,10 @@ endpoint                    who         what
 ``POST /v1/reshare``        operators   move a wallet to new parties / threshold, same key
 ``POST /v1/repair``         operators   rebuild a lost party's share on another member node
 ``GET  /v1/lifecycle``      operators   key lifecycle events (``?wallet=ID``), epochs before/after
+``GET  /v1/policy``         operators   the installed signing policy (version, signers, text)
+``POST /v1/policy``         operators   install a signed policy bundle here and on every member
+``POST /v1/policy/explain`` operators   which rule a signing request matches here, and why
+``GET  /v1/policy/events``  operators   this node's policy decisions (refusals with their rule)
 ``GET  /v1/requests/{id}``  operators   a request's status and result (poll)
 ``GET  /v1/sessions``       operators   recent sessions with participants, status, culprits
 ``GET  /v1/sessions/{id}``  operators   one session; while it runs, its machine's public state
@@ -54,6 +58,7 @@ from tmpc.node.config import (
 )
 from tmpc.node.db import NodeDB
 from tmpc.node.engine import Engine, EngineSettings, RequestFailedError
+from tmpc.node.policy import decode_bundle_arg
 from tmpc.node.wallets import WalletStore
 from tmpc.state import keystore
 from tmpc.transport import tls
@@ -212,6 +217,28 @@ def build_app(engine: Engine, transport: TcpTransport, cluster: Cluster) -> web.
         body = await body_of(request)
         return await submit("repair", body)
 
+    async def policy_status(request: web.Request) -> web.Response:
+        return web.json_response(engine.policy.status())
+
+    async def policy_install(request: web.Request) -> web.Response:
+        body = await body_of(request)
+        try:
+            bundle = decode_bundle_arg(body.get("bundle"))
+            return web.json_response(engine.install_policy(bundle))
+        except TmpcError as exc:
+            return _json_error(400, str(exc))
+
+    async def policy_explain(request: web.Request) -> web.Response:
+        body = await body_of(request)
+        try:
+            wallet = engine.wallets.get(str(body.get("wallet")))
+            return web.json_response(engine.policy.explain(wallet, body))
+        except TmpcError as exc:
+            return _json_error(400, str(exc))
+
+    async def policy_events(request: web.Request) -> web.Response:
+        return web.json_response({"events": engine.db.policy_events()})
+
     async def lifecycle(request: web.Request) -> web.Response:
         wallet = request.query.get("wallet")
         return web.json_response({"events": engine.db.lifecycle(wallet)})
@@ -253,6 +280,10 @@ def build_app(engine: Engine, transport: TcpTransport, cluster: Cluster) -> web.
             web.post("/v1/reshare", reshare),
             web.post("/v1/repair", repair),
             web.get("/v1/lifecycle", lifecycle),
+            web.get("/v1/policy", policy_status),
+            web.post("/v1/policy", policy_install),
+            web.post("/v1/policy/explain", policy_explain),
+            web.get("/v1/policy/events", policy_events),
             web.get("/v1/requests/{rid}", get_request),
             web.get("/v1/sessions", sessions),
             web.get("/v1/sessions/{sid}", session_detail),
