@@ -1798,6 +1798,15 @@ class Engine:
         result = await asyncio.shield(task)
         return dict(result, request_id=rid)
 
+    def _wallet_at_epoch(self, body: dict[str, Any]) -> NodeWallet:
+        """The wallet of a lifecycle request, still at the epoch the request starts from."""
+        wallet = self.wallets.get(body["wallet"])
+        if wallet.record.epoch != body["epoch"]:
+            raise RequestFailedError(
+                f"the wallet is at epoch {wallet.record.epoch} now, not {body['epoch']}"
+            )
+        return wallet
+
     def _outcome(self, rid: str, parties: list[str], *, signed: bool) -> None:
         """Tell every party of a signing request whether it got signed, so that each settles
         its velocity reservation (signer or not)."""
@@ -1853,11 +1862,7 @@ class Engine:
                 need, eligible = len(parties), parties
                 sid_key = "keygen:" + rid
             elif body["kind"] == "repair":
-                wallet = self.wallets.get(body["wallet"])
-                if wallet.record.epoch != body["epoch"]:
-                    raise RequestFailedError(
-                        f"the wallet is at epoch {wallet.record.epoch} now, not {body['epoch']}"
-                    )
+                wallet = self._wallet_at_epoch(body)
                 excluded = self.db.excluded(wallet.record.wallet_id)
                 lost_holder = wallet.names[int(body["party"])]
                 others = [
@@ -1868,22 +1873,14 @@ class Engine:
                 need, epoch = wallet.record.threshold, wallet.record.epoch
                 sid_key = _epoch_key(wallet)
             elif body["kind"] == "reshare":
-                wallet = self.wallets.get(body["wallet"])
-                if wallet.record.epoch != body["epoch"]:
-                    raise RequestFailedError(
-                        f"the wallet is at epoch {wallet.record.epoch} now, not {body['epoch']}"
-                    )
+                wallet = self._wallet_at_epoch(body)
                 excluded = self.db.excluded(wallet.record.wallet_id)
                 old = [n for n in wallet.ids if n not in excluded and n not in stalled]
                 eligible = sorted(set(old) | {str(p) for p in body["parties"]})
                 need, epoch = wallet.record.threshold, wallet.record.epoch
                 sid_key = _epoch_key(wallet)
             elif body["kind"] == "refresh":
-                wallet = self.wallets.get(body["wallet"])
-                if wallet.record.epoch != body["epoch"]:
-                    raise RequestFailedError(
-                        f"the wallet is at epoch {wallet.record.epoch} now, not {body['epoch']}"
-                    )
+                wallet = self._wallet_at_epoch(body)
                 excluded = self.db.excluded(wallet.record.wallet_id)
                 if excluded:
                     raise RequestFailedError(

@@ -34,6 +34,11 @@ from tmpc.state.store import fsync_dir
 __all__ = ["NodeWallet", "WalletStore"]
 
 
+def _record_doc(record: schemes.WalletRecord) -> bytes:
+    """``wallet.json``'s content for a record."""
+    return json.dumps(record.to_json(), indent=2).encode() + b"\n"
+
+
 @dataclass(frozen=True)
 class NodeWallet:
     """A wallet as this node sees it: its record, party names, and this node's share."""
@@ -61,6 +66,22 @@ class WalletStore:
         #: Shares staged by this process, by (wallet, session): a switch then needs no
         #: Argon2id run to open the file it just sealed.
         self._staged_shares: dict[tuple[str, bytes], schemes.KeyShare] = {}
+
+    def _seal_into(
+        self, directory: Path, record: schemes.WalletRecord, share: schemes.KeyShare
+    ) -> None:
+        """Seal ``share`` for ``record``'s epoch into a new share file in ``directory``."""
+        sealed = seal_secret(
+            schemes.share_secret(record, share),
+            wallet_id=record.wallet_id,
+            party=share.identifier,
+            epoch=record.epoch,
+            unlock=self._unlock,
+            kdf=self._kdf,
+        )
+        keystore.write_new_file(
+            keystore.share_path(directory, share.identifier, record.epoch), sealed
+        )
 
     def names_of(self, record: schemes.WalletRecord) -> dict[int, str]:
         """Party id -> node name of a record's parties (by host key in the cluster file);
@@ -130,19 +151,8 @@ class WalletStore:
         if (wdir / "wallet.json").exists():
             return self.get(record.wallet_id)
         if share is not None:
-            sealed = seal_secret(
-                schemes.share_secret(record, share),
-                wallet_id=record.wallet_id,
-                party=share.identifier,
-                epoch=record.epoch,
-                unlock=self._unlock,
-                kdf=self._kdf,
-            )
-            keystore.write_new_file(
-                keystore.share_path(wdir, share.identifier, record.epoch), sealed
-            )
-        doc = json.dumps(record.to_json(), indent=2).encode() + b"\n"
-        keystore.write_new_file(wdir / "wallet.json", doc, 0o644)
+            self._seal_into(wdir, record, share)
+        keystore.write_new_file(wdir / "wallet.json", _record_doc(record), 0o644)
         wallet = NodeWallet(record, names, share)
         with self._lock:
             self._cache[record.wallet_id] = wallet
@@ -171,19 +181,8 @@ class WalletStore:
             raise KeystoreError(f"wallet {record.wallet_id}: session already staged")
         if share is not None:
             schemes.check_share(record, share)
-            sealed = seal_secret(
-                schemes.share_secret(record, share),
-                wallet_id=record.wallet_id,
-                party=share.identifier,
-                epoch=record.epoch,
-                unlock=self._unlock,
-                kdf=self._kdf,
-            )
-            keystore.write_new_file(
-                keystore.share_path(sdir, share.identifier, record.epoch), sealed
-            )
-        doc = json.dumps(record.to_json(), indent=2).encode() + b"\n"
-        keystore.write_new_file(sdir / "wallet.json", doc, 0o644)  # last: marks it complete
+            self._seal_into(sdir, record, share)
+        keystore.write_new_file(sdir / "wallet.json", _record_doc(record), 0o644)  # last
         fsync_dir(sdir.parent)
         if share is not None:
             with self._lock:
@@ -310,17 +309,8 @@ class WalletStore:
         wdir = self._dir / record.wallet_id
         target = keystore.share_path(wdir, share.identifier, record.epoch)
         if not target.exists():
-            sealed = seal_secret(
-                schemes.share_secret(record, share),
-                wallet_id=record.wallet_id,
-                party=share.identifier,
-                epoch=record.epoch,
-                unlock=self._unlock,
-                kdf=self._kdf,
-            )
-            keystore.write_new_file(target, sealed)
-        doc = json.dumps(record.to_json(), indent=2).encode() + b"\n"
-        keystore.replace_file(wdir / "wallet.json", doc)
+            self._seal_into(wdir, record, share)
+        keystore.replace_file(wdir / "wallet.json", _record_doc(record))
         wallet = NodeWallet(record, self._names(record), share)
         with self._lock:
             self._cache[record.wallet_id] = wallet
@@ -333,8 +323,7 @@ class WalletStore:
         current = self.get(record.wallet_id)
         if record.epoch <= current.record.epoch:
             return current
-        doc = json.dumps(record.to_json(), indent=2).encode() + b"\n"
-        keystore.replace_file(self._dir / record.wallet_id / "wallet.json", doc)
+        keystore.replace_file(self._dir / record.wallet_id / "wallet.json", _record_doc(record))
         with self._lock:
             self._cache.pop(record.wallet_id, None)
         return self.get(record.wallet_id)
