@@ -194,7 +194,7 @@ class HourWindow:
     def contains(self, minute: int) -> bool:
         """Whether minute-of-day ``minute`` (0..1439) is inside the window."""
         if self.start < self.end:
-            return self.start <= minute <= self.end
+            return self.start <= minute < self.end
         return minute >= self.start or minute < self.end
 
 
