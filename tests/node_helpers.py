@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from tmpc.cli.demo import independent_verify
-from tmpc.cli.node import LOCAL_KDF
+from tmpc.cli.node import LOCAL_KDF, start_node_process, wait_ready
 from tmpc.node import config as node_config
+from tmpc.node.client import Credential, NodeClient
 from tmpc.node.db import NodeDB
 from tmpc.node.engine import Engine, EngineSettings
 from tmpc.node.wallets import WalletStore
@@ -145,13 +149,82 @@ def cluster_process(
                 stream.close()
 
 
+def process_alive(pid: int) -> bool:
+    """Running (a dead child not yet reaped by its parent is a zombie: not alive)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def call_in_thread(fn: Any) -> tuple[threading.Thread, dict[str, Any]]:
+    """Run ``fn`` in a thread; its ``result`` or ``error`` lands in the returned box."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["result"] = fn()
+        except Exception as exc:
+            box["error"] = exc
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t, box
+
+
+class FailpointCluster:
+    """A ``tmpc cluster local`` run with the crash-test failpoints enabled: arm a point in a
+    node's directory, wait for the node to die there, start it again (as an operator would)."""
+
+    def __init__(self, info: dict[str, Any], root: Path) -> None:
+        self.nodes = {n["name"]: n for n in info["nodes"]}
+        self.pids = {n["name"]: n["pid"] for n in info["nodes"]}
+        self.auth = info["auth"]
+        self.root = root
+        self.restarted: list[subprocess.Popen[bytes]] = info["restarted"]
+
+    def client(self, name: str = "a", timeout: float = 120) -> NodeClient:
+        return NodeClient(self.nodes[name]["url"], Credential.load(self.auth), timeout=timeout)
+
+    def arm(self, name: str, point: str) -> None:
+        """Make node ``name`` die (or stop, ``stop:POINT``) when it reaches ``point``."""
+        (Path(self.nodes[name]["dir"]) / "failpoint").write_text(point)
+
+    def restart_when_dead(self, name: str, timeout: float = 60) -> bool:
+        """Wait for node ``name`` to die, then start it again; False if it did not die."""
+        deadline = time.monotonic() + timeout
+        while process_alive(self.pids[name]):
+            for p in self.restarted:  # a restarted node is our child: reap it when it exits
+                p.poll()
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        old = os.environ.copy()
+        os.environ["TMPC_TEST_FAILPOINTS"] = "1"
+        try:
+            proc = start_node_process(
+                Path(self.nodes[name]["dir"]), self.root / "passphrase", ["--round-timeout", "2"]
+            )
+        finally:
+            os.environ.clear()
+            os.environ.update(old)
+        wait_ready(proc, name)
+        self.restarted.append(proc)
+        self.pids[name] = proc.pid
+        return True
+
+
 __all__ = [
     "PASSPHRASE",
     "SCHEMES",
+    "FailpointCluster",
+    "call_in_thread",
     "cluster_process",
     "make_dirs",
     "memory_cluster",
     "open_engine",
+    "process_alive",
     "result_ok",
     "stop_all",
 ]

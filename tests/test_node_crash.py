@@ -12,18 +12,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.node_helpers import cluster_process, result_ok
-from tmpc.cli.node import start_node_process, wait_ready
-from tmpc.node.client import Credential, NodeClient
+from tests.node_helpers import FailpointCluster, call_in_thread, cluster_process, result_ok
 from tmpc.node.db import NodeDB
 from tmpc.node.engine import choose_participants
 from tmpc.state.ledger import Ledger
@@ -32,46 +27,8 @@ DIGEST = bytes.fromhex("c7" * 32)
 NAMES = ["a", "b", "c", "d", "e"]
 
 
-class Crashing:
-    def __init__(self, info: dict[str, Any], root: Path) -> None:
-        self.nodes = {n["name"]: n for n in info["nodes"]}
-        self.auth = info["auth"]
-        self.root = root
-        self.pid_b = self.nodes["b"]["pid"]
-        self.restarted: list[subprocess.Popen[bytes]] = info["restarted"]
-
-    def client(self, name: str = "a") -> NodeClient:
-        return NodeClient(self.nodes[name]["url"], Credential.load(self.auth), timeout=120)
-
-    def arm(self, point: str) -> None:
-        (Path(self.nodes["b"]["dir"]) / "failpoint").write_text(point)
-
-    def restart_b_when_dead(self, timeout: float = 60) -> bool:
-        """Wait for b to die at its failpoint, then start it again; True if it died."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not _alive(self.pid_b):
-                break
-            # a restarted b is our child: reap it when it exits
-            for p in self.restarted:
-                p.poll()
-            time.sleep(0.05)
-        else:
-            return False
-        env = dict(os.environ, TMPC_TEST_FAILPOINTS="1")
-        old = os.environ.copy()
-        os.environ.update(env)
-        try:
-            proc = start_node_process(
-                Path(self.nodes["b"]["dir"]), self.root / "passphrase", ["--round-timeout", "2"]
-            )
-        finally:
-            os.environ.clear()
-            os.environ.update(old)
-        wait_ready(proc, "b")
-        self.restarted.append(proc)
-        self.pid_b = proc.pid
-        return True
+class Crashing(FailpointCluster):
+    """The module's cluster; node b is the one killed."""
 
 
 @pytest.fixture(scope="module")
@@ -80,29 +37,6 @@ def crashing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Crashing]:
     env = dict(os.environ, TMPC_TEST_FAILPOINTS="1")
     with cluster_process(root / "c", 5, "--round-timeout", "2", env=env) as info:
         yield Crashing(info, root / "c")
-
-
-def _alive(pid: int) -> bool:
-    """Running (a dead child not yet reaped by its parent is a zombie: not alive)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _call_in_thread(fn: Any) -> tuple[threading.Thread, dict[str, Any]]:
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["result"] = fn()
-        except Exception as exc:
-            box["error"] = exc
-
-    t = threading.Thread(target=run)
-    t.start()
-    return t, box
 
 
 def _sessions(c: Crashing) -> list[dict[str, Any]]:
@@ -133,10 +67,10 @@ def test_a_participant_killed_mid_signing(crashing: Crashing, scheme: str, point
         for r in (f"crash-{point.replace(':', '.')}-{i}" for i in range(200))
         if "b" in choose_participants(NAMES, r, 1, 3)
     )
-    c.arm(point)
+    c.arm("b", point)
     body = {"wallet": wallet, "message": DIGEST.hex(), "request_id": rid}
-    thread, box = _call_in_thread(lambda: c.client().call("POST", "/v1/sign", dict(body)))
-    died = c.restart_b_when_dead()
+    thread, box = call_in_thread(lambda: c.client().call("POST", "/v1/sign", dict(body)))
+    died = c.restart_when_dead("b")
     thread.join(120)
     assert died, f"b did not die at {point} ({box})"
     thread.join(120)
@@ -157,13 +91,13 @@ def test_a_participant_killed_mid_signing(crashing: Crashing, scheme: str, point
 
 def test_a_party_killed_during_a_dkg(crashing: Crashing) -> None:
     c = crashing
-    c.arm("chilldkg:1:after-send")
-    thread, box = _call_in_thread(
+    c.arm("b", "chilldkg:1:after-send")
+    thread, box = call_in_thread(
         lambda: c.client().call(
             "POST", "/v1/wallets", {"scheme": "ed25519", "threshold": 3, "parties": NAMES}
         )
     )
-    assert c.restart_b_when_dead(), "b did not die during the DKG"
+    assert c.restart_when_dead("b"), "b did not die during the DKG"
     thread.join(120)
     assert "error" not in box, box.get("error")
     wallet = box["result"]["wallet"]["wallet_id"]
@@ -184,7 +118,7 @@ def test_a_participant_stopped_mid_session_is_named_and_another_quorum_signs(
         for r in (f"stall-{i}" for i in range(200))
         if {"a", "b"} <= set(choose_participants(NAMES, r, 1, 3))
     )
-    c.arm("stop:bip445-sign:1:before-send")  # b answers ready, then stops (SIGSTOP)
+    c.arm("b", "stop:bip445-sign:1:before-send")  # b answers ready, then stops (SIGSTOP)
     try:
         res = c.client().call(
             "POST", "/v1/sign", {"wallet": wallet, "message": DIGEST.hex(), "request_id": rid}
@@ -197,7 +131,7 @@ def test_a_participant_stopped_mid_session_is_named_and_another_quorum_signs(
         assert first and first[0]["status"] == "aborted"
         assert first[0]["missing"] == ["b"]
     finally:
-        os.kill(c.pid_b, signal.SIGCONT)
+        os.kill(c.pids["b"], signal.SIGCONT)
 
 
 def test_a_signer_killed_after_taking_a_pooled_presignature(crashing: Crashing) -> None:
@@ -215,10 +149,10 @@ def test_a_signer_killed_after_taking_a_pooled_presignature(crashing: Crashing) 
         "POST", "/v1/presign", {"wallet": wallet, "count": 2, "request_id": prid}
     )
     assert 2 in made["signers"]  # b is party 2 (the order of the DKG's parties)
-    c.arm("dkls23-sign:1:before-send")
+    c.arm("b", "dkls23-sign:1:before-send")
     body = {"wallet": wallet, "message": DIGEST.hex(), "request_id": "pooled-crash"}
-    thread, box = _call_in_thread(lambda: c.client().call("POST", "/v1/sign", dict(body)))
-    assert c.restart_b_when_dead(), "b did not take a presignature and die"
+    thread, box = call_in_thread(lambda: c.client().call("POST", "/v1/sign", dict(body)))
+    assert c.restart_when_dead("b"), "b did not take a presignature and die"
     thread.join(120)
     assert "error" not in box, box.get("error")
     first = box["result"]

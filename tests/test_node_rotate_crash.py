@@ -18,7 +18,6 @@ signs (verified independently).
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,49 +25,12 @@ from typing import Any
 
 import pytest
 
-from tests.node_helpers import cluster_process, result_ok
-from tmpc.cli.node import start_node_process, wait_ready
-from tmpc.node.client import Credential, NodeClient
+from tests.node_helpers import FailpointCluster, call_in_thread, cluster_process, result_ok
 
 NAMES = ["a", "b", "c", "d", "e"]
 
 
-class Cluster:
-    def __init__(self, info: dict[str, Any], root: Path) -> None:
-        self.nodes = {n["name"]: n for n in info["nodes"]}
-        self.pids = {n["name"]: n["pid"] for n in info["nodes"]}
-        self.auth = info["auth"]
-        self.root = root
-        self.restarted = info["restarted"]
-
-    def client(self, name: str = "a", timeout: float = 120) -> NodeClient:
-        return NodeClient(self.nodes[name]["url"], Credential.load(self.auth), timeout=timeout)
-
-    def arm(self, name: str, point: str) -> None:
-        (Path(self.nodes[name]["dir"]) / "failpoint").write_text(point)
-
-    def restart_when_dead(self, name: str, timeout: float = 60) -> bool:
-        deadline = time.monotonic() + timeout
-        while _alive(self.pids[name]):
-            for p in self.restarted:
-                p.poll()
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
-        old = os.environ.copy()
-        os.environ["TMPC_TEST_FAILPOINTS"] = "1"
-        try:
-            proc = start_node_process(
-                Path(self.nodes[name]["dir"]), self.root / "passphrase", ["--round-timeout", "2"]
-            )
-        finally:
-            os.environ.clear()
-            os.environ.update(old)
-        wait_ready(proc, name)
-        self.restarted.append(proc)
-        self.pids[name] = proc.pid
-        return True
-
+class Cluster(FailpointCluster):
     def epochs(self, wallet: str) -> dict[str, int]:
         out = {}
         for n in NAMES:
@@ -77,34 +39,12 @@ class Cluster:
         return out
 
 
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("rotate-crash")
     env = dict(os.environ, TMPC_TEST_FAILPOINTS="1")
     with cluster_process(root / "c", 5, "--round-timeout", "2", env=env) as info:
         yield Cluster(info, root / "c")
-
-
-def _in_thread(fn: Any) -> tuple[threading.Thread, dict[str, Any]]:
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["result"] = fn()
-        except Exception as exc:
-            box["error"] = exc
-
-    t = threading.Thread(target=run)
-    t.start()
-    return t, box
 
 
 def _agreed_epoch(c: Cluster, wallet: str, want: int | None, timeout: float = 60) -> int:
@@ -139,7 +79,7 @@ def test_a_node_killed_in_each_phase_leaves_one_agreed_epoch(
     )["wallet"]
     wallet, public_key = record["wallet_id"], record["public_key"]
     c.arm(victim, point)
-    thread, box = _in_thread(
+    thread, box = call_in_thread(
         lambda: c.client().call(
             "POST", "/v1/rotate", {"wallet": wallet, "request_id": point.replace(":", ".")}
         )
@@ -237,7 +177,7 @@ def test_a_joining_party_killed_after_staging_catches_up(cluster: Cluster) -> No
     c.client().call("POST", "/v1/reshare",
                     {"wallet": wallet, "threshold": 2, "parties": ["a", "c", "d"]})  # fmt: skip
     c.arm("b", "refresh:before-switch")
-    thread, box = _in_thread(
+    thread, box = call_in_thread(
         lambda: c.client().call(
             "POST", "/v1/reshare", {"wallet": wallet, "threshold": 3, "parties": NAMES}
         )

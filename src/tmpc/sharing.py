@@ -8,7 +8,7 @@ would receive ``f(0)``, the secret itself).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from tmpc.errors import FaultyParticipantError, ParameterError
 from tmpc.group.base import Group, Point
@@ -21,6 +21,7 @@ __all__ = [
     "eval_polynomial",
     "lagrange_coefficients",
     "random_polynomial",
+    "scalar_from",
     "shamir_combine",
     "shamir_split",
     "verify_share",
@@ -38,6 +39,17 @@ def check_ids(group: Group, ids: Sequence[int]) -> None:
         if x in seen:
             raise ParameterError(f"party identifier {x} appears twice")
         seen.add(x)
+
+
+def scalar_from(group: Group, rand: Callable[[int], bytes]) -> int:
+    """A non-zero scalar drawn from the randomness source ``rand`` (``rand(k)`` gives ``k``
+    bytes): 64 bytes reduced modulo the order, redrawn if zero (bias 2^-256). Machines take
+    ``rand`` as an argument so that tests can make them deterministic."""
+    q = group.order
+    while True:
+        k = int.from_bytes(rand(64), "big") % q
+        if k:
+            return k
 
 
 def random_polynomial(group: Group, constant: int, t: int) -> list[int]:

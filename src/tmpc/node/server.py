@@ -193,29 +193,13 @@ def build_app(engine: Engine, transport: TcpTransport, cluster: Cluster) -> web.
         wid = w.record.wallet_id
         return len(engine.presigs.available(wid, None, w.share.identifier, limit=100_000))
 
-    async def presign(request: web.Request) -> web.Response:
-        body = await body_of(request)
-        return await submit("presign", body)
+    def submitting(kind: str) -> Any:
+        """The handler of a request endpoint: its JSON body submitted as a ``kind`` request."""
 
-    async def create_wallet(request: web.Request) -> web.Response:
-        body = await body_of(request)
-        return await submit("keygen", body)
+        async def handler(request: web.Request) -> web.Response:
+            return await submit(kind, await body_of(request))
 
-    async def sign(request: web.Request) -> web.Response:
-        body = await body_of(request)
-        return await submit("sign", body)
-
-    async def rotate(request: web.Request) -> web.Response:
-        body = await body_of(request)
-        return await submit("refresh", body)
-
-    async def reshare(request: web.Request) -> web.Response:
-        body = await body_of(request)
-        return await submit("reshare", body)
-
-    async def repair(request: web.Request) -> web.Response:
-        body = await body_of(request)
-        return await submit("repair", body)
+        return handler
 
     async def policy_status(request: web.Request) -> web.Response:
         return web.json_response(engine.policy.status())
@@ -273,12 +257,12 @@ def build_app(engine: Engine, transport: TcpTransport, cluster: Cluster) -> web.
             *transport.routes(),  # the peer endpoints: stream and single POST
             web.get("/v1/health", health),
             web.get("/v1/wallets", wallets),
-            web.post("/v1/wallets", create_wallet),
-            web.post("/v1/sign", sign),
-            web.post("/v1/presign", presign),
-            web.post("/v1/rotate", rotate),
-            web.post("/v1/reshare", reshare),
-            web.post("/v1/repair", repair),
+            web.post("/v1/wallets", submitting("keygen")),
+            web.post("/v1/sign", submitting("sign")),
+            web.post("/v1/presign", submitting("presign")),
+            web.post("/v1/rotate", submitting("refresh")),
+            web.post("/v1/reshare", submitting("reshare")),
+            web.post("/v1/repair", submitting("repair")),
             web.get("/v1/lifecycle", lifecycle),
             web.get("/v1/policy", policy_status),
             web.post("/v1/policy", policy_install),

@@ -824,17 +824,22 @@ def keygen(
     return record, shares
 
 
-def _check_signers(record: WalletRecord, shares: Sequence[KeyShare]) -> dict[int, int]:
-    ids = [s.identifier for s in shares]
+def _check_parties(
+    record: WalletRecord, ids: Sequence[int], role: str, need: str, after: str = ""
+) -> None:
+    """``ids`` are distinct parties of the wallet, at least its threshold of them. Errors name
+    the ``role`` (signer, dealer); too few reads ``N role(s) given; {need} T{after}``."""
     if len(set(ids)) != len(ids):
-        raise ParameterError("a signer is listed twice")
+        raise ParameterError(f"a {role} is listed twice")
     for i in ids:
         if i not in record.verification_shares:
-            raise ParameterError(f"signer {i} is not a party of this wallet")
+            raise ParameterError(f"{role} {i} is not a party of this wallet")
     if len(ids) < record.threshold:
-        raise ParameterError(
-            f"{len(ids)} signer(s) given; this wallet needs at least {record.threshold}"
-        )
+        raise ParameterError(f"{len(ids)} {role}(s) given; {need} {record.threshold}{after}")
+
+
+def _check_signers(record: WalletRecord, shares: Sequence[KeyShare]) -> dict[int, int]:
+    _check_parties(record, [s.identifier for s in shares], "signer", "this wallet needs at least")
     return {s.identifier: s.secshare for s in sorted(shares, key=lambda s: s.identifier)}
 
 
@@ -936,16 +941,7 @@ def reshare_shares(
     """
     scheme = get_scheme(record.scheme)
     ids = [s.identifier for s in dealer_shares]
-    if len(set(ids)) != len(ids):
-        raise ParameterError("a dealer is listed twice")
-    for i in ids:
-        if i not in record.verification_shares:
-            raise ParameterError(f"dealer {i} is not a party of this wallet")
-    if len(ids) < record.threshold:
-        raise ParameterError(
-            f"{len(ids)} dealer(s) given; a reshare needs at least {record.threshold} "
-            "(the current threshold)"
-        )
+    _check_parties(record, ids, "dealer", "a reshare needs at least", " (the current threshold)")
     for s in dealer_shares:
         check_share(record, s)
         _check_host_secret(record, s)

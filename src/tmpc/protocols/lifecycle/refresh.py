@@ -55,7 +55,7 @@ from tmpc.protocols.machine import (
     RoundMachine,
     transcript_hash,
 )
-from tmpc.sharing import eval_commitment, eval_polynomial
+from tmpc.sharing import eval_commitment, eval_polynomial, scalar_from
 
 __all__ = [
     "RefreshMachine",
@@ -217,11 +217,7 @@ class RefreshMachine(RoundMachine):
     # PSS §3.2 (1)-(2) ---------------------------------------------------------------------
 
     def _scalar(self) -> int:
-        q = self._group.order
-        while True:  # reject sampling from 64 bytes: bias 2^-256
-            k = int.from_bytes(self._rand(64), "big") % q
-            if k:
-                return k
+        return scalar_from(self._group, self._rand)
 
     def _start(self) -> list[Message]:
         g = self._group

@@ -86,7 +86,7 @@ from tmpc.protocols.machine import (
     RoundMachine,
     transcript_hash,
 )
-from tmpc.sharing import check_ids
+from tmpc.sharing import check_ids, scalar_from
 
 __all__ = [
     "RepairMachine",
@@ -270,11 +270,7 @@ class RepairMachine(RoundMachine):
         return _SIG_LEN if self._hosts is not None else 0
 
     def _scalar(self) -> int:
-        q = self._group.order
-        while True:  # reject sampling from 64 bytes: bias 2^-256
-            k = int.from_bytes(self._rand(64), "big") % q
-            if k:
-                return k
+        return scalar_from(self._group, self._rand)
 
     # RTS step 1 -------------------------------------------------------------------------------
 

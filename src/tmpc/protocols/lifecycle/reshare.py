@@ -85,7 +85,13 @@ from tmpc.protocols.machine import (
     RoundMachine,
     transcript_hash,
 )
-from tmpc.sharing import check_ids, eval_commitment, eval_polynomial, lagrange_coefficients
+from tmpc.sharing import (
+    check_ids,
+    eval_commitment,
+    eval_polynomial,
+    lagrange_coefficients,
+    scalar_from,
+)
 
 __all__ = [
     "ReshareMachine",
@@ -358,11 +364,7 @@ class ReshareMachine(RoundMachine):
         return out
 
     def _scalar(self) -> int:
-        q = self._group.order
-        while True:  # reject sampling from 64 bytes: bias 2^-256
-            k = int.from_bytes(self._rand(64), "big") % q
-            if k:
-                return k
+        return scalar_from(self._group, self._rand)
 
     # Round 1: every dealer shares its share ----------------------------------------------
 
