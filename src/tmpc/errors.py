@@ -7,7 +7,9 @@ Every error tmpc raises on purpose is a :class:`TmpcError`::
     │   ├── DecodeError         bytes that are not a valid encoding (point, scalar, message)
     │   ├── ParameterError      bad protocol parameters (threshold, party ids, signer set)
     │   ├── StateError          misuse of secret state: a nonce or state used twice
-    │   └── KeystoreError       a share file that is missing, corrupt, or would be overwritten
+    │   ├── KeystoreError       a share file that is missing, corrupt, or would be overwritten
+    │   └── PolicyRefusedError  the signing policy refuses a request; ``rule`` names the rule
+    │                           (defined in :mod:`tmpc.policy.rules`)
     ├── ProtocolError           a party sent something invalid; ``culprits`` names it
     │   ├── FaultyParticipantError   ``culprits`` are participant indices
     │   └── FaultyCoordinatorError   the coordinator (relay of broadcasts) misbehaved
