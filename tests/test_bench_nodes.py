@@ -80,3 +80,24 @@ def test_bad_node_signature_fails(scheme_id: str) -> None:
             check_node_signature(scheme_id, pk, msg, bad)
     with pytest.raises(CryptoError):  # a valid signature, but of another message
         check_node_signature(scheme_id, pk, other, dict(good, message=other.hex()))
+
+
+def test_bench_policy_json(tmp_path: Path) -> None:
+    """``tmpc bench --policy``: both request kinds measured (their judgements allowed: a
+    refusal would raise), the records keep the interface fields, nothing left behind."""
+    base = [sys.executable, "-m", "tmpc", "bench", "--policy", "-t", "2", "-n", "3"]
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    proc = subprocess.run(
+        [*base, "--scheme", "ecdsa-secp256k1", "--runs", "5", "--json"],
+        capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    records = json.loads(proc.stdout)
+    assert [r["op"] for r in records] == ["policy-judge", "policy-judge-approvals"]
+    for r in records:
+        assert NODE_FIELDS <= set(r) and r["runs"] == 5 and r["median_s"] > 0
+    assert list(tmp_path.iterdir()) == []
+    proc = subprocess.run(
+        [*base, "--scheme", "ed25519"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr

@@ -44,6 +44,7 @@ __all__ = [
     "check_node_signature",
     "run_bench",
     "run_node_bench",
+    "run_policy_bench",
 ]
 
 
@@ -529,3 +530,107 @@ def run_node_bench(
         finally:
             say("stopping the nodes")
             _stop_nodes(procs)
+
+
+#: The policy of :func:`run_policy_bench`: issue 11's tiers, a deny-list and velocity limits.
+_BENCH_POLICY = """
+version = 1
+reference_currency = "USD"
+
+[prices]
+ETH = "3000"
+BTC = "60000"
+
+[approvers.tess]
+key = "{tess}"
+role = "treasury"
+
+[approvers.tom]
+key = "{tom}"
+role = "treasury"
+
+[[rules]]
+name = "deny-list"
+action = "deny"
+destinations_deny = ["0x000000000000000000000000000000000000dEaD"]
+
+[[rules]]
+name = "fast"
+action = "allow"
+group = "default"
+max_usd = "10000"
+velocity = {{ window = "24h", max_usd = "1000000000", max_count = 1000000 }}
+
+[[rules]]
+name = "senior"
+action = "allow"
+group = "default"
+min_usd = "10000"
+approvals = {{ treasury = 2 }}
+velocity = {{ window = "24h", max_usd = "1000000000000", max_count = 1000000 }}
+"""
+
+
+def run_policy_bench(threshold: int, parties: int, runs: int) -> list[BenchRecord]:
+    """What the signing policy adds to one signing request at one node (wall-clock time),
+    the work :class:`~tmpc.node.policy.NodePolicy` does in a node's request path: judging it
+    when the node answers *ready* (parse the EIP-1559 transaction and compute its digest,
+    verify the approvals, evaluate the rules, check velocity), reserving velocity in the
+    SQLite ledger (one fsync'd transaction), and judging it again at the session's start.
+    Marking the reservation signed happens after the signature is returned (when the
+    coordinator tells the outcome), off the request's path, and is not counted.
+    ``policy-judge``: a 3,000 USD transfer (the fast tier, no approval);
+    ``policy-judge-approvals``: a 150,000 USD one with two Ed25519 approvals.
+
+    An ecdsa-secp256k1 wallet of ``threshold``-of-``parties`` made by the DKG; a policy
+    signed by a generated administrator and installed on a temporary node."""
+    from tmpc import policy as pol
+    from tmpc.cli.node import create_local_cluster
+    from tmpc.node import config as node_config
+    from tmpc.node.policy import NodePolicy, approval_hash
+    from tmpc.node.wallets import NodeWallet
+
+    if runs < 1:
+        raise ParameterError("--runs must be at least 1")
+    record, _shares = schemes.keygen("ecdsa-secp256k1", threshold, parties)
+    admin, tess, tom = (pol.PolicyKey.generate() for _ in range(3))
+    source = _BENCH_POLICY.format(tess=tess.public_key.hex(), tom=tom.public_key.hex())
+    bundle = pol.sign_bundle(pol.Bundle.from_policy(source.encode()), "admin", admin).to_bytes()
+    samples: dict[str, list[float]] = {"policy-judge": [], "policy-judge-approvals": []}
+    with tempfile.TemporaryDirectory(prefix="tmpc-policy-bench-") as tmp:
+        create_local_cluster(Path(tmp) / "c", 2, {"admin": admin.public_key}, 1)
+        cluster = node_config.load_cluster(Path(tmp) / "c" / "a")
+        node = NodePolicy(Path(tmp), cluster)
+        node.install(bundle)
+        wallet = NodeWallet(record, {i: f"p{i}" for i in record.party_ids}, None)
+        try:
+            for k in range(runs):
+                for op, eth in (("policy-judge", 1), ("policy-judge-approvals", 50)):
+                    body: dict[str, Any] = {
+                        "wallet": record.wallet_id,
+                        "transaction": {"chain": "ethereum", "fields": {
+                            "chain_id": 1, "nonce": k, "max_priority_fee_per_gas": 10**9,
+                            "max_fee_per_gas": 3 * 10**10, "gas": 21000,
+                            "to": "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf",
+                            "value": eth * 10**18, "data": "", "access_list": [],
+                        }},
+                    }  # fmt: skip
+                    if eth > 1:
+                        h = approval_hash(body)
+                        body["approvals"] = [
+                            pol.sign_approval("tess", tess, h),
+                            pol.sign_approval("tom", tom, h),
+                        ]
+                    start = time.perf_counter()
+                    # When the node answers "ready": judged, then reserved (the reservation
+                    # is the velocity check, atomic), as tmpc.node.engine does.
+                    judged = node.judge(wallet, body, velocity=False)
+                    assert judged is not None
+                    reservation = node.ledger.reserve_for(judged.facts, judged.decision)
+                    node.judge(wallet, body, velocity=False)  # again at the session's start
+                    samples[op].append(time.perf_counter() - start)
+                    if reservation is not None:  # after the signature: off the request's path
+                        node.ledger.commit(reservation)
+        finally:
+            node.close()
+    return [_record(record.scheme, op, threshold, parties, s) for op, s in samples.items()]

@@ -450,6 +450,12 @@ _MESSAGE_FILE_HELP = "Read the message's raw bytes from FILE ('-': standard inpu
     metavar="FILE",
     help="With --node: an approval (tmpc policy approve), repeatable.",
 )
+@click.option(
+    "--group",
+    default=None,
+    metavar="NAME",
+    help="With --node: the signing group that signs (default: the policy's choice).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def sign(
     wallet_ref: str,
@@ -462,6 +468,7 @@ def sign(
     request_id: str | None,
     transaction_file: str | None,
     approval_files: tuple[str, ...],
+    group: str | None,
     as_json: bool,
 ) -> None:
     """Sign a message: with the shares of the listed parties (all in this process), or with
@@ -472,10 +479,12 @@ def sign(
     the unsigned transaction instead ({"chain": "bitcoin", "psbt": ..., "network": ...,
     "input": K}, {"chain": "ethereum", "fields": {...}} or {"chain": "solana", "message":
     BASE64}): every node computes the digest itself and judges the transaction by the
-    signing policy, with the --approval files given.
+    signing policy, with the --approval files given. --group names the signing group (a
+    sharing of the same key made by reshare --group); by default the node sends the request
+    to the group the policy's matching rule names.
     """
-    if (transaction_file or approval_files) and node is None:
-        raise click.UsageError("--transaction and --approval go with --node")
+    if (transaction_file or approval_files or group) and node is None:
+        raise click.UsageError("--transaction, --approval and --group go with --node")
     if transaction_file is not None:
         if message is not None or message_file is not None:
             raise click.UsageError("--transaction replaces --message and --message-file")
@@ -483,9 +492,9 @@ def sign(
         approvals = [read_json(Path(f), "--approval") for f in approval_files]
         assert node is not None
         res = cli_node.sign_via_node(
-            node, auth, wallet_ref, None, path, request_id, transaction, approvals
+            node, auth, wallet_ref, None, path, request_id, transaction, approvals, group
         )
-        signer_text = ",".join(map(str, res.get("signers", [])))
+        signer_text = _signer_text(res)
         _emit(res, as_json, [f"signature {res['signature']}", f"signers   {signer_text}"])
         return
     msg = _read_message(message, message_file)
@@ -493,8 +502,10 @@ def sign(
         if signers is not None:
             raise click.UsageError("--signers is for local wallets; a node picks the quorum")
         approvals = [read_json(Path(f), "--approval") for f in approval_files]
-        res = cli_node.sign_via_node(node, auth, wallet_ref, msg, path, request_id, None, approvals)
-        signer_text = ",".join(map(str, res.get("signers", [])))
+        res = cli_node.sign_via_node(
+            node, auth, wallet_ref, msg, path, request_id, None, approvals, group
+        )
+        signer_text = _signer_text(res)
         _emit(res, as_json, [f"signature {res['signature']}", f"signers   {signer_text}"])
         return
     if signers is None:
@@ -521,6 +532,15 @@ def sign(
         "signers": ids,
     }
     _emit(data_out, as_json, [f"signature {sig.hex()}", f"signers   {','.join(map(str, ids))}"])
+
+
+def _signer_text(res: dict[str, Any]) -> str:
+    """Who signed, for a node's answer: party ids, node names and the signing group."""
+    text = ",".join(map(str, res.get("signers", [])))
+    if res.get("participants"):
+        text += f" (nodes {','.join(res['participants'])}"
+        text += f", group {res['group']})" if res.get("group") else ")"
+    return text
 
 
 def _sign_ecdsa(
@@ -662,10 +682,22 @@ def rotate(
 @click.option("--wallet", "wallet_id", required=True, help="Id of a wallet the nodes hold.")
 @click.option("--threshold", "-t", required=True, type=int, help="The new threshold.")
 @click.option("--parties", required=True, help="The new parties: member nodes, comma-separated.")
+@click.option(
+    "--group",
+    default=None,
+    metavar="NAME",
+    help="Copy the key to a new signing group NAME instead (the wallet keeps its parties).",
+)
 @click.option("--auth", default=None, metavar="FILE", help="Operator credential (or TMPC_AUTH).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def reshare(
-    node: str, wallet_id: str, threshold: int, parties: str, auth: str | None, as_json: bool
+    node: str,
+    wallet_id: str,
+    threshold: int,
+    parties: str,
+    group: str | None,
+    auth: str | None,
+    as_json: bool,
 ) -> None:
     """Move a wallet to new parties and/or a new threshold, keeping its key and addresses.
 
@@ -673,13 +705,19 @@ def reshare(
     new parties prove their shares with a test signature, then every node switches to the
     next epoch (two-phase, as rotate). Parties left out keep the public record only: their
     share files are deleted, and the old shares never combine with the new ones.
+
+    With --group NAME the key is copied instead: the wallet keeps its parties and shares,
+    and the new parties get a sharing of the same key (same public key and addresses) as
+    signing group NAME, with its own wallet id, epochs and rotations. The signing policy's
+    rules name the group that signs each tier of requests.
     """
-    res = cli_node.reshare_via_node(node, auth, wallet_id, threshold, parties)
+    res = cli_node.reshare_via_node(node, auth, wallet_id, threshold, parties, group)
     _emit(
         res,
         as_json,
         [
-            f"wallet {res['wallet_id']}: epoch {res['previous_epoch']} -> {res['epoch']}, "
+            (f"signing group {group}: " if group else "")
+            + f"wallet {res['wallet_id']}: epoch {res['previous_epoch']} -> {res['epoch']}, "
             f"now {threshold}-of-{len(parties.split(','))}",
             f"public key  {res['public_key']} (unchanged)",
             *([f"not yet switched (will catch up): {', '.join(res['pending'])}"]
@@ -1345,6 +1383,12 @@ def tx_solana(
     type=int,
     help="With --nodes: requests outstanding in the throughput run [default: 32]",
 )
+@click.option(
+    "--policy",
+    "policy",
+    is_flag=True,
+    help="Measure what the signing policy adds to a request at one node (ecdsa-secp256k1).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def bench(
     scheme: str,
@@ -1354,17 +1398,24 @@ def bench(
     nodes: bool,
     requests: int | None,
     in_flight: int | None,
+    policy: bool,
     as_json: bool,
 ) -> None:
     """Measure DKG and signing CPU time with all parties in this process, or (--nodes)
-    request-to-signature latency and throughput of a local cluster of nodes.
+    request-to-signature latency and throughput of a local cluster of nodes, or (--policy)
+    the signing policy's work per request at one node (wall-clock: parsing the transaction,
+    approvals, rules, the velocity ledger).
 
     With --nodes, progress goes to standard error; every signature is checked by an
     independent verifier, and one that does not verify fails the run.
     """
     from tmpc.cli import bench as bench_mod
 
-    if nodes:
+    if policy:
+        if nodes or scheme != "ecdsa-secp256k1":
+            raise ParameterError("--policy measures an Ethereum transfer: --scheme ecdsa-secp256k1")
+        records = bench_mod.run_policy_bench(threshold, parties, 200 if runs is None else runs)
+    elif nodes:
         records = bench_mod.run_node_bench(
             scheme,
             threshold,

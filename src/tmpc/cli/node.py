@@ -379,8 +379,19 @@ def cluster_create(
     parsed = [
         node_config.Card.from_json(d, f"node card {p}") for d, p in zip(docs, cards, strict=True)
     ]
+    admins = _policy_admins(policy_admins, policy_quorum)
+    operator, key = node_config.make_operator(operator_name)
+    data = node_config.make_cluster_file(docs, [operator], admins, policy_quorum)
+    node_config.parse_cluster(data)
+    keystore.write_new_file(out, data, 0o644)
+    keystore.write_new_file(auth_out, make_credential(operator, key, [c.tls_cert for c in parsed]))
+    click.echo(f"cluster file {out}; operator credential {auth_out}")
+
+
+def _policy_admins(items: tuple[str, ...], quorum: int | None) -> dict[str, bytes]:
+    """``--policy-admin NAME=KEY`` options as name -> 32-byte Ed25519 key."""
     admins: dict[str, bytes] = {}
-    for item in policy_admins:
+    for item in items:
         name, sep, key_hex = item.partition("=")
         try:
             key = bytes.fromhex(key_hex.strip())
@@ -389,14 +400,9 @@ def cluster_create(
         if not sep or len(key) != 32:
             raise ParameterError(f"--policy-admin takes NAME=KEY (64 hex digits), not {item!r}")
         admins[node_config.check_name(name.strip())] = key
-    if policy_quorum is not None and not admins:
+    if quorum is not None and not admins:
         raise ParameterError("--policy-quorum goes with --policy-admin")
-    operator, key = node_config.make_operator(operator_name)
-    data = node_config.make_cluster_file(docs, [operator], admins, policy_quorum)
-    node_config.parse_cluster(data)
-    keystore.write_new_file(out, data, 0o644)
-    keystore.write_new_file(auth_out, make_credential(operator, key, [c.tls_cert for c in parsed]))
-    click.echo(f"cluster file {out}; operator credential {auth_out}")
+    return admins
 
 
 def _free_ports(n: int) -> list[int]:
@@ -419,8 +425,14 @@ def _node_names(n: int) -> list[str]:
     return [f"n{i}" for i in range(1, n + 1)]
 
 
-def create_local_cluster(directory: Path, parties: int) -> tuple[list[str], Path, Path]:
-    """Create (or reuse) the node directories of a loopback cluster under ``directory``.
+def create_local_cluster(
+    directory: Path,
+    parties: int,
+    policy_admins: dict[str, bytes] | None = None,
+    policy_quorum: int | None = None,
+) -> tuple[list[str], Path, Path]:
+    """Create (or reuse) the node directories of a loopback cluster under ``directory``, its
+    cluster file naming ``policy_admins`` (name -> Ed25519 key) and their quorum if given.
 
     Returns the node names, the passphrase file and the operator credential file."""
     if not 2 <= parties <= 26:
@@ -435,6 +447,11 @@ def create_local_cluster(directory: Path, parties: int) -> tuple[list[str], Path
         )
         if list(existing.names) != names:
             raise ParameterError(f"{directory} holds a cluster of {len(existing.names)} nodes")
+        if policy_admins and dict(existing.policy_admins) != dict(policy_admins):
+            raise ParameterError(
+                f"{directory} holds a cluster with other policy administrators (a cluster file "
+                "is not changed in place)"
+            )
         return names, pw_file, auth_file
     if any(directory.iterdir()):
         raise KeystoreError(f"{directory} is not empty and holds no local cluster")
@@ -447,7 +464,7 @@ def create_local_cluster(directory: Path, parties: int) -> tuple[list[str], Path
         )
         cards.append(node_config.card_of(cfg, node_config.open_identity(cfg, passphrase)))
     operator, key = node_config.make_operator("operator")
-    data = node_config.make_cluster_file(cards, [operator])
+    data = node_config.make_cluster_file(cards, [operator], policy_admins or None, policy_quorum)
     keystore.write_new_file(directory / "cluster.json", data, 0o644)
     for name in names:
         ident = node_config.open_identity(node_config.load_config(directory / name), passphrase)
@@ -500,6 +517,14 @@ def wait_ready(proc: Any, name: str, timeout: float = 60.0) -> None:
     metavar="NAME",
     help="Run node NAME air-gapped (the others get --airgap-peer NAME; ready timeout = round).",
 )
+@click.option(
+    "--policy-admin",
+    "policy_admins",
+    multiple=True,
+    metavar="NAME=KEY",
+    help="A signing-policy administrator (as cluster create; new clusters only).",
+)
+@click.option("--policy-quorum", type=int, default=None, help="As cluster create.")
 def cluster_local(
     parties: int,
     directory: Path,
@@ -507,11 +532,17 @@ def cluster_local(
     round_timeout: float,
     relay: str | None,
     airgapped: tuple[str, ...],
+    policy_admins: tuple[str, ...],
+    policy_quorum: int | None,
 ) -> None:
-    """Start N nodes on loopback (a demo or test cluster) until SIGINT or SIGTERM."""
+    """Start N nodes on loopback (a demo or test cluster) until SIGINT or SIGTERM.
+
+    With --policy-admin (repeatable), a new cluster's nodes install only signing policies
+    signed by --policy-quorum of these administrators (tmpc policy install --node)."""
     if airgapped and relay is not None:
         raise ParameterError("--airgap excludes --relay")
-    names, pw_file, auth_file = create_local_cluster(directory, parties)
+    admins = _policy_admins(policy_admins, policy_quorum)
+    names, pw_file, auth_file = create_local_cluster(directory, parties, admins, policy_quorum)
     for a in airgapped:
         if a not in names:
             raise ParameterError(f"--airgap {a}: not a node of this cluster ({','.join(names)})")
@@ -616,8 +647,10 @@ def wallet_list(node: str, auth: str | None, as_json: bool) -> None:
     lines = [
         f"{w['wallet_id']}  {w.get('scheme')}  {w.get('threshold')}-of-"
         f"{len(w.get('parties', []))}  epoch {w.get('epoch')}  {w.get('public_key')}"
+        + (f"  group {w['group']} of key {w['key_id']}" if w.get("group", "default") != "default"
+           else "")
         for w in res["wallets"]
-    ]
+    ]  # fmt: skip
     emit(res, as_json, lines or ["no wallets"])
 
 
@@ -758,12 +791,17 @@ def sign_via_node(
     request_id: str | None,
     transaction: Any = None,
     approvals: list[Any] | None = None,
+    group: str | None = None,
 ) -> dict[str, Any]:
     """``tmpc sign --node URL``: ask the node to coordinate a signature; returns its JSON.
 
     ``transaction`` (instead of ``message``): the unsigned transaction each node parses;
-    ``approvals``: approvers' signatures of the request (:mod:`tmpc.node.policy`)."""
+    ``approvals``: approvers' signatures of the request (:mod:`tmpc.node.policy`);
+    ``group``: the signing group that signs (default: the one the policy gives the
+    request, else the wallet's own)."""
     body: dict[str, Any] = {"wallet": wallet_id}
+    if group is not None:
+        body["group"] = group
     if message is not None:
         body["message"] = message.hex()
     if transaction is not None:
@@ -825,15 +863,24 @@ def rotate_via_node(
 
 
 def reshare_via_node(
-    node: str, auth: str | None, wallet_id: str, threshold: int, parties: str
+    node: str,
+    auth: str | None,
+    wallet_id: str,
+    threshold: int,
+    parties: str,
+    group: str | None = None,
 ) -> dict[str, Any]:
     """``tmpc reshare --node URL``: move a wallet to the member nodes ``parties`` (comma
-    separated, in new party order) with ``threshold``, keeping its key."""
+    separated, in new party order) with ``threshold``, keeping its key; with ``group``, copy
+    the key to a new signing group of that name instead (the wallet keeps its parties)."""
     names = [p.strip() for p in parties.split(",") if p.strip()]
     if len(names) < 2:
         raise ParameterError("--parties lists at least two member nodes, comma separated")
-    click.echo(f"resharing wallet {wallet_id} to {threshold}-of-{len(names)}", err=True)
-    body = {"wallet": wallet_id, "threshold": threshold, "parties": names}
+    what = f"signing group {group!r} of wallet" if group is not None else "wallet"
+    click.echo(f"resharing {what} {wallet_id} to {threshold}-of-{len(names)}", err=True)
+    body: dict[str, Any] = {"wallet": wallet_id, "threshold": threshold, "parties": names}
+    if group is not None:
+        body["group"] = group
     return dict(_api(_client(node, auth), "POST", "/v1/reshare", body))
 
 

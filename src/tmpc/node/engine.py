@@ -44,6 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tmpc import policy as pol
 from tmpc import schemes
 from tmpc.encoding import lp_join, tagged_hash
 from tmpc.errors import KeystoreError, ParameterError, ProtocolError, TmpcError
@@ -1048,6 +1049,15 @@ class Engine:
                 and (wallet.share is None or self.name not in wallet.ids)
             ):
                 raise ParameterError("this node is neither a party of the wallet nor a new one")
+            if body.get("group") is not None:
+                gid = schemes.group_wallet_id(
+                    wallet.record.key_id, schemes.check_group_name(body["group"])
+                )
+                schemes.reshare_context_id(wallet.record, str(body["group"]))
+                if self.wallets.current(gid) is not None:
+                    raise ParameterError(
+                        f"the wallet has a signing group {body['group']!r} already (wallet {gid})"
+                    )
             return wallet
         if kind == "repair":
             wallet = self._wallet_shown(str(body.get("wallet")), record)
@@ -1092,8 +1102,17 @@ class Engine:
             return wallet
         if kind == "sign":
             wallet = self.wallets.get(str(body.get("wallet")))
+            group = body.get("group", wallet.record.group_name)
+            if group != wallet.record.group_name:
+                raise ParameterError(
+                    f"the request is for signing group {group!r}; wallet "
+                    f"{wallet.record.wallet_id} is group {wallet.record.group_name!r}"
+                )
             if as_party and (wallet.share is None or self.name not in wallet.ids):
-                raise ParameterError("this node holds no share of the wallet")
+                raise ParameterError(
+                    "this node holds no share of the wallet"
+                    + (f" (signing group {group!r})" if group != schemes.DEFAULT_GROUP else "")
+                )
             try:
                 message = bytes.fromhex(str(body.get("message")))
             except ValueError:
@@ -1112,9 +1131,8 @@ class Engine:
                 self._check_epoch(wallet, body.get("epoch"), sender)
                 if body["body"].get("kind") == "sign":
                     rid = str(body.get("request"))
-                    judgement = self._judge(
-                        wallet, body["body"], rid, velocity=rid not in self._held
-                    )
+                    # Velocity is checked by the reservation itself (atomically).
+                    judgement = self._judge(wallet, body["body"], rid, velocity=False)
                     if judgement is not None and rid not in self._held:
                         # Every ready party reserves (the request counts at every node that
                         # sees it, signer or not, until its outcome is known).
@@ -1179,7 +1197,8 @@ class Engine:
                 detail={"reason": str(exc)[:500]},
             )  # fmt: skip
             self._count("policy_refused")
-            raise
+            # "policy:": a refusal the coordinator treats as a veto, as any policy refusal.
+            raise pol.PolicyRefusedError(f"policy: {exc}", d.rule) from None
         self.db.add_policy_event(
             "allowed", request=request_id, wallet=judgement.facts.wallet_id, rule=d.rule,
             detail={"group": d.group, "usd": None if d.usd is None else str(d.usd),
@@ -1307,7 +1326,7 @@ class Engine:
         if req.get("kind") == "sign" and wallet is not None:
             try:
                 held = request_id in self._held
-                judgement = self._judge(wallet, req, request_id, velocity=not held)
+                judgement = self._judge(wallet, req, request_id, velocity=False)
                 if not held and judgement is not None:
                     self._held[request_id] = self._reserve(judgement, request_id)
             except TmpcError as exc:
@@ -1545,10 +1564,12 @@ class Engine:
         receiver_map = {ids[n]: ids[n] for n in new}
         new_hosts = {ids[n]: self.cluster.member(n).host_pubkey for n in new}
         share = wallet.share if self.name in dealers else None
+        group = req.get("group")
         stages, finish = machines.reshare_stages(
             wallet.record, share, self.identity.seckey, ids[self.name], dealer_map,
             receiver_map, int(req["threshold"]), new_hosts, sid, self.wallets,
             self._lifecycle_hooks(wallet.record.epoch, request_id),
+            None if group is None else str(group),
         )  # fmt: skip
         return ids, stages, finish
 
@@ -1603,9 +1624,13 @@ class Engine:
         parties = set(self.wallets.names_of(record).values())
         if wallet is not None:
             parties |= set(wallet.ids)
-        if sender not in parties and sender != self.name:
-            self._count("control_from_outside_the_quorum")
-            return
+        # The commit founding a signing group: its dealers are the key's default group.
+        founding = record.signing_group is not None and record.group_fork == epoch - 1
+        parent = self.wallets.current(record.key_id) if founding else None
+        if parent is not None:
+            parties |= set(parent.ids)
+        # Any member may deliver a commit (a coordinator need not hold a share of the wallet):
+        # what counts is its proof, the test signature checked below.
         before = wallet.record.epoch if wallet is not None else None
         answer: dict[str, Any] = {"request": request_id, "wallet": wid, "epoch": before}
         if before is not None and before >= epoch:
@@ -1617,6 +1642,14 @@ class Engine:
             return
         mine = self.name in self.wallets.names_of(record).values()
         if wallet is None and staged is None:
+            if parent is not None and not mine:
+                # A new signing group of a key this node holds: keep its public record, so
+                # this node can coordinate the group's requests and show its address.
+                self.wallets.add(record, None)
+                self.db.add_lifecycle(
+                    wid, "created", None, epoch, session=session, request=request_id,
+                    detail={"kind": "group", "group": record.group_name, "from": sender},
+                )  # fmt: skip
             return  # neither held nor joining: not this node's business
         # A party that took no part in a repair keeps its share: it seals it for the epoch.
         keeps = (
@@ -1729,11 +1762,17 @@ class Engine:
         listed as ``pending``: it switches when the commit reaches it, or asks for it when it
         restarts."""
         record = schemes.WalletRecord.from_json(result["wallet"])
-        wallet = self.wallets.get(record.wallet_id)
+        # A reshare founding a signing group starts from the key's default group.
+        wallet = self.wallets.current(record.wallet_id) or self.wallets.get(str(body["wallet"]))
         self._failpoint("refresh:before-commit")
         parties = sorted(set(wallet.ids) | set(self.wallets.names_of(record).values()))
         if self.name not in parties:
-            self.wallets.set_record(record)
+            if self.wallets.current(record.wallet_id) is None:
+                self.wallets.add(record, None)
+            else:
+                self.wallets.set_record(record)
+        # Every member learns of a new signing group (its public record); parties switch.
+        told = sorted(self.members) if record.wallet_id != wallet.record.wallet_id else parties
         answers: dict[str, dict[str, Any]] = {}
         event = asyncio.Event()
         self._commits[rid] = (answers, event)
@@ -1746,10 +1785,11 @@ class Engine:
             "record": result["wallet"],
         }
         try:
-            for p in parties:
-                self._send_control(p, "commit", rid, 0, proof)
+            for p in told:
+                if p in parties or p != self.name:
+                    self._send_control(p, "commit", rid, 0, proof)
             deadline = time.monotonic() + self.settings.round_timeout * 2
-            while len(answers) < len(parties) and time.monotonic() < deadline:
+            while sum(p in answers for p in parties) < len(parties) and time.monotonic() < deadline:
                 event.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), max(deadline - time.monotonic(), 0))
@@ -1771,6 +1811,8 @@ class Engine:
         Raises :class:`InputError` for a request this node refuses, :class:`RequestFailedError`
         if it cannot complete."""
         body = dict(body, kind=kind)
+        if kind in ("sign", "presign", "refresh", "repair"):
+            body = self._resolve_group(body)
         if kind == "sign" and body.get("transaction") is not None and "message" not in body:
             held = self.wallets.get(str(body.get("wallet")))
             body["message"] = self.policy.message_of(held, body)
@@ -1797,6 +1839,36 @@ class Engine:
             self._inflight[rid] = task
         result = await asyncio.shield(task)
         return dict(result, request_id=rid)
+
+    def groups_of(self, key_id: str) -> dict[str, NodeWallet]:
+        """Every signing group of the key ``key_id`` this node knows: name -> its wallet."""
+        out: dict[str, NodeWallet] = {}
+        for wid in self.wallets.ids():
+            try:
+                held = self.wallets.get(wid)
+            except TmpcError:
+                continue
+            if held.record.key_id == key_id:
+                out[held.record.group_name] = held
+        return out
+
+    def _resolve_group(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The request with ``wallet`` set to the sharing of its signing group: the one it
+        names (``"group"``), or for a signing request under a policy the one the policy gives
+        it (the parties judge it again: one of another group refuses it, naming the rule), or
+        the wallet's own. ``wallet`` may be the key id or any group's wallet id."""
+        wallet = self.wallets.get(str(body.get("wallet")))
+        name = body.get("group")
+        if name is None and body.get("kind") == "sign":
+            with contextlib.suppress(TmpcError):
+                name = self.policy.group_for(wallet, body)
+        if name is None or name == wallet.record.group_name:
+            return dict(body, group=wallet.record.group_name)
+        groups = self.groups_of(wallet.record.key_id)
+        if not isinstance(name, str) or name not in groups:
+            known = ", ".join(sorted(groups))
+            raise ParameterError(f"the wallet has no signing group {name!r} (it has: {known})")
+        return dict(body, wallet=groups[name].record.wallet_id, group=name)
 
     def _wallet_at_epoch(self, body: dict[str, Any]) -> NodeWallet:
         """The wallet of a lifecycle request, still at the epoch the request starts from."""
@@ -2102,6 +2174,13 @@ class Engine:
         self, rid: str, body: dict[str, Any], c: _Coordinated, chosen: list[str]
     ) -> dict[str, Any]:
         results = [d.get("result") for d in c.done.values()]
+        # A party that finished the request before (under another coordinator) answers with
+        # the result recorded then, which names who signed it then: compare the signatures.
+        results = [
+            {k: v for k, v in r.items() if k not in ("participants", "group")}
+            if isinstance(r, dict) else r
+            for r in results
+        ]  # fmt: skip
         if body["kind"] in LIFECYCLE:
             results = _with_test_signature(results)
         first = results[0]
@@ -2113,6 +2192,8 @@ class Engine:
             raise RequestFailedError(f"the participants' result does not hold: {exc}") from None
         if body["kind"] == "keygen" and self.name not in body["parties"]:
             machines.store_public_record(first, self.wallets)
+        if body["kind"] == "sign":  # who signed, by name, and as which signing group
+            first = dict(first, participants=list(chosen), group=body.get("group"))
         if body["kind"] not in LIFECYCLE:  # a lifecycle change is done once committed
             self.db.set_request(rid, status="done", result=first)
         self._stalled.pop(rid, None)

@@ -426,9 +426,12 @@ def reshare_stages(
     session_id: bytes,
     wallets: WalletStore,
     hooks: LifecycleHooks,
+    signing_group: str | None = None,
 ) -> tuple[list[Stage], Finish]:
     """A reshare of ``record``'s key to new parties and/or threshold, for this node (member
-    ``me`` of the session: a dealer, with ``share``, and/or a receiver).
+    ``me`` of the session: a dealer, with ``share``, and/or a receiver). ``signing_group``:
+    the reshare copies the key to that new signing group (:func:`tmpc.schemes.reshared_record`):
+    the dealers keep their wallet as it is and the receivers start the group's.
 
     ``dealers`` maps members to old party ids (the dealer set), ``receivers`` members to new
     ids ``1..n'``, ``new_hosts`` new ids to 33-byte host keys. A receiver's member id is its
@@ -449,14 +452,17 @@ def reshare_stages(
             new_threshold,
             record.host_public_keys,
             new_hosts,
-            reshare_context(record.wallet_id, record.epoch, session_id),
+            reshare_context(
+                schemes.reshare_context_id(record, signing_group), record.epoch, session_id
+            ),
             secshare=share.secshare if (share is not None and me in dealers) else None,
             hostseckey=hostseckey,
         )
 
     def build(prior: object) -> tuple[schemes.WalletRecord, int | None]:
         assert isinstance(prior, ReshareResult)
-        return schemes.reshared_record(record, session_id, prior), prior.secshare
+        new = schemes.reshared_record(record, session_id, prior, signing_group=signing_group)
+        return new, prior.secshare
 
     dkls23 = schemes.get_scheme(record.scheme).dkls23
     return _lifecycle_stages(
@@ -545,7 +551,12 @@ def check_result(req: dict[str, Any], result: dict[str, Any], wallets: WalletSto
         return
     if req.get("kind") in ("refresh", "reshare", "repair"):
         rec = schemes.WalletRecord.from_json(result.get("wallet"))
-        if rec.wallet_id != req.get("wallet") or rec.epoch != int(req["epoch"]) + 1:
+        wid = str(req.get("wallet"))
+        if req.get("kind") == "reshare" and req.get("group") is not None:
+            wid = schemes.group_wallet_id(wid, str(req["group"]))
+            if rec.group_name != req["group"]:
+                raise ParameterError("the new sharing is not the signing group asked for")
+        if rec.wallet_id != wid or rec.epoch != int(req["epoch"]) + 1:
             raise ParameterError("the new epoch is not the one the rotation asked for")
         if req.get("kind") == "reshare" and rec.threshold != req.get("threshold"):
             raise ParameterError("the new threshold is not the one the reshare asked for")

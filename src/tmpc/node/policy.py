@@ -20,8 +20,11 @@ before it answers *ready* and again before it sends its first protocol message:
 2. **Approvals**: approvers' Ed25519 signatures over :func:`approval_hash` of the request,
    verified here with the keys of the installed policy.
 3. **Decision**: :func:`tmpc.policy.evaluate` (the code ``tmpc policy explain`` runs); the
-   deciding rule's group must be this wallet's (every wallet is its ``default`` group until
-   signing groups exist).
+   deciding rule's signing group must be the one whose sharing this request would use (the
+   DKG's own sharing is group ``default``; others are made by ``tmpc reshare --group``). A
+   node of the ``fast`` group refuses a request the policy gives to ``senior``, naming the
+   rule. Rules, velocity and approvals see the wallet by its key id (the same for every
+   group of one key), so limits count every group's signatures alike.
 4. **Velocity**: reserved in this node's ledger (``DIR/policy.db``) when the session starts,
    atomically, so concurrent requests cannot overshoot; released if the session fails,
    committed when it is done.
@@ -32,13 +35,16 @@ records it (``node.db``, for the audit log).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tmpc import policy as pol
+from tmpc import schemes
 from tmpc.chains import facts as chain_facts
 from tmpc.errors import KeystoreError, ParameterError, TmpcError
 from tmpc.node.config import Cluster
@@ -54,26 +60,33 @@ __all__ = [
     "decode_bundle_arg",
 ]
 
-#: The signing group of a wallet's sharing (one per wallet until signing groups exist).
-DEFAULT_GROUP = "default"
+#: The signing group of a wallet's DKG sharing.
+DEFAULT_GROUP = schemes.DEFAULT_GROUP
 #: Largest installed bundle read back from disk.
 _MAX_BUNDLE = 1 << 20
+#: Transactions whose parse a node keeps (a request is judged at *ready* and again at start).
+_PARSED_CACHE = 256
 
 
-def approval_request(body: dict[str, Any]) -> dict[str, Any]:
+def approval_request(body: dict[str, Any], key_id: str | None = None) -> dict[str, Any]:
     """What approvers sign of a signing request: its content without the approvals, the
-    request id and the fields a node adds (kind, epoch; ``message`` when the request carries
-    a transaction, whose digest it is)."""
-    drop = {"approvals", "kind", "epoch", "request_id"}
+    request id, the signing group and the fields a node adds (kind, epoch; ``message`` when
+    the request carries a transaction, whose digest it is). ``key_id``: the wallet's key id,
+    which replaces the ``wallet`` a node resolved to a group's sharing, so an approval is of
+    the key's spend whichever group signs it (the policy chooses the group)."""
+    drop = {"approvals", "kind", "epoch", "request_id", "group"}
     if body.get("transaction") is not None:
         drop.add("message")
-    return {k: v for k, v in body.items() if k not in drop}
+    out = {k: v for k, v in body.items() if k not in drop}
+    if key_id is not None:
+        out["wallet"] = key_id
+    return out
 
 
-def approval_hash(body: dict[str, Any]) -> bytes:
+def approval_hash(body: dict[str, Any], key_id: str | None = None) -> bytes:
     """The 32-byte hash an approver signs for a signing request
     (:func:`tmpc.policy.request_hash` of :func:`approval_request`)."""
-    return pol.request_hash(approval_request(body))
+    return pol.request_hash(approval_request(body, key_id))
 
 
 @dataclass(frozen=True)
@@ -91,7 +104,7 @@ def _facts_of(
     record = wallet.record
     tx = body.get("transaction")
     if tx is None:
-        return pol.Facts(record.wallet_id, None, None, None, (), True, now), None
+        return pol.Facts(record.key_id, None, None, None, (), True, now), None
     if not isinstance(tx, dict):
         raise ParameterError("transaction must be a JSON object")
     chain = tx.get("chain")
@@ -119,9 +132,9 @@ def _facts_of(
         raise ParameterError("transaction chain must be bitcoin, ethereum or solana")
     if parsed.opaque or parsed.asset.startswith("ERC20:"):
         # Its amount is not what it moves: judged as a bare digest of that chain.
-        return pol.Facts(record.wallet_id, parsed.chain, None, None, (), True, now), digest
+        return pol.Facts(record.key_id, parsed.chain, None, None, (), True, now), digest
     facts = pol.Facts(
-        record.wallet_id, parsed.chain, parsed.asset, parsed.amount,
+        record.key_id, parsed.chain, parsed.asset, parsed.amount,
         tuple(parsed.destinations), False, now,
     )  # fmt: skip
     return facts, digest
@@ -137,6 +150,8 @@ class NodePolicy:
         self._ledger: pol.VelocityLedger | None = None
         self.policy: pol.Policy | None = None
         self.bundle: pol.Bundle | None = None
+        self._parsed: OrderedDict[str, tuple[pol.Facts, bytes | None]] = OrderedDict()
+        self._tallies: OrderedDict[str, pol.ApprovalTally] = OrderedDict()
         if self._path.exists():
             data = keystore.read_limited(self._path, "installed policy", _MAX_BUNDLE)
             try:
@@ -177,6 +192,7 @@ class NodePolicy:
         parsed = pol.Bundle.parse(bundle)
         keystore.replace_file(self._path, parsed.to_bytes(), 0o644)
         self.policy, self.bundle = policy, parsed
+        self._tallies.clear()  # counted under the approvers of the policy before
         return policy
 
     def judge(
@@ -199,23 +215,75 @@ class NodePolicy:
         if policy is None:
             return None
         when = now or dt.datetime.now(dt.UTC)
-        facts, digest = _facts_of(wallet, body, when)
+        facts, digest = self._facts(wallet, body, when)
         if digest is not None:
             message = body.get("message")
             if message is not None and message != digest.hex():
                 raise ParameterError("the message is not the digest of the transaction given")
-        tally = pol.count_approvals(policy, approval_hash(body), list(body.get("approvals") or []))
+        tally = self._approvals(policy, wallet, body)
         ledger = self.ledger if velocity else None
         decision = pol.evaluate(policy, facts, approvals=tally, velocity=ledger)
         if not decision.allowed:
             raise pol.PolicyRefusedError(f"policy: {decision.reason}", decision.rule)
-        if decision.group != DEFAULT_GROUP:
+        mine = wallet.record.group_name
+        if decision.group != mine:
             raise pol.PolicyRefusedError(
                 f"policy: rule {decision.rule!r} assigns signing group {decision.group!r}; this "
-                f"wallet's sharing is group {DEFAULT_GROUP!r}",
+                f"request is for group {mine!r}",
                 decision.rule,
             )
         return Judgement(decision, facts)
+
+    def _facts(
+        self, wallet: NodeWallet, body: dict[str, Any], now: dt.datetime
+    ) -> tuple[pol.Facts, bytes | None]:
+        """:func:`_facts_of`, remembered for the last few transactions: a node judges a request
+        when it answers *ready* and again at the session's start, and parsing (the digest's
+        RLP or PSBT work) is most of a judgement. Keyed by the wallet's sharing and epoch and
+        the whole transaction and path, so another request never shares an entry."""
+        key = json.dumps(
+            [wallet.record.wallet_id, wallet.record.epoch, body.get("transaction"),
+             body.get("path")],
+            sort_keys=True, separators=(",", ":"),
+        )  # fmt: skip
+        hit = self._parsed.get(key)
+        if hit is None:
+            hit = _facts_of(wallet, body, now)
+            self._parsed[key] = hit
+            while len(self._parsed) > _PARSED_CACHE:
+                self._parsed.popitem(last=False)
+        else:
+            self._parsed.move_to_end(key)
+        facts, digest = hit
+        return dataclasses.replace(facts, at=now), digest
+
+    def _approvals(
+        self, policy: pol.Policy, wallet: NodeWallet, body: dict[str, Any]
+    ) -> pol.ApprovalTally:
+        """The request's approvals counted under ``policy`` (remembered for the last few
+        requests, like :meth:`_facts`: the tally depends only on the installed policy, the
+        request's hash and the approvals, and verifying them is the rest of a judgement)."""
+        digest = approval_hash(body, wallet.record.key_id)
+        approvals = list(body.get("approvals") or [])
+        key = digest.hex() + json.dumps(approvals, sort_keys=True, separators=(",", ":"))
+        tally = self._tallies.get(key)
+        if tally is None:
+            tally = pol.count_approvals(policy, digest, approvals)
+            self._tallies[key] = tally
+            while len(self._tallies) > _PARSED_CACHE:
+                self._tallies.popitem(last=False)
+        return tally
+
+    def group_for(self, wallet: NodeWallet, body: dict[str, Any]) -> str | None:
+        """The signing group the installed policy gives a request (None without a policy, or
+        if the policy refuses it: then the parties refuse it themselves, naming the rule).
+        Velocity is left out: the parties reserve it."""
+        policy = self.policy
+        if policy is None:
+            return None
+        facts, _ = _facts_of(wallet, body, dt.datetime.now(dt.UTC))
+        decision = pol.evaluate(policy, facts, approvals=self._approvals(policy, wallet, body))
+        return decision.group if decision.allowed else None
 
     def message_of(self, wallet: NodeWallet, body: dict[str, Any]) -> str | None:
         """The digest (hex) a request's transaction makes the wallet sign, or None if it has
@@ -231,7 +299,7 @@ class NodePolicy:
         if policy is None:
             raise ParameterError("no signing policy is installed on this node")
         facts, _ = _facts_of(wallet, body, dt.datetime.now(dt.UTC))
-        tally = pol.count_approvals(policy, approval_hash(body), list(body.get("approvals") or []))
+        tally = self._approvals(policy, wallet, body)
         out = pol.explain(policy, facts, approvals=tally, velocity=self.ledger).to_json()
         out["facts"] = facts.to_json()
         return dict(out)

@@ -173,6 +173,10 @@ def build_app(engine: Engine, transport: TcpTransport, cluster: Cluster) -> web.
             out.append(
                 {
                     "wallet_id": wid,
+                    # The key's id (every signing group of one key shares it) and this
+                    # sharing's group ("default": the DKG's own).
+                    "key_id": w.record.key_id,
+                    "group": w.record.group_name,
                     "scheme": w.record.scheme,
                     "threshold": w.record.threshold,
                     "parties": [w.names[i] for i in w.record.party_ids],

@@ -22,8 +22,10 @@ a :class:`KeyShare` is one party's secret.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import json
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +48,7 @@ from tmpc.schemes import hd
 from tmpc.state.keystore import ShareSecret
 
 __all__ = [
+    "DEFAULT_GROUP",
     "SCHEMES",
     "HistoryEntry",
     "KeyShare",
@@ -56,10 +59,12 @@ __all__ = [
     "SignatureKind",
     "WalletRecord",
     "bip445_tweaks",
+    "check_group_name",
     "check_share",
     "ecdsa_digest",
     "ecdsa_pairwise",
     "get_scheme",
+    "group_wallet_id",
     "hd_tweak",
     "keygen",
     "pairwise_session",
@@ -68,6 +73,7 @@ __all__ = [
     "refreshed_record",
     "rehost_message",
     "rehosted_record",
+    "reshare_context_id",
     "reshare_shares",
     "reshared_record",
     "rotation_test_message",
@@ -78,6 +84,10 @@ __all__ = [
 ]
 
 MAX_PARTIES = 255
+#: The signing group of a wallet's DKG sharing (and of every wallet without groups).
+DEFAULT_GROUP = "default"
+#: A signing group's name: 1 to 64 of ``[A-Za-z0-9._-]``, starting with a letter or digit.
+_GROUP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 #: Version of ``wallet.json``; 2 binds every public field into the wallet id.
 WALLET_FORMAT_VERSION = 2
 
@@ -308,10 +318,20 @@ class WalletRecord:
     genesis_shares: Mapping[int, Point] | None = None
     genesis_threshold: int | None = None
     genesis_hosts: Mapping[int, bytes] | None = None
+    signing_group: str | None = None
+    group_fork: int | None = None
 
     def __post_init__(self) -> None:
         if self.epoch != len(self.history):
             raise ParameterError("a wallet's epoch is the number of its history entries")
+        if (self.signing_group is None) != (self.group_fork is None):
+            raise ParameterError("a signing group names the epoch it was made at")
+        if self.signing_group is not None:
+            check_group_name(self.signing_group)
+            fork = self.group_fork
+            assert fork is not None
+            if not 0 <= fork < self.epoch or not isinstance(self.history[fork], Reshare):
+                raise ParameterError("a signing group starts with a reshare of its wallet's key")
         if (self.genesis_shares is None) != (self.epoch == 0):
             raise ParameterError("a wallet past its DKG keeps its DKG's verification shares")
         if self.epoch == 0:
@@ -335,12 +355,34 @@ class WalletRecord:
         return list(range(1, self.parties + 1))
 
     @property
+    def group_name(self) -> str:
+        """This sharing's signing group: :data:`DEFAULT_GROUP` for the DKG's own sharing."""
+        return self.signing_group or DEFAULT_GROUP
+
+    @property
     def wallet_id(self) -> str:
+        """This sharing's id: :attr:`key_id` for the DKG's own sharing, and for another
+        signing group of the same key :func:`group_wallet_id` of the key id and its name (so
+        each group's shares, sessions and presignatures are kept apart by id)."""
+        if self.signing_group is None:
+            return self.key_id
+        return group_wallet_id(self.key_id, self.signing_group)
+
+    def context_id(self, index: int) -> str:
+        """The wallet id history entry ``index`` ran under: a signing group's entries from its
+        founding reshare on run under the group's id, the ones it inherited under the key's."""
+        if self.group_fork is not None and index >= self.group_fork:
+            return self.wallet_id
+        return self.key_id
+
+    @functools.cached_property
+    def key_id(self) -> str:
         """A short identifier (32 hex) binding everything public about the wallet's DKG.
 
         Scheme, the DKG's threshold and party count, group key, every verification share of
         the DKG and every host key of the DKG, the Taproot script-tree root, epoch 0 and the
-        DKG's recovery data (hence the BIP32 chain code), all length-prefixed. It stays the
+        DKG's recovery data (hence the BIP32 chain code), all length-prefixed; every signing
+        group of the key shares it. It stays the
         same through refreshes, reshares and rehosts (epochs are bound by share files and by
         each history entry's certificate). Share files bind this id in their associated data,
         so an edited ``wallet.json`` no longer matches its shares.
@@ -400,6 +442,12 @@ class WalletRecord:
         }
         if self.history:
             doc["history"] = [_entry_to_json(e) for e in self.history]
+        if self.signing_group is not None:
+            doc["signing_group"] = {
+                "name": self.signing_group,
+                "fork": self.group_fork,
+                "key_id": self.key_id,
+            }
         if get_scheme(self.scheme).taproot:
             doc["taproot"] = {
                 "internal_key": self.group_public_key.encode()[1:].hex(),
@@ -451,6 +499,13 @@ class WalletRecord:
                     raise KeystoreError("wallet.json: the Taproot merkle root is not 32 bytes")
             history = tuple(_entry_from_json(g, e) for e in doc.get("history", []))
             recovery_data = bytes.fromhex(doc["recovery_data"])
+            group_doc = doc.get("signing_group")
+            group_name, fork = None, None
+            if group_doc is not None:
+                group_name = check_group_name(group_doc["name"])
+                fork = int(group_doc["fork"])
+                if not 0 <= fork < epoch or not isinstance(history[fork], Reshare):
+                    raise KeystoreError("wallet.json: the signing group's founding epoch is wrong")
         except (
             KeyError,
             TypeError,
@@ -476,8 +531,10 @@ class WalletRecord:
         wid = _genesis_id(scheme, params.t, pk, genesis, genesis_hosts, root, recovery_data)
         final = _Epoch(params.t, genesis_hosts, genesis)
         for k, entry in enumerate(history):
+            # A signing group's own epochs (from its founding reshare) run under its own id.
+            ctx_id = wid if fork is None or k < fork else group_wallet_id(wid, str(group_name))
             try:
-                final = _apply_entry(scheme, pk, wid, k, final, entry)
+                final = _apply_entry(scheme, pk, ctx_id, k, final, entry)
             except ParameterError as exc:
                 raise KeystoreError(
                     f"wallet.json: history entry {k + 1} ({_kind(entry)}): {exc}"
@@ -506,13 +563,40 @@ class WalletRecord:
                 genesis_shares=genesis if history else None,
                 genesis_threshold=params.t if history else None,
                 genesis_hosts=genesis_hosts if history else None,
+                signing_group=group_name,
+                group_fork=fork,
             )
         except (KeyError, TypeError, ValueError, OverflowError, DecodeError, ParameterError):
             # OverflowError: int() of an infinity, which Python's json writes and reads
             raise KeystoreError("wallet.json is malformed or has an invalid key") from None
         if doc.get("wallet_id") != rec.wallet_id or doc.get("public_key") != rec.public_key.hex():
             raise KeystoreError("wallet.json: wallet id or public key does not match its content")
+        if group_doc is not None and group_doc.get("key_id") != rec.key_id:
+            raise KeystoreError("wallet.json: the signing group's key id does not match")
         return rec
+
+
+def check_group_name(name: object) -> str:
+    """``name`` if it names a signing group other than :data:`DEFAULT_GROUP` (1 to 64 of
+    ``[A-Za-z0-9._-]``, starting with a letter or digit); raises :class:`ParameterError`."""
+    if not isinstance(name, str) or _GROUP_NAME.fullmatch(name) is None:
+        raise ParameterError(
+            "a signing group's name is 1 to 64 letters, digits, '.', '_' or '-' (starting with a "
+            "letter or digit)"
+        )
+    if name == DEFAULT_GROUP:
+        raise ParameterError(f"{DEFAULT_GROUP!r} is the DKG's own sharing, not a new group")
+    return name
+
+
+def group_wallet_id(key_id: str, name: str) -> str:
+    """The wallet id (32 hex) of signing group ``name`` of the key whose DKG gave ``key_id``:
+    ``tagged_hash("tmpc/wallet-group/v1", key id || name)`` (length-prefixed), first 16
+    bytes. The default group's id is the key id itself."""
+    if name == DEFAULT_GROUP:
+        return key_id
+    h = tagged_hash("tmpc/wallet-group/v1", lp_join([bytes.fromhex(key_id), name.encode()]))
+    return h[:16].hex()
 
 
 def _genesis_of(record: WalletRecord) -> tuple[Mapping[int, Point], int, Mapping[int, bytes]]:
@@ -738,9 +822,15 @@ def _apply_entry(
     return _Epoch(state.threshold, {**state.hosts, r: key}, state.vs)
 
 
-def _next_record(record: WalletRecord, entry: HistoryEntry, after: _Epoch) -> WalletRecord:
-    """The record of the epoch after ``record`` by ``entry`` (which leads to ``after``)."""
+def _next_record(
+    record: WalletRecord, entry: HistoryEntry, after: _Epoch, signing_group: str | None = None
+) -> WalletRecord:
+    """The record of the epoch after ``record`` by ``entry`` (which leads to ``after``);
+    ``signing_group``: ``entry`` founds that group (a reshare that copies the key)."""
     genesis, threshold, hosts = _genesis_of(record)
+    group, fork = record.signing_group, record.group_fork
+    if signing_group is not None:
+        group, fork = signing_group, record.epoch
     return WalletRecord(
         scheme=record.scheme,
         threshold=after.threshold,
@@ -755,6 +845,8 @@ def _next_record(record: WalletRecord, entry: HistoryEntry, after: _Epoch) -> Wa
         genesis_shares=dict(genesis),
         genesis_threshold=threshold,
         genesis_hosts=dict(hosts),
+        signing_group=group,
+        group_fork=fork,
     )
 
 
@@ -919,6 +1011,7 @@ def reshare_shares(
     new_hostseckeys: Mapping[int, bytes],
     *,
     session_id: bytes | None = None,
+    signing_group: str | None = None,
 ) -> tuple[WalletRecord, list[KeyShare]]:
     """Move the wallet's key to new parties and/or a new threshold, all in this process.
 
@@ -933,7 +1026,9 @@ def reshare_shares(
     verification shares; the reshare added to its history) and the new parties' shares, in
     new-id order. Old shares do not combine with the new ones.
 
-    ``session_id`` (32 bytes, default random) **must not** be reused.
+    ``session_id`` (32 bytes, default random) **must not** be reused. ``signing_group``: copy
+    the key to a new signing group of that name instead (:func:`reshared_record`); the
+    dealers' shares stay valid for their own wallet.
 
     Raises :class:`ParameterError` for fewer dealers than the threshold, a dealer listed twice
     or not a party, bad new ids, threshold, keys or session id, and :class:`KeystoreError` for
@@ -960,7 +1055,7 @@ def reshare_shares(
         record.verification_shares,
         record.group_public_key,
         new_threshold,
-        reshare.reshare_context(record.wallet_id, record.epoch, sid),
+        reshare.reshare_context(reshare_context_id(record, signing_group), record.epoch, sid),
         hostseckeys={s.identifier: s.hostseckey for s in dealer_shares},
         new_hostseckeys=new_hostseckeys,
         host_pubkeys=record.host_public_keys,
@@ -969,7 +1064,9 @@ def reshare_shares(
     for r in results.values():
         if r.identifier is not None and r.secshare is not None:
             new_shares[r.identifier] = r.secshare
-    new_record = reshared_record(record, sid, next(iter(results.values())))
+    new_record = reshared_record(
+        record, sid, next(iter(results.values())), signing_group=signing_group
+    )
     pairwise: dict[int, bytes] = {}
     if scheme.dkls23:
         material = dkls23.pairwise_setup_local(new_record.party_ids, pairwise_session(new_record))
@@ -981,12 +1078,21 @@ def reshare_shares(
 
 
 def reshared_record(
-    record: WalletRecord, session: bytes, result: reshare.ReshareResult
+    record: WalletRecord,
+    session: bytes,
+    result: reshare.ReshareResult,
+    *,
+    signing_group: str | None = None,
 ) -> WalletRecord:
     """The record of the epoch after a reshare of ``record`` under ``session`` (its session id):
     the same identity, the new threshold, parties, host keys and verification shares, and the
     reshare (commitments, new threshold and host keys, certificate) added to its history.
     Every member of the reshare computes the same.
+
+    ``signing_group``: the reshare *copies* the key to a new signing group of that name (its
+    dealers keep their shares, the group gets its own sharing of the same key, with the same
+    address): the reshare ran under the group's id (:func:`reshare_context_id`), and the new
+    record is the group's first. Only the DKG's own sharing is copied.
 
     The entry is checked as :meth:`WalletRecord.from_json` checks it (dealer set, degrees,
     constant terms, every certificate signature), and ``result``'s verification shares must
@@ -1002,14 +1108,27 @@ def reshared_record(
     after = _apply_entry(
         get_scheme(record.scheme),
         record.group_public_key,
-        record.wallet_id,
+        reshare_context_id(record, signing_group),
         record.epoch,
         _Epoch.of(record),
         entry,
     )
     if dict(after.vs) != dict(result.verification_shares):
         raise ParameterError("the reshare's verification shares are not its commitments'")
-    return _next_record(record, entry, after)
+    return _next_record(record, entry, after, signing_group)
+
+
+def reshare_context_id(record: WalletRecord, signing_group: str | None = None) -> str:
+    """The wallet id a reshare of ``record`` runs under: the record's own, or for a reshare
+    that founds signing group ``signing_group``, the group's (so its transcript can never be
+    taken for a reshare of the wallet itself). Raises :class:`ParameterError` for a bad name or
+    a group copied from another group."""
+    if signing_group is None:
+        return record.wallet_id
+    check_group_name(signing_group)
+    if record.signing_group is not None:
+        raise ParameterError("a signing group is made from the wallet's default group")
+    return group_wallet_id(record.key_id, signing_group)
 
 
 def rehost_message(record: WalletRecord, party: int, new_host_pubkey: bytes) -> bytes:
