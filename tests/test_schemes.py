@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import logging
@@ -152,7 +153,7 @@ def test_edited_wallet_json_is_refused(scheme_id: str, case: int) -> None:
 def test_edited_taproot_merkle_root_is_refused() -> None:
     record, _ = schemes.keygen("schnorr-bip340", 2, 3)
     doc = record.to_json()
-    attacker = schemes.WalletRecord(**{**record.__dict__, "taproot_merkle_root": b"\x11" * 32})
+    attacker = dataclasses.replace(record, taproot_merkle_root=b"\x11" * 32)
     forged = attacker.to_json()
     # Every derived field rewritten consistently: the wallet id moved, so no share file opens.
     assert forged["wallet_id"] != doc["wallet_id"]
