@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean redis softhsm2
+.PHONY: demo test lint bench clean redis softhsm2 prometheus chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,17 @@ redis:
 softhsm2:
 	@command -v softhsm2-util >/dev/null || (apt-get update -qq && apt-get install -y -qq softhsm2 >/dev/null)
 
-test: $(STAMP) redis softhsm2
+# The metrics tests run promtool on the alert rules and scrape a node with a real Prometheus
+# server (Debian's prometheus: both binaries).
+prometheus:
+	@command -v promtool >/dev/null || (apt-get update -qq && apt-get install -y -qq prometheus >/dev/null)
+
+# The monitor's dashboard test drives Debian's chromium headless through Debian's chromedriver
+# (Selenium, pinned in the dev extras; the two Debian packages come from one build and match).
+chromium:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null)
+
+test: $(STAMP) redis softhsm2 prometheus chromium
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

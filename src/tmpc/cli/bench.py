@@ -470,8 +470,12 @@ def run_node_bench(
     requests: int = NODE_REQUESTS,
     in_flight: int = NODE_IN_FLIGHT,
     progress: Progress | None = None,
+    observe: bool = True,
 ) -> list[BenchRecord]:
     """Measure signing through a local cluster of ``parties`` node processes.
+
+    ``observe=False`` runs the nodes without audit log and metrics (``--no-observe``), to
+    measure what those cost.
 
     Starts the nodes (``tmpc node run``, mutual TLS on 127.0.0.1) in a new temporary
     directory, creates a ``threshold``-of-``parties`` wallet by DKG through the first node,
@@ -516,7 +520,8 @@ def run_node_bench(
         procs: list[Any] = []
         try:
             for name in names:
-                procs.append(start_node_process(directory / name, pw_file))
+                extra = [] if observe else ["--no-observe"]
+                procs.append(start_node_process(directory / name, pw_file, extra))
             for name, proc in zip(names, procs, strict=True):
                 wait_ready(proc, name)
                 say(f"node {name} ready (pid {proc.pid})")

@@ -35,7 +35,9 @@ import click
 
 from tmpc import schemes
 from tmpc.cli import node as cli_node
+from tmpc.cli.audit import audit as audit_group
 from tmpc.cli.backup import backup as backup_group
+from tmpc.cli.monitor import monitor as monitor_command
 from tmpc.cli.policy import policy as policy_group
 from tmpc.encoding import bytes_from_hex
 from tmpc.errors import (
@@ -1384,6 +1386,11 @@ def tx_solana(
     help="With --nodes: requests outstanding in the throughput run [default: 32]",
 )
 @click.option(
+    "--no-observe",
+    is_flag=True,
+    help="With --nodes: run the nodes without audit log and metrics (to measure their cost).",
+)
+@click.option(
     "--policy",
     "policy",
     is_flag=True,
@@ -1398,6 +1405,7 @@ def bench(
     nodes: bool,
     requests: int | None,
     in_flight: int | None,
+    no_observe: bool,
     policy: bool,
     as_json: bool,
 ) -> None:
@@ -1424,10 +1432,11 @@ def bench(
             requests=bench_mod.NODE_REQUESTS if requests is None else requests,
             in_flight=bench_mod.NODE_IN_FLIGHT if in_flight is None else in_flight,
             progress=lambda line: click.echo(line, err=True),
+            observe=not no_observe,
         )
     else:
-        if requests is not None or in_flight is not None:
-            raise ParameterError("--requests and --in-flight need --nodes")
+        if requests is not None or in_flight is not None or no_observe:
+            raise ParameterError("--requests, --in-flight and --no-observe need --nodes")
         records = bench_mod.run_bench(scheme, threshold, parties, 20 if runs is None else runs)
     if as_json:
         click.echo(json.dumps([r.to_json() for r in records], indent=2))
@@ -1447,6 +1456,8 @@ def bench(
 cli_node.register(cli)
 cli.add_command(backup_group)
 cli.add_command(policy_group)
+cli.add_command(audit_group)
+cli.add_command(monitor_command)
 
 
 def _os_error_message(exc: OSError) -> str:

@@ -278,6 +278,22 @@ def node_card(directory: Path, passphrase_file: Path | None, hsm_pin_file: Path 
     metavar="NAME",
     help="A member that is air-gapped: messages to it via files (repeatable).",
 )
+@click.option(
+    "--metrics-listen",
+    default=None,
+    metavar="HOST:PORT",
+    help="Also serve /metrics over plain HTTP here, for Prometheus (e.g. 127.0.0.1:9470).",
+)
+@click.option(
+    "--heartbeat-every",
+    default=None,
+    type=float,
+    metavar="SECONDS",
+    help="Each wallet this node leads signs a fixed, non-spendable test message this often.",
+)
+@click.option(
+    "--no-observe", is_flag=True, hidden=True, help="Benchmarks only: no audit, no metrics."
+)
 def node_run(
     directory: Path,
     passphrase_file: Path | None,
@@ -290,6 +306,9 @@ def node_run(
     relay: str | None,
     airgap: bool,
     airgap_peers: tuple[str, ...],
+    metrics_listen: str | None,
+    heartbeat_every: float | None,
+    no_observe: bool,
 ) -> None:
     """Run the node until SIGTERM or SIGINT.
 
@@ -308,13 +327,18 @@ def node_run(
         raise ParameterError("--rotate-every must be between 0 and 3650 days")
     if rotate_window is not None and rotate_every is None:
         raise ParameterError("--rotate-window goes with --rotate-every")
+    if heartbeat_every is not None and not 1 <= heartbeat_every <= 86400 * 7:
+        raise ParameterError("--heartbeat-every must be between 1 second and 7 days")
     settings = EngineSettings(
         ready_timeout=ready_timeout,
         round_timeout=round_timeout,
         ready_grace=ready_grace,
         rotate_every=rotate_every * 86400 if rotate_every is not None else None,
         rotate_window=parse_window(rotate_window) if rotate_window is not None else None,
+        heartbeat_every=heartbeat_every,
+        observe=not no_observe,
     )
+    listen = _host_port(metrics_listen, "--metrics-listen") if metrics_listen else None
     if relay is not None and not relay.startswith(("redis://", "rediss://", "unix://")):
         raise ParameterError("--relay must be a redis://HOST:PORT URL")
     if airgap and (airgap_peers or relay is not None):
@@ -322,7 +346,18 @@ def node_run(
     if not directory.is_dir():
         raise KeystoreError(f"{directory} is not a node directory")
     _cfg, unlock = _node_unlock(directory, passphrase_file, hsm_pin_file)
-    run_node(directory, unlock, settings, relay=relay, airgap=airgap, airgap_peers=airgap_peers)
+    run_node(
+        directory, unlock, settings, relay=relay, airgap=airgap, airgap_peers=airgap_peers,
+        metrics_listen=listen,
+    )  # fmt: skip
+
+
+def _host_port(text: str, what: str) -> tuple[str, int]:
+    """``HOST:PORT`` as a pair; raises :class:`ParameterError` naming ``what``."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ParameterError(f"{what} takes HOST:PORT, e.g. 127.0.0.1:9470")
+    return host.strip("[]"), int(port)
 
 
 @click.group()
@@ -525,6 +560,13 @@ def wait_ready(proc: Any, name: str, timeout: float = 60.0) -> None:
     help="A signing-policy administrator (as cluster create; new clusters only).",
 )
 @click.option("--policy-quorum", type=int, default=None, help="As cluster create.")
+@click.option(
+    "--heartbeat-every",
+    default=None,
+    type=float,
+    metavar="SECONDS",
+    help="Run every node with --heartbeat-every SECONDS.",
+)
 def cluster_local(
     parties: int,
     directory: Path,
@@ -534,8 +576,12 @@ def cluster_local(
     airgapped: tuple[str, ...],
     policy_admins: tuple[str, ...],
     policy_quorum: int | None,
+    heartbeat_every: float | None,
 ) -> None:
     """Start N nodes on loopback (a demo or test cluster) until SIGINT or SIGTERM.
+
+    Each node also serves its Prometheus metrics over plain HTTP on a free loopback port
+    (``metrics_url`` in --json).
 
     With --policy-admin (repeatable), a new cluster's nodes install only signing policies
     signed by --policy-quorum of these administrators (tmpc policy install --node)."""
@@ -559,9 +605,13 @@ def cluster_local(
             extra += ["--relay", relay]
         if airgapped:  # a trip across the gap may take as long as a round
             extra += ["--ready-timeout", str(round_timeout), "--ready-grace", str(round_timeout)]
+        if heartbeat_every is not None:
+            extra += ["--heartbeat-every", str(heartbeat_every)]
+        metrics = dict(zip(names, _free_ports(len(names)), strict=True))
         for name in names:
             peers = [x for a in airgapped for x in ("--airgap-peer", a)]
             own = ["--airgap"] if name in airgapped else peers
+            own += ["--metrics-listen", f"127.0.0.1:{metrics[name]}"]
             procs[name] = start_node_process(directory / name, pw_file, extra + own)
         for name in names:
             wait_ready(procs[name], name)
@@ -569,14 +619,15 @@ def cluster_local(
         for name in names:
             cfg = node_config.load_config(directory / name)
             nodes.append(
-                {"name": name, "url": cfg.url, "pid": procs[name].pid, "dir": str(directory / name)}
-            )
+                {"name": name, "url": cfg.url, "pid": procs[name].pid, "dir": str(directory / name),
+                 "metrics_url": f"http://127.0.0.1:{metrics[name]}/metrics"}
+            )  # fmt: skip
         out = {"nodes": nodes, "auth": str(auth_file)}
         if as_json:
             click.echo(json.dumps(out), nl=True)
         else:
             for n in nodes:
-                click.echo(f"{n['name']}  {n['url']}  pid {n['pid']}")
+                click.echo(f"{n['name']}  {n['url']}  pid {n['pid']}  metrics {n['metrics_url']}")
             click.echo(f"operator credential: {auth_file} (use --auth or TMPC_AUTH)")
         sys.stdout.flush()
         while not stopping:

@@ -46,11 +46,14 @@ from typing import Any
 
 from tmpc import policy as pol
 from tmpc import schemes
+from tmpc.audit import AuditLog, CheckpointBody, CheckpointSchedule
 from tmpc.encoding import lp_join, tagged_hash
 from tmpc.errors import KeystoreError, ParameterError, ProtocolError, TmpcError
 from tmpc.node import machines
 from tmpc.node.config import Cluster, NodeConfig
 from tmpc.node.db import NodeDB
+from tmpc.node.metrics import NodeMetrics
+from tmpc.node.observe import PROTOCOLS, Observer
 from tmpc.node.policy import Judgement, NodePolicy
 from tmpc.node.presigs import NodePresignatures
 from tmpc.node.wallets import NodeWallet, WalletStore
@@ -88,6 +91,8 @@ CONTROL = frozenset(
         "catchup",
         "policy",
         "outcome",
+        "cosign",
+        "cosigned",
     }
 )
 #: Most broadcast envelopes one ``echo`` control message may carry.
@@ -125,6 +130,17 @@ class EngineSettings:
     #: ...only inside this daily window (UTC minutes since midnight, start and end; it may
     #: wrap past midnight); None: at any time.
     rotate_window: tuple[int, int] | None = None
+    #: Keep the node's audit log (``DIR/audit``; :mod:`tmpc.audit`).
+    audit: bool = True
+    #: Audit events and metrics at all (False only to measure what they cost: benchmarks).
+    observe: bool = True
+    #: Heartbeat: each wallet this node leads (its party 1) signs a fixed, non-spendable
+    #: message this often (seconds; None: never).
+    heartbeat_every: float | None = None
+    #: Ask the other members to cosign this node's audit head this often (seconds), or
+    #: after this many entries; None: never.
+    checkpoint_every: float | None = 300.0
+    checkpoint_entries: int = 1000
 
 
 def parse_window(text: str) -> tuple[int, int]:
@@ -166,6 +182,12 @@ def _with_test_signature(results: list[Any]) -> list[Any]:
         return results
     (sig,) = sigs
     return [dict(r, test_signature=sig) for r in dicts]
+
+
+def heartbeat_message(record: schemes.WalletRecord) -> bytes:
+    """The 32-byte message a wallet's heartbeat signs: a tagged hash of its wallet id,
+    fixed and domain-separated, so it is never a transaction's digest (nothing spendable)."""
+    return tagged_hash("tmpc/heartbeat/v1", bytes.fromhex(record.wallet_id))
 
 
 def _entry_kind(record: schemes.WalletRecord) -> str:
@@ -354,6 +376,8 @@ class _Session:
     #: other participants when an echo check fails, to find who sent two versions.
     broadcasts: dict[tuple[str, str, int], bytes] = field(default_factory=dict)
     kind: str = ""  # the request's kind
+    protocol: str = ""  # machines.protocol_name of the request
+    started: float = field(default_factory=time.monotonic)
 
     @property
     def names(self) -> dict[int, str]:
@@ -408,6 +432,16 @@ class Engine:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stalled: dict[str, set[str]] = {}
         self.metrics: dict[str, int] = {}
+        #: Prometheus metrics (``/metrics``) and the audit log, behind one set of events.
+        self.prom = NodeMetrics(protocols=PROTOCOLS)
+        audit = None
+        if self.settings.audit and self.settings.observe:
+            audit = AuditLog.open(
+                config.directory, node=self.name, identity=identity, background=True
+            )
+        self.observe = Observer(self.prom, audit, enabled=self.settings.observe)
+        #: When each peer was last heard from or acknowledged a message (monotonic seconds).
+        self._heard: dict[str, float] = {}
         #: This node's pooled DKLs23 presignatures (``DIR/presignatures``).
         self.presigs = NodePresignatures(config.directory, identity.seckey, self.ledger)
         #: The signing policy this node enforces (``DIR/policy.json``) and its velocity ledger.
@@ -423,6 +457,8 @@ class Engine:
         self._retry_at: dict[str, float] = {}
         #: Rotations this coordinator is committing: request id -> (node -> answer), event.
         self._commits: dict[str, tuple[dict[str, dict[str, Any]], asyncio.Event]] = {}
+        #: Audit checkpoints this node is collecting: request id -> (node -> answer), event.
+        self._cosigns: dict[str, tuple[dict[str, dict[str, Any]], asyncio.Event]] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -457,6 +493,32 @@ class Engine:
 
             self._spawn(later())
 
+    def _lifecycle(
+        self,
+        wallet: str,
+        event: str,
+        epoch_before: int | None,
+        epoch_after: int | None,
+        *,
+        session: bytes | None = None,
+        request: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a key lifecycle event (``node.db``), audit it, and keep the epoch metric."""
+        self.db.add_lifecycle(
+            wallet, event, epoch_before, epoch_after, session=session, request=request,
+            detail=detail,
+        )  # fmt: skip
+        extra = detail or {}
+        self.observe.lifecycle(
+            wallet, event,
+            {"epoch_before": epoch_before, "epoch_after": epoch_after,
+             "session": session.hex() if session else None, "request": request,
+             "kind": extra.get("kind"), "from": extra.get("from")},
+        )  # fmt: skip
+        if event in ("created", "switched") and epoch_after is not None:
+            self.prom.set_epoch(wallet, epoch_after)
+
     def _count(self, key: str) -> None:
         self.metrics[key] = self.metrics.get(key, 0) + 1
 
@@ -467,6 +529,14 @@ class Engine:
         self._spawn(self.watchdog())
         if self.settings.rotate_every is not None:
             self._spawn(self.scheduler())
+        if self.settings.heartbeat_every is not None:
+            self._spawn(self.heartbeats())
+        if self.observe.audit is not None and self.settings.checkpoint_every is not None:
+            self._spawn(self.checkpoints())
+        self.prom.set_pool_source(self._pool_sizes)
+        for wid in self.wallets.ids():
+            with contextlib.suppress(TmpcError):
+                self.prom.set_epoch(wid, self.wallets.get(wid).record.epoch)
         for s in self.db.mark_running_lost():
             payload = {"request": s["request"], "attempt": s["attempt"], "reason": "lost"}
             self._send_control(s["coordinator"], "abort", s["request"], s["attempt"], payload)
@@ -526,6 +596,7 @@ class Engine:
         await self.transport.close()
         self.presigs.close()
         self.policy.close()
+        self.observe.close()
 
     def _seal(
         self,
@@ -573,6 +644,7 @@ class Engine:
         while True:
             try:
                 await self.transport.send(to, data, session=session)
+                self._heard[to] = time.monotonic()
                 return
             except TransportError as exc:
                 if isinstance(exc, RejectedError):
@@ -624,12 +696,17 @@ class Engine:
             opened = self.opener.open(data)
         except envelope.EnvelopeError as exc:
             self._count(f"envelope_rejected_{exc.reason}")
+            self._rejected(exc.reason, data)
             if exc.reason == "equivocation" and exc.culprits:
                 self._on_equivocation(data, str(exc.culprits[0]), exc.evidence)
             raise
         if opened is None:
+            # A copy of an envelope already taken: a re-send whose acknowledgement was lost,
+            # or a replay inside its session. Counted, not audited (re-sends are routine).
             self._count("envelope_duplicate")
+            self.prom.rejected("duplicate")
             return
+        self._heard[opened.sender] = time.monotonic()
         if opened.protocol in CONTROL:
             try:
                 body = json.loads(opened.payload)
@@ -643,6 +720,16 @@ class Engine:
             )
             return
         self._on_protocol(opened)
+
+    def _rejected(self, reason: str, data: bytes) -> None:
+        """Audit and count a refused envelope, with the sender and session it claims (not
+        verified: a relay can forge them)."""
+        sender: str | None = None
+        session: bytes | None = None
+        with contextlib.suppress(TmpcError, ValueError):
+            env = envelope.Envelope.from_bytes(data)
+            sender, session = env.sender[:64], env.session
+        self.observe.rejected(reason, sender, session)
 
     def _on_equivocation(self, data: bytes, culprit: str, evidence: tuple[bytes, ...]) -> None:
         """A member signed two different messages for one round of one session: that is
@@ -677,6 +764,7 @@ class Engine:
             return
         if opened.sender not in s.ids:
             self._count("message_from_outsider")
+            self.observe.rejected("outsider", opened.sender, opened.session)
             return
         self._step(s, opened)
 
@@ -696,6 +784,7 @@ class Engine:
                 now = time.monotonic()
                 s.rounds.append(round(now - s.round_started, 6))
                 s.round_started = now
+                self.observe.session_round(s.id, s.protocol, len(s.rounds), s.rounds[-1])
             s.progress = time.monotonic()
             self._emit(s, out)
             if m.done:
@@ -842,11 +931,14 @@ class Engine:
             return
         s.ended = True
         self.db.finish_session(s.id, s.request_id, result, s.rounds)
+        self.observe.session_completed(
+            s.id, s.request_id, s.protocol, time.monotonic() - s.started, result
+        )
         if s.kind == "sign":
             self._settle(s.request_id, signed=True)
         if s.kind == "keygen":
             wid = str(result["wallet"]["wallet_id"])
-            self.db.add_lifecycle(wid, "created", None, 0, session=s.id, request=s.request_id)
+            self._lifecycle(wid, "created", None, 0, session=s.id, request=s.request_id)
         self._forget(s.id)
         self._send_control(
             s.coordinator,
@@ -863,6 +955,10 @@ class Engine:
             return
         s.ended = s.aborted = True
         self._count("session_aborted")
+        self.observe.session_aborted(
+            s.id, s.request_id, s.protocol, time.monotonic() - s.started, reason, culprits,
+            missing or [],
+        )  # fmt: skip
         log.info("session %s aborted: %s (culprits %s)", s.id.hex()[:16], reason, culprits)
         self.db.end_session(
             s.id, "aborted", error=reason, culprits=culprits, missing=missing, rounds=s.rounds
@@ -874,7 +970,7 @@ class Engine:
             # Nobody switches to an epoch a party did not finish: the staged files go.
             with contextlib.suppress(TmpcError, OSError):
                 self.wallets.discard_staged(s.wallet, s.id)
-            self.db.add_lifecycle(
+            self._lifecycle(
                 s.wallet, "discarded", None, None, session=s.id, request=s.request_id,
                 detail={"reason": reason[:200]},
             )  # fmt: skip
@@ -937,6 +1033,142 @@ class Engine:
                     log.warning("scheduled rotation of %s failed: %s", wid, exc)
                     self._retry_at[wid] = time.time() + max(every / 10, tick * 4)
 
+    def _pool_sizes(self) -> dict[str, int]:
+        """Unused pooled presignatures per ECDSA wallet this node holds a share of (path m),
+        for the ``tmpc_presignatures`` gauge (read at scrape time)."""
+        out: dict[str, int] = {}
+        for wid in self.wallets.ids():
+            try:
+                held = self.wallets.get(wid)
+            except TmpcError:
+                continue
+            if held.share is None or not schemes.get_scheme(held.record.scheme).dkls23:
+                continue
+            me = held.share.identifier
+            out[wid] = len(self.presigs.available(wid, None, me, limit=100_000))
+        return out
+
+    def heartbeats_due(self) -> list[str]:
+        """Wallets whose heartbeat this node makes: those it holds a share of as the wallet's
+        first party (one heartbeat per wallet, as for scheduled rotation)."""
+        due = []
+        for wid in self.wallets.ids():
+            try:
+                held = self.wallets.get(wid)
+            except TmpcError:
+                continue
+            if held.share is not None and held.names.get(1) == self.name:
+                due.append(wid)
+        return due
+
+    async def heartbeat(self, wallet_id: str) -> dict[str, Any]:
+        """Make one heartbeat signature of ``wallet_id`` with a quorum of its parties, over
+        :func:`heartbeat_message` (fixed, non-spendable; parties check it and let it through
+        the signing policy), verified independently of the parties; audited and counted
+        (``tmpc_heartbeat_*``). Returns the signing result; raises :class:`TmpcError`."""
+        held = self.wallets.get(wallet_id)
+        message = heartbeat_message(held.record).hex()
+        rid = f"heartbeat-{wallet_id}-{int(time.time() * 1000)}"
+        started = time.monotonic()
+        try:
+            res = await self.submit("sign", {"wallet": wallet_id, "message": message,
+                                             "heartbeat": True}, rid)  # fmt: skip
+        except TmpcError as exc:
+            self.observe.heartbeat(wallet_id, False, {"error": str(exc)[:300]})
+            raise
+        self.observe.heartbeat(
+            wallet_id, True,
+            {"epoch": held.record.epoch, "seconds": round(time.monotonic() - started, 6),
+             "participants": list(res.get("participants") or [])},
+        )  # fmt: skip
+        return res
+
+    async def heartbeats(self) -> None:
+        """The heartbeat schedule (``heartbeat_every``): each wallet this node leads signs
+        its heartbeat message, one after the other; a failure is recorded, and the next
+        tick tries again. A cluster whose connections look healthy but cannot sign is seen:
+        its heartbeat grows old (``tmpc_heartbeat_age_seconds``)."""
+        every = self.settings.heartbeat_every
+        assert every is not None
+        while True:
+            for wid in self.heartbeats_due():
+                with contextlib.suppress(TmpcError):
+                    await self.heartbeat(wid)
+            await asyncio.sleep(every)
+
+    async def checkpoint(self) -> dict[str, Any]:
+        """Have the other members cosign this node's audit head, and record the checkpoint
+        (:mod:`tmpc.audit.checkpoint`): after it, this node cannot rewrite its log up to that
+        head unnoticed. Returns ``{"seq", "cosigners"}``; raises :class:`TmpcError` if no
+        member cosigned."""
+        audit = self.observe.audit
+        if audit is None:
+            raise ParameterError("this node keeps no audit log")
+        body = await asyncio.to_thread(audit.checkpoint_body)
+        rid = f"checkpoint-{self.name}-{body.seq}-{secrets.token_hex(4)}"
+        answers: dict[str, dict[str, Any]] = {}
+        event = asyncio.Event()
+        self._cosigns[rid] = (answers, event)
+        others = [m for m in self.members if m != self.name]
+        try:
+            for m in others:
+                self._send_control(m, "cosign", rid, 0, {"request": rid, "head": body.to_json()})
+            deadline = time.monotonic() + self.settings.round_timeout
+            while len(answers) < len(others) and time.monotonic() < deadline:
+                event.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), max(deadline - time.monotonic(), 0))
+        finally:
+            self._cosigns.pop(rid, None)
+        sigs: dict[str, bytes] = {}
+        for name, answer in answers.items():
+            with contextlib.suppress(ValueError, TypeError):
+                sig = bytes.fromhex(str(answer.get("signature")))
+                if len(sig) == 64:
+                    sigs[name] = sig
+        if not sigs:
+            raise RequestFailedError("no member cosigned the audit head")
+        await asyncio.to_thread(audit.add_checkpoint, self.cluster, body, sigs)
+        return {"seq": body.seq, "cosigners": sorted(sigs)}
+
+    async def _on_cosign(self, sender: str, body: dict[str, Any]) -> None:
+        """A member asks this node to cosign its audit head: recorded here (``cosign``), so
+        this node holds evidence of that head; refused for a head that contradicts one it
+        cosigned before (a rolled-back or rewritten log: recorded, and the answer says so)."""
+        audit = self.observe.audit
+        rid = str(body.get("request"))
+        if audit is None:
+            return
+        try:
+            head = CheckpointBody.from_json(body.get("head"))
+            if head.node != sender:
+                raise ParameterError("a node asks to cosign its own head only")
+            sig = await asyncio.to_thread(audit.cosign, self.cluster.hash, head)
+        except (TmpcError, OSError) as exc:
+            self._count("cosign_refused")
+            self._send_control(
+                sender, "cosigned", rid, 0, {"request": rid, "error": str(exc)[:300]}
+            )
+            return
+        self._send_control(sender, "cosigned", rid, 0, {"request": rid, "signature": sig.hex()})
+
+    async def checkpoints(self) -> None:
+        """The checkpoint schedule: every ``checkpoint_every`` seconds or
+        ``checkpoint_entries`` entries, whichever comes first, one at a time."""
+        audit = self.observe.audit
+        every = self.settings.checkpoint_every
+        assert audit is not None and every is not None
+        schedule = CheckpointSchedule(
+            every_entries=self.settings.checkpoint_entries, every_seconds=every
+        )
+        while True:
+            await asyncio.sleep(min(every / 4, 5.0))
+            if audit.seq > 1 and audit.checkpoint_due(time.time(), schedule):
+                try:
+                    await self.checkpoint()
+                except (TmpcError, OSError) as exc:
+                    log.warning("audit checkpoint not made: %s", exc)
+
     async def watchdog(self) -> None:
         """Abort sessions whose current round made no progress within the round timeout,
         naming the parties whose messages are missing; write the outbox's deletions.
@@ -945,6 +1177,9 @@ class Engine:
             await asyncio.sleep(min(0.25, self.settings.round_timeout / 4))
             self._flush_outbox()
             now = time.monotonic()
+            recent = sum(1 for m in self.members if m != self.name and
+                         now - self._heard.get(m, -1e9) < 60.0)  # fmt: skip
+            self.prom.set_peers(recent, len(self.members) - 1)
             for s in list(self._sessions.values()):
                 if s.ended:
                     continue
@@ -983,11 +1218,13 @@ class Engine:
         elif kind == "outcome":
             if body.get("signed") is True or body.get("signed") is False:
                 self._settle(request_id, signed=bool(body["signed"]))
-        elif kind == "committed":
-            waiting = self._commits.get(request_id)
+        elif kind in ("committed", "cosigned"):
+            waiting = (self._commits if kind == "committed" else self._cosigns).get(request_id)
             if waiting is not None:
                 waiting[0][sender] = body
                 waiting[1].set()
+        elif kind == "cosign":
+            await self._on_cosign(sender, body)
         elif kind == "echo":
             self._on_echo(sender, body)
         elif kind == "start":
@@ -998,6 +1235,7 @@ class Engine:
                 return
             if kind != "ready" and c.chosen is not None and sender not in c.chosen:
                 self._count("control_from_outside_the_quorum")
+                self.observe.rejected("outsider", sender, session)
                 return
             {"ready": c.ready, "done": c.done, "abort": c.aborts}[kind][sender] = body
             if kind == "ready" and raw is not None:
@@ -1124,6 +1362,10 @@ class Engine:
         raise ParameterError(f"unknown request kind {kind!r}")
 
     def _on_propose(self, sender: str, body: dict[str, Any], attempt: int) -> None:
+        req = body.get("body")
+        self.observe.request_proposed(
+            str(body.get("request")), req if isinstance(req, dict) else {}, sender, attempt
+        )
         try:
             wallet = self._check_request(body["body"], record=body.get("record"))
             reply: dict[str, Any] = {"ok": True}
@@ -1136,7 +1378,7 @@ class Engine:
                     if judgement is not None and rid not in self._held:
                         # Every ready party reserves (the request counts at every node that
                         # sees it, signer or not, until its outcome is known).
-                        self._held[rid] = self._reserve(judgement, rid)
+                        self._held[rid] = self._reserve(judgement, rid, sender)
                 # Parties this node caught cheating: the coordinator leaves them out.
                 reply["excluded"] = sorted(self.db.excluded(wallet.record.wallet_id))
                 if (
@@ -1146,6 +1388,10 @@ class Engine:
                     reply["presignatures"] = self._pooled(wallet, body["body"].get("path"))
         except (TmpcError, ValueError, KeyError, TypeError) as exc:
             reply = {"ok": False, "reason": str(exc)[:200]}
+            self.observe.request_refused(
+                str(body.get("request")), req if isinstance(req, dict) else {}, sender,
+                str(exc), getattr(exc, "rule", None),
+            )  # fmt: skip
         reply.update(request=body.get("request"), attempt=attempt)
         self._send_control(sender, "ready", str(body.get("request")), attempt, reply)
 
@@ -1154,7 +1400,12 @@ class Engine:
     ) -> Judgement | None:
         """Judge a signing request under this node's policy (:mod:`tmpc.node.policy`); a
         refusal is recorded and raised (naming its rule). ``velocity=False``: for a request
-        this node holds a reservation for already."""
+        this node holds a reservation for already. A heartbeat (its fixed, non-spendable
+        message only) is not the policy's business."""
+        if body.get("heartbeat") is True:
+            if body.get("message") != heartbeat_message(wallet.record).hex():
+                raise ParameterError("a heartbeat signs the wallet's heartbeat message only")
+            return None
         try:
             return self.policy.judge(wallet, body, velocity=velocity)
         except TmpcError as exc:
@@ -1183,9 +1434,12 @@ class Engine:
             else:
                 self.policy.ledger.release(reservation)
 
-    def _reserve(self, judgement: Judgement | None, request_id: str) -> str | None:
+    def _reserve(
+        self, judgement: Judgement | None, request_id: str, coordinator: str
+    ) -> str | None:
         """Reserve a judged request under its rule's velocity limit (atomic: concurrent
-        requests cannot overshoot) and record the decision the session runs under."""
+        requests cannot overshoot) and record (and audit) the decision the session runs
+        under."""
         if judgement is None:
             return None
         d = judgement.decision
@@ -1204,6 +1458,16 @@ class Engine:
             detail={"group": d.group, "usd": None if d.usd is None else str(d.usd),
                     "approvals": dict(d.approvals_present)},
         )  # fmt: skip
+        f = judgement.facts
+        group_wallet = schemes.group_wallet_id(f.wallet_id, d.group or schemes.DEFAULT_GROUP)
+        self.observe.request_approved(
+            request_id, coordinator,
+            {"wallet": group_wallet, "key_id": f.wallet_id, "group": d.group, "rule": d.rule,
+             "chain": f.chain, "asset": f.asset,
+             "amount": None if f.amount is None else str(f.amount),
+             "usd": None if d.usd is None else str(d.usd),
+             "destinations": list(f.destinations), "approvals": dict(d.approvals_present)},
+        )  # fmt: skip
         return reservation
 
     def install_policy(self, bundle: bytes) -> dict[str, Any]:
@@ -1212,6 +1476,7 @@ class Engine:
         each of which verifies it itself. Returns this node's policy status."""
         policy = self.policy.install(bundle)
         self.db.add_policy_event("installed", detail={"version": policy.version})
+        self.observe.policy_installed(policy.version, self.policy.status().get("digest", ""), None)
         body = {"request": f"policy-{policy.version}", "bundle": bundle.decode()}
         for member in self.members:
             if member != self.name:
@@ -1230,6 +1495,9 @@ class Engine:
         if before != policy.version:
             self.db.add_policy_event(
                 "installed", detail={"version": policy.version, "from": sender}
+            )
+            self.observe.policy_installed(
+                policy.version, self.policy.status().get("digest", ""), sender
             )
             log.info("installed policy version %d (from %s)", policy.version, sender)
 
@@ -1286,7 +1554,7 @@ class Engine:
             participants = [str(p) for p in body["participants"]]
             wallet = self._check_request(req, record=body.get("record"))
         except (TmpcError, ValueError, KeyError, TypeError) as exc:
-            self._refuse(sender, request_id, attempt, exc)
+            self._refuse(sender, request_id, attempt, exc, body)
             return
         # Idempotency: a signature this node already finished is answered, never made again.
         # A DKG is different: a party that finished an attempt others could not finish runs
@@ -1319,7 +1587,7 @@ class Engine:
                 sender, request_id, attempt, req, participants, wallet, presig, body
             )
         except (TmpcError, ValueError, KeyError, TypeError) as exc:
-            self._refuse(sender, request_id, attempt, exc)
+            self._refuse(sender, request_id, attempt, exc, body)
             return
         if session is None:
             return  # a duplicate start of a session already run
@@ -1328,12 +1596,16 @@ class Engine:
                 held = request_id in self._held
                 judgement = self._judge(wallet, req, request_id, velocity=False)
                 if not held and judgement is not None:
-                    self._held[request_id] = self._reserve(judgement, request_id)
+                    self._held[request_id] = self._reserve(judgement, request_id, sender)
             except TmpcError as exc:
                 self.db.end_session(session.id, "aborted", error=f"refused: {exc}", culprits=[])
-                self._refuse(sender, request_id, attempt, exc)
+                self._refuse(sender, request_id, attempt, exc, body)
                 return
         self._sessions[session.id] = session
+        self.observe.session_started(
+            session.id, request_id, session.protocol, session.wallet, sender,
+            list(session.participants), attempt,
+        )  # fmt: skip
         early = self._early.pop(session.id, [])
         session.buffered.extend(early)
         try:
@@ -1341,8 +1613,20 @@ class Engine:
         except TmpcError as exc:
             self._abort_session(session, str(exc), [])
 
-    def _refuse(self, coordinator: str, request_id: str, attempt: int, exc: Exception) -> None:
-        """Tell the coordinator this node will not run the attempt, and why."""
+    def _refuse(
+        self,
+        coordinator: str,
+        request_id: str,
+        attempt: int,
+        exc: Exception,
+        body: dict[str, Any] | None = None,
+    ) -> None:
+        """Tell the coordinator this node will not run the attempt, and why (audited)."""
+        req = body.get("body") if isinstance(body, dict) else None
+        self.observe.request_refused(
+            request_id, req if isinstance(req, dict) else {}, coordinator, str(exc),
+            getattr(exc, "rule", None),
+        )  # fmt: skip
         payload = {"request": request_id, "attempt": attempt, "reason": f"refused: {exc}"}
         self._send_control(coordinator, "abort", request_id, attempt, payload)
 
@@ -1542,7 +1826,7 @@ class Engine:
             return None
         return _Session(
             sid, request_id, attempt, wallet_key, coordinator, participants, ids, stages, finish,
-            kind=req["kind"],
+            kind=req["kind"], protocol=machines.protocol_name(req),
         )  # fmt: skip
 
     def _reshare_member(
@@ -1578,7 +1862,7 @@ class Engine:
         it), and before its test signature (for ECDSA, record the session in the ledger)."""
 
         def staged(new_record: schemes.WalletRecord) -> None:
-            self.db.add_lifecycle(
+            self._lifecycle(
                 new_record.wallet_id, "staged", before, new_record.epoch,
                 session=new_record.history[-1].session or None, request=request_id,
                 detail={"kind": _entry_kind(new_record)},
@@ -1646,7 +1930,7 @@ class Engine:
                 # A new signing group of a key this node holds: keep its public record, so
                 # this node can coordinate the group's requests and show its address.
                 self.wallets.add(record, None)
-                self.db.add_lifecycle(
+                self._lifecycle(
                     wid, "created", None, epoch, session=session, request=request_id,
                     detail={"kind": "group", "group": record.group_name, "from": sender},
                 )  # fmt: skip
@@ -1676,7 +1960,7 @@ class Engine:
             assert wallet is not None  # not a party, nothing staged: keep the record only
             switched = self.wallets.set_record(record)
             event = "removed" if wallet.share is not None else "switched"
-        self.db.add_lifecycle(
+        self._lifecycle(
             wid, event, before, epoch, session=session, request=request_id,
             detail={"kind": _entry_kind(record), "test_signature": signature.hex(),
                     "from": sender, "record": record.to_json()},
@@ -1711,7 +1995,7 @@ class Engine:
             "must be repaired",
             wid, epoch, wallet.record.epoch,
         )  # fmt: skip
-        self.db.add_lifecycle(wid, "behind", wallet.record.epoch, epoch, request=request_id)
+        self._lifecycle(wid, "behind", wallet.record.epoch, epoch, request=request_id)
 
     def _on_catchup(self, sender: str, body: dict[str, Any]) -> None:
         """A peer at an earlier epoch asks what it missed: answer with the commit (and its
@@ -1833,6 +2117,7 @@ class Engine:
         else:
             wallet = body.get("wallet") if kind == "sign" else None
             self.db.add_request(rid, kind, wallet, body, "coordinator")
+            self.observe.request_received(rid, body)
         task = self._inflight.get(rid)
         if task is None:
             task = self._spawn(self._run_request(rid))
@@ -1906,10 +2191,16 @@ class Engine:
                 if req["body"]["kind"] == "repair" and schemes.get_scheme(result["scheme"]).dkls23:
                     result = await self._pairs_after_repair(rid, result)
             self._signed_outcome(rid, signed=True)
+            if req is not None:
+                self.observe.request_done(rid, req["body"], result)
             return result
         except RequestFailedError as exc:
             self.db.set_request(rid, status="failed", error=str(exc))
             self._signed_outcome(rid, signed=False)
+            failed = self.db.request(rid)
+            self.observe.request_failed(
+                rid, failed["body"] if failed else {}, str(exc), exc.culprits
+            )
             raise
         finally:
             self._inflight.pop(rid, None)

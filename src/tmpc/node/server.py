@@ -25,6 +25,9 @@ endpoint                    who         what
 ``GET  /v1/requests/{id}``  operators   a request's status and result (poll)
 ``GET  /v1/sessions``       operators   recent sessions with participants, status, culprits
 ``GET  /v1/sessions/{id}``  operators   one session; while it runs, its machine's public state
+``GET  /v1/audit``          operators   audit log entries after ``?after=SEQ`` (``&limit=N``)
+``POST /v1/audit/checkpoint`` operators have the other members cosign this node's audit head now
+``GET  /metrics``           operators   Prometheus metrics (also on ``--metrics-listen``)
 ==========================  ==========  =====================================================
 
 A client without a certificate, or with one the cluster file does not list, fails the TLS
@@ -82,20 +85,51 @@ class NodeServer:
     engine: Engine
     app: web.Application
     runner: web.AppRunner | None = None
+    #: ``(host, port)`` of a plain-HTTP listener serving ``/metrics`` only (for Prometheus,
+    #: which then needs no operator certificate); None: none.
+    metrics_listen: tuple[str, int] | None = None
+    metrics_runner: web.AppRunner | None = None
 
     async def start(self, ssl_context: Any) -> None:
-        """Listen on the configured address and start the engine."""
+        """Listen on the configured address (and the metrics address) and start the engine."""
         self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.config.host, self.config.port, ssl_context=ssl_context)
         await site.start()
+        if self.metrics_listen is not None:
+            self.metrics_runner = web.AppRunner(
+                metrics_app(self.engine), access_log=None, handle_signals=False
+            )
+            await self.metrics_runner.setup()
+            host, port = self.metrics_listen
+            await web.TCPSite(self.metrics_runner, host, port).start()
         await self.engine.start()
 
     async def stop(self) -> None:
-        """Stop the engine and the listener."""
+        """Stop the engine and the listeners."""
         await self.engine.stop()
         if self.runner is not None:
             await self.runner.cleanup()
+        if self.metrics_runner is not None:
+            await self.metrics_runner.cleanup()
+
+
+async def _metrics(engine: Engine, request: web.Request) -> web.Response:
+    data, content_type = engine.prom.render(request.headers.get("Accept"))
+    return web.Response(body=data, headers={"Content-Type": content_type})
+
+
+def metrics_app(engine: Engine) -> web.Application:
+    """The plain-HTTP application of ``--metrics-listen``: ``GET /metrics`` only. Metrics
+    hold counts, names of nodes and rules, wallet ids and timings, never a secret; bind it to
+    loopback or a monitoring network."""
+
+    async def metrics(request: web.Request) -> web.Response:
+        return await _metrics(engine, request)
+
+    app = web.Application()
+    app.add_routes([web.get("/metrics", metrics)])
+    return app
 
 
 def _json_error(status: int, message: str, **extra: Any) -> web.Response:
@@ -245,6 +279,31 @@ def build_app(engine: Engine, transport: TcpTransport, cluster: Cluster) -> web.
     async def sessions(request: web.Request) -> web.Response:
         return web.json_response({"sessions": engine.sessions()})
 
+    async def audit(request: web.Request) -> web.Response:
+        log_ = engine.observe.audit
+        if log_ is None:
+            return _json_error(404, "this node keeps no audit log")
+        try:
+            after = int(request.query.get("after", "0"))
+            limit = int(request.query.get("limit", "500"))
+        except ValueError:
+            return _json_error(400, "after and limit are integers")
+        if after < 0 or not 1 <= limit <= 5000:
+            return _json_error(400, "after >= 0 and 1 <= limit <= 5000")
+        entries = await asyncio.to_thread(log_.read, after, limit)
+        return web.json_response({"node": engine.name, "seq": log_.seq, "entries": entries})
+
+    async def checkpoint(request: web.Request) -> web.Response:
+        try:
+            return web.json_response(await engine.checkpoint())
+        except RequestFailedError as exc:
+            return _json_error(502, str(exc))
+        except TmpcError as exc:
+            return _json_error(409, str(exc))
+
+    async def metrics(request: web.Request) -> web.Response:
+        return await _metrics(engine, request)
+
     async def session_detail(request: web.Request) -> web.Response:
         try:
             sid = bytes.fromhex(request.match_info["sid"])
@@ -275,6 +334,9 @@ def build_app(engine: Engine, transport: TcpTransport, cluster: Cluster) -> web.
             web.get("/v1/requests/{rid}", get_request),
             web.get("/v1/sessions", sessions),
             web.get("/v1/sessions/{sid}", session_detail),
+            web.get("/v1/audit", audit),
+            web.post("/v1/audit/checkpoint", checkpoint),
+            web.get("/metrics", metrics),
         ]
     )
     return app
@@ -344,16 +406,21 @@ async def _serve(
     relay: str | None,
     airgap: bool = False,
     airgap_peers: tuple[str, ...] = (),
+    metrics_listen: tuple[str, int] | None = None,
 ) -> None:
     server, ssl_ctx = open_node(
         directory, unlock, settings, relay=relay, airgap=airgap, airgap_peers=airgap_peers
     )
+    server.metrics_listen = metrics_listen
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await server.start(ssl_ctx)
-    print(json.dumps({"ready": server.config.name, "url": server.config.url}), flush=True)
+    ready: dict[str, Any] = {"ready": server.config.name, "url": server.config.url}
+    if metrics_listen is not None:
+        ready["metrics_url"] = f"http://{metrics_listen[0]}:{metrics_listen[1]}/metrics"
+    print(json.dumps(ready), flush=True)
     await stop.wait()
     log.info("stopping %s", server.config.name)
     await server.stop()
@@ -367,11 +434,12 @@ def run_node(
     relay: str | None = None,
     airgap: bool = False,
     airgap_peers: tuple[str, ...] = (),
+    metrics_listen: tuple[str, int] | None = None,
 ) -> None:
     """Run a node until SIGTERM or SIGINT (then it stops its sessions and exits cleanly).
 
     ``relay``, ``airgap`` and ``airgap_peers`` choose the peer transport (see
-    :func:`open_node`).
+    :func:`open_node`); ``metrics_listen`` a plain-HTTP ``/metrics`` listener.
 
     Raises :class:`KeystoreError` / :class:`~tmpc.errors.CryptoError` for a bad directory,
     passphrase or data key before anything listens."""
@@ -380,4 +448,4 @@ def run_node(
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
     )
-    asyncio.run(_serve(directory, unlock, settings, relay, airgap, airgap_peers))
+    asyncio.run(_serve(directory, unlock, settings, relay, airgap, airgap_peers, metrics_listen))
