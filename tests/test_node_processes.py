@@ -14,6 +14,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,8 +69,11 @@ def test_cluster_local_prints_the_documented_json(cluster: Cluster) -> None:
     assert set(cluster.info) - {"restarted"} == {"nodes", "auth"}
     assert [n["name"] for n in cluster.info["nodes"]] == ["a", "b", "c", "d", "e"]
     for n in cluster.info["nodes"]:
-        assert set(n) == {"name", "url", "pid", "dir"}
+        assert set(n) == {"name", "url", "pid", "dir", "metrics_url"}
         assert n["url"].startswith("https://127.0.0.1:")
+        assert n["metrics_url"].startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(n["metrics_url"], timeout=10) as resp:
+            assert b"tmpc_sessions_started_total" in resp.read()
     assert Path(cluster.auth).is_file()
 
 

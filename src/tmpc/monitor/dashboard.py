@@ -14,8 +14,10 @@ Routes (all ``GET``):
 
 Nothing is loaded from elsewhere (no CDN: a monitor often runs where nothing else is
 reachable), and the Content-Security-Policy says so: scripts, styles and requests from the
-monitor only. The dashboard has **no authentication**: it listens on loopback by default, and
-only public data is on it (no secret is ever in an audit entry). While it listens on loopback
+monitor only. The dashboard has **no authentication**: it listens on loopback by default. No
+secret is ever on it (none is in an audit entry), but it shows confidential operational data
+(wallets, amounts, destinations, who signed): put it behind an authenticating proxy before
+exposing it anywhere else. While it listens on loopback
 it answers only requests whose ``Host`` is a loopback name, so a web page elsewhere cannot
 read it through a DNS name rebound to 127.0.0.1.
 """
