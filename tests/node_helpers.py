@@ -100,6 +100,17 @@ async def stop_all(engines: dict[str, Engine]) -> None:
         e.ledger.close()
 
 
+def run_tmpc(auth: str, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """Run the ``tmpc`` command line as an operator would: credential ``auth`` (TMPC_AUTH),
+    no passphrase in the environment, nothing on standard input."""
+    env = {k: v for k, v in os.environ.items() if k != "TMPC_PASSPHRASE"}
+    env["TMPC_AUTH"] = auth
+    return subprocess.run(
+        [sys.executable, "-m", "tmpc", *args],
+        capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=timeout,
+    )  # fmt: skip
+
+
 def result_ok(res: dict[str, Any]) -> bool:
     """Whether an API/engine signing result verifies independently."""
     return independent_verify(

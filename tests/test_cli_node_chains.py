@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from solders.transaction import Transaction
 
-from tests.node_helpers import cluster_process
+from tests.node_helpers import cluster_process, run_tmpc
 from tests.test_cli import EXIT_INPUT, assert_one_line_error
 from tmpc import schemes
 from tmpc.chains.addresses import ethereum_address
@@ -44,16 +42,7 @@ class Cluster:
         self.records: dict[str, schemes.WalletRecord] = {}
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if k != "TMPC_PASSPHRASE"}
-        env["TMPC_AUTH"] = self.auth
-        return subprocess.run(
-            [sys.executable, "-m", "tmpc", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            timeout=120,
-        )
+        return run_tmpc(self.auth, *args)
 
     def wallet(self, scheme: str) -> schemes.WalletRecord:
         if scheme not in self.records:

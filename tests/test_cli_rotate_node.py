@@ -4,16 +4,14 @@ against a 3-process local cluster started with ``tmpc cluster local`` (as an ope
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.node_helpers import cluster_process, result_ok
+from tests.node_helpers import cluster_process, result_ok, run_tmpc
 from tests.test_cli import EXIT_INPUT, assert_one_line_error
 from tmpc.node.client import Credential, NodeClient
 
@@ -26,12 +24,7 @@ class Cluster:
         self.auth = info["auth"]
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if k != "TMPC_PASSPHRASE"}
-        env["TMPC_AUTH"] = self.auth
-        return subprocess.run(
-            [sys.executable, "-m", "tmpc", *args],
-            capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=180,
-        )  # fmt: skip
+        return run_tmpc(self.auth, *args)
 
     def client(self, name: str = "a") -> NodeClient:
         return NodeClient(self.urls[name], Credential.load(self.auth), timeout=120)

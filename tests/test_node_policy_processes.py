@@ -15,7 +15,6 @@ rule. Signatures are checked with coincurve, independently of tmpc.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -25,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.node_helpers import cluster_process, result_ok
+from tests.node_helpers import cluster_process, result_ok, run_tmpc
 from tests.test_chain_facts import make_psbt, other_address_spk, prev_tx
 from tests.test_node_policy import DENIED, FRIEND, _eth
 from tmpc import policy as pol
@@ -95,12 +94,7 @@ class Fixture:
         self.record: schemes.WalletRecord | None = None
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if k != "TMPC_PASSPHRASE"}
-        env["TMPC_AUTH"] = self.auth
-        return subprocess.run(
-            [sys.executable, "-m", "tmpc", *args],
-            capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=180,
-        )  # fmt: skip
+        return run_tmpc(self.auth, *args)
 
     def client(self, name: str = "a") -> NodeClient:
         return NodeClient(self.urls[name], Credential.load(self.auth), timeout=120)

@@ -119,7 +119,14 @@ _BATCH_LIMIT: Final = 64
 # (group commit), unless someone waits for the disk (flush, append). A batch costs a head
 # signature and four file operations besides its entries, and a node's events trickle in
 # (8 or so over a 10 ms signature): without the wait most batches would hold one or two.
-_LINGER: Final = 0.010
+# 50 ms gathers a whole signing session's events in one batch (one fsync) on a busy node.
+_LINGER: Final = 0.050
+# The writer thread replaces head.json at most this often (seconds), and whenever someone
+# waits for the disk (flush, append) or the log closes: a head behind the log is harmless (only
+# the key can add entries), and each replacement costs a signature and three fsyncs, which on
+# a busy node compete with its request path. Truncating the entries of the last interval is
+# then caught by the checkpoints and the peers' records, not by the head alone.
+_HEAD_EVERY: Final = 0.5
 # The distinct types a log.dropped entry counts one by one (the rest only in its count), so
 # that the entry stays short whatever was dropped.
 _DROPPED_TYPES: Final = 32
@@ -238,6 +245,8 @@ class AuditLog:
         self._issued = 0
         self._done = 0
         self._waiting = 0  # threads in flush() or append(): the writer does not linger
+        self._head_dirty = False  # entries on disk that head.json does not name yet
+        self._head_written = time.monotonic()
         self._dropped = 0
         self._closed = False
         self._broken = False
@@ -687,9 +696,23 @@ class AuditLog:
         while True:
             with self._qlock:
                 while not self._queue and not self._closed:
-                    self._wake.wait()
+                    if not self._head_dirty:
+                        self._wake.wait()
+                        continue
+                    remaining = self._head_written + _HEAD_EVERY - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._wake.wait(remaining)
                 if not self._queue:
-                    return  # closed and drained
+                    closed = self._closed
+                    self._qlock.release()
+                    try:
+                        self._head_due()  # a deferred head, now due (or the log closes)
+                    finally:
+                        self._qlock.acquire()
+                    if closed:
+                        return  # closed and drained
+                    continue
                 deadline = time.monotonic() + _LINGER
                 while len(self._queue) < _BATCH_LIMIT and not self._closed and not self._waiting:
                     remaining = deadline - time.monotonic()
@@ -795,9 +818,24 @@ class AuditLog:
         for item, entry in zip(items, entries, strict=True):
             if not isinstance(item, _Drops) and item[3] is not None:
                 item[3].append(entry)
-        # Only now, with the lines on disk, may the head name them.
-        self._write_head()
+        # Only now, with the lines on disk, may the head name them (the writer thread defers it
+        # to once every _HEAD_EVERY unless someone waits for the disk: see _run).
+        self._head_dirty = True
+        if not polite or self._waiting or self._closed:
+            self._write_head()
+        elif time.monotonic() - self._head_written >= _HEAD_EVERY:
+            self._write_head()
         return entries
+
+    def _head_due(self) -> None:
+        """Write a deferred head (writer thread, without _qlock)."""
+        with self._wlock:
+            if not self._head_dirty or self._fd is None:
+                return
+            try:
+                self._write_head()
+            except OSError as exc:
+                self._mark_broken(exc)
 
     def _undo(self, fd: int) -> None:
         """Cut the log back to its last whole entry after a failed write."""
@@ -828,6 +866,8 @@ class AuditLog:
         if self._sync:
             fsync_dir(self._path.parent)
         self._head_seq = seq
+        self._head_dirty = False
+        self._head_written = time.monotonic()
 
     # -- reading --------------------------------------------------------------------------------
 

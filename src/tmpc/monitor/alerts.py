@@ -34,6 +34,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 from tmpc.audit.entry import Entry
+from tmpc.wire.envelope import REASONS
 
 __all__ = [
     "CHANNEL_REASONS",
@@ -81,22 +82,10 @@ KINDS: Final[Mapping[str, str]] = {
     HEARTBEAT_FAILED: "critical",
 }
 
-#: The ``message.rejected`` reasons the node writes (each raises a ``channel`` alert, and so
-#: does any other).
-CHANNEL_REASONS: Final = frozenset(
-    {
-        "malformed",
-        "outsider",
-        "foreign",
-        "unknown-sender",
-        "misrouted",
-        "tampered",
-        "undecryptable",
-        "equivocation",
-        "stale",
-        "duplicate",
-    }
-)
+#: The ``message.rejected`` reasons the node writes: the envelope layer's, a member's message
+#: to a session it is not in (``outsider``), a copy (``duplicate``). Each raises a ``channel``
+#: alert, and so does any other.
+CHANNEL_REASONS: Final = REASONS | {"outsider", "duplicate"}
 #: The reasons that mean a message was replayed.
 REPLAY_REASONS: Final = frozenset({"stale", "duplicate"})
 _CHANNEL_WARNING: Final = frozenset({"malformed", "misrouted"})
