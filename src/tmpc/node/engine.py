@@ -999,13 +999,8 @@ class Engine:
         if self._inflight or any(not s.ended for s in self._sessions.values()):
             return []
         due = []
-        for wid in self.wallets.ids():
-            try:
-                wallet = self.wallets.get(wid)
-            except TmpcError:
-                continue
-            if wallet.share is None or wallet.names.get(1) != self.name:
-                continue
+        for wallet in self._led():
+            wid = wallet.record.wallet_id
             events = [e for e in self.db.lifecycle(wid) if e["event"] in ("created", "switched")]
             last = events[-1]["at"] if events else 0.0
             if now - last >= every and now >= self._retry_at.get(wid, 0.0):
@@ -1033,33 +1028,41 @@ class Engine:
                     log.warning("scheduled rotation of %s failed: %s", wid, exc)
                     self._retry_at[wid] = time.time() + max(every / 10, tick * 4)
 
+    def pool_size(self, wallet: NodeWallet) -> int:
+        """This node's unused pooled presignatures of ``wallet`` (path m; 0 unless it holds a
+        share of an ECDSA wallet)."""
+        if wallet.share is None or not schemes.get_scheme(wallet.record.scheme).dkls23:
+            return 0
+        wid, me = wallet.record.wallet_id, wallet.share.identifier
+        return len(self.presigs.available(wid, None, me, limit=100_000))
+
+    def _held_wallets(self) -> list[NodeWallet]:
+        """Every wallet this node can open (a corrupt one is left out)."""
+        out = []
+        for wid in self.wallets.ids():
+            with contextlib.suppress(TmpcError):
+                out.append(self.wallets.get(wid))
+        return out
+
     def _pool_sizes(self) -> dict[str, int]:
         """Unused pooled presignatures per ECDSA wallet this node holds a share of (path m),
         for the ``tmpc_presignatures`` gauge (read at scrape time)."""
-        out: dict[str, int] = {}
-        for wid in self.wallets.ids():
-            try:
-                held = self.wallets.get(wid)
-            except TmpcError:
-                continue
-            if held.share is None or not schemes.get_scheme(held.record.scheme).dkls23:
-                continue
-            me = held.share.identifier
-            out[wid] = len(self.presigs.available(wid, None, me, limit=100_000))
-        return out
+        return {
+            w.record.wallet_id: self.pool_size(w)
+            for w in self._held_wallets()
+            if w.share is not None and schemes.get_scheme(w.record.scheme).dkls23
+        }
+
+    def _led(self) -> list[NodeWallet]:
+        """The wallets this node leads: it holds a share as the wallet's first party (one
+        scheduler per wallet for rotations and heartbeats)."""
+        return [
+            w for w in self._held_wallets() if w.share is not None and w.names.get(1) == self.name
+        ]
 
     def heartbeats_due(self) -> list[str]:
-        """Wallets whose heartbeat this node makes: those it holds a share of as the wallet's
-        first party (one heartbeat per wallet, as for scheduled rotation)."""
-        due = []
-        for wid in self.wallets.ids():
-            try:
-                held = self.wallets.get(wid)
-            except TmpcError:
-                continue
-            if held.share is not None and held.names.get(1) == self.name:
-                due.append(wid)
-        return due
+        """Wallets whose heartbeat this node makes: those it leads (:meth:`_led`)."""
+        return [w.record.wallet_id for w in self._led()]
 
     async def heartbeat(self, wallet_id: str) -> dict[str, Any]:
         """Make one heartbeat signature of ``wallet_id`` with a quorum of its parties, over

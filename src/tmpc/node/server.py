@@ -48,7 +48,6 @@ from typing import Any
 
 from aiohttp import web
 
-from tmpc import schemes
 from tmpc.errors import InputError, KeystoreError, ParameterError, TmpcError
 from tmpc.node.config import (
     Cluster,
@@ -218,18 +217,12 @@ def build_app(engine: Engine, transport: TcpTransport, cluster: Cluster) -> web.
                     "party": w.share.identifier if w.share is not None else None,
                     "epoch": w.record.epoch,
                     # Unused pooled presignatures this node holds (ECDSA, unhardened path m).
-                    "presignatures": pool_size(w),
+                    "presignatures": engine.pool_size(w),
                     # The whole public record, so a client checks its DKG certificate itself.
                     "record": w.record.to_json(),
                 }
             )
         return web.json_response({"wallets": out})
-
-    def pool_size(w: Any) -> int:
-        if w.share is None or not schemes.get_scheme(w.record.scheme).dkls23:
-            return 0
-        wid = w.record.wallet_id
-        return len(engine.presigs.available(wid, None, w.share.identifier, limit=100_000))
 
     def submitting(kind: str) -> Any:
         """The handler of a request endpoint: its JSON body submitted as a ``kind`` request."""
