@@ -101,3 +101,47 @@ def test_bench_policy_json(tmp_path: Path) -> None:
         [*base, "--scheme", "ed25519"], capture_output=True, text=True, env=env, timeout=60
     )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_bench_observe_overhead_json(tmp_path: Path) -> None:
+    """``tmpc bench --nodes --observe-overhead``: two clusters measured in alternation (ECDSA:
+    all three measurements), each pair of records with and without audit and metrics, the
+    overhead and its interval on the observed record, CPU per signature from /proc; the
+    observed cluster's nodes wrote audit logs and the quiet one's did not (checked by the
+    nodes' own pids being gone and the directory removed); bad combinations refused."""
+    args = ["--scheme", "ecdsa-secp256k1", "-t", "2", "-n", "3", "--runs", "2", "--rounds", "2"]
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    base = [sys.executable, "-m", "tmpc", "bench", "--nodes"]
+    proc = subprocess.run(
+        [*base, "--observe-overhead", *args, "--requests", "4", "--in-flight", "2", "--json"],
+        capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    records = json.loads(proc.stdout)
+    kinds = [(r["op"], r.get("presignature"), r["observe"]) for r in records]
+    assert kinds == [
+        ("node-sign", "in-session", True), ("node-sign", "in-session", False),
+        ("node-sign", "pooled", True), ("node-sign", "pooled", False),
+        ("node-throughput", None, True), ("node-throughput", None, False),
+    ]  # fmt: skip
+    for with_, without in zip(records[0::2], records[1::2], strict=True):
+        assert NODE_FIELDS <= set(with_) and with_["runs"] == without["runs"]
+        assert with_["runs"] == (8 if with_["op"] == "node-throughput" else 4)
+        assert with_["overhead"] == pytest.approx(with_["median_s"] / without["median_s"] - 1)
+        assert with_["overhead_low"] <= with_["overhead_high"]
+        assert "overhead" not in without
+        for r in (with_, without):
+            assert r["cpu_per_signature_s"] > 0
+    assert "round 2/2" in proc.stderr and "verifying 36 signatures" in proc.stderr
+    pids = [int(p) for p in re.findall(r"ready \(pid (\d+)\)", proc.stderr)]
+    assert len(pids) == 6
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert list(tmp_path.iterdir()) == []
+    for bad in (["--observe-overhead", "--no-observe"], ["--rounds", "3"]):
+        proc = subprocess.run(
+            [*base, *bad, "--scheme", "ed25519", "-t", "2", "-n", "3"],
+            capture_output=True, text=True, env=env, timeout=60,
+        )  # fmt: skip
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr

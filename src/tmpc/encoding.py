@@ -8,6 +8,7 @@ lengths where the spec fixes them, otherwise a 4-byte big-endian length prefix
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -42,10 +43,20 @@ def hash160(data: bytes) -> bytes:
     return bytes(RIPEMD160.new(hashlib.sha256(data).digest()).digest())
 
 
-def tagged_hash(tag: str, msg: bytes) -> bytes:
-    """BIP340 tagged hash: ``SHA256(SHA256(tag) || SHA256(tag) || msg)`` (32 bytes)."""
+@functools.lru_cache(maxsize=512)
+def _tag_state(tag: str) -> Any:
     t = hashlib.sha256(tag.encode()).digest()
-    return hashlib.sha256(t + t + msg).digest()
+    return hashlib.sha256(t + t)
+
+
+def tagged_hash(tag: str, msg: bytes) -> bytes:
+    """BIP340 tagged hash: ``SHA256(SHA256(tag) || SHA256(tag) || msg)`` (32 bytes).
+
+    The SHA-256 state after the 64-byte prefix is computed once per tag (as BIP340 suggests:
+    "implementations can precompute the prefix") and copied for each message."""
+    h = _tag_state(tag).copy()
+    h.update(msg)
+    return bytes(h.digest())
 
 
 def int_to_be(x: int, length: int) -> bytes:

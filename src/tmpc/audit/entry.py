@@ -72,6 +72,7 @@ __all__ = [
     "check_event",
     "check_type",
     "head_message",
+    "make_checked_entry",
     "make_entry",
     "sign_head",
     "verify_head",
@@ -481,13 +482,53 @@ def make_entry(
     at = float(at)
     if not math.isfinite(at):
         raise ParameterError("audit time must be finite")
-    # One parse of the canonical text: the stored data is exactly what the hash covers.
-    clean: dict[str, Any] = json.loads(canonical_json(check_data(data)))
-    h = _entry_hash(_hashed_fields(seq, at, node, event_type, clean, prev))
-    entry = Entry(seq, at, node, event_type, clean, prev, h, identity.sign(ENTRY_SIG_TAG, h))
-    if len(entry.to_line()) > MAX_LINE_BYTES:
+    return make_checked_entry(
+        identity, node=node, seq=seq, prev=prev, at=at, event_type=event_type,
+        clean=check_data(data),
+    )[0]  # fmt: skip
+
+
+def make_checked_entry(
+    identity: NodeIdentity,
+    *,
+    node: str,
+    seq: int,
+    prev: bytes,
+    at: float,
+    event_type: str,
+    clean: dict[str, Any],
+) -> tuple[Entry, bytes]:
+    """A new signed entry and its line (without the newline), from checked arguments: the
+    audit log's writer, whose events :func:`check_event` checked when they were submitted.
+
+    ``clean`` must be :func:`check_data`'s output (a fresh tree of plain JSON values, which is
+    what the hash covers as it stands), ``node`` and ``event_type`` well-formed, ``seq``
+    positive, ``prev`` 32 bytes and ``at`` a finite float: use :func:`make_entry` for anything
+    else. The line is built from the canonical JSON of each field, in the order of their
+    sorted keys, so it is byte for byte ``canonical_json(entry.to_json())``.
+
+    Raises ParameterError if the line would exceed :data:`MAX_LINE_BYTES` (or the time is
+    not finite).
+    """
+    if not math.isfinite(at):
+        raise ParameterError("audit time must be finite")
+    enc = _ENCODER.encode
+    at_text, data_text = repr(at), enc(clean)
+    node_text, type_text, prev_hex = enc(node), enc(event_type), prev.hex()
+    # Keys in sorted order: at, data, (hash), node, prev, seq, (sig), type.
+    hashed = (
+        f'{{"at":{at_text},"data":{data_text},"node":{node_text},"prev":"{prev_hex}",'
+        f'"seq":{seq},"type":{type_text}}}'
+    )
+    h = tagged_hash(ENTRY_TAG, hashed.encode())
+    sig = identity.sign(ENTRY_SIG_TAG, h)
+    line = (
+        f'{{"at":{at_text},"data":{data_text},"hash":"{h.hex()}","node":{node_text},'
+        f'"prev":"{prev_hex}","seq":{seq},"sig":"{sig.hex()}","type":{type_text}}}'
+    ).encode()
+    if len(line) > MAX_LINE_BYTES:
         raise ParameterError(f"audit entry longer than {MAX_LINE_BYTES} bytes")
-    return entry
+    return Entry(seq, at, node, event_type, clean, prev, h, sig), line
 
 
 def head_message(node: str, seq: int, head: bytes) -> bytes:

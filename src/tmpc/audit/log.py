@@ -82,9 +82,10 @@ from tmpc.audit.entry import (
     LOG_RECOVERED,
     RESERVED_TYPES,
     Entry,
+    check_data,
     check_event,
     check_type,
-    make_entry,
+    make_checked_entry,
     sign_head,
 )
 from tmpc.audit.verify import (
@@ -773,21 +774,21 @@ class AuditLog:
         next_yield = time.monotonic() + work
         for item in items:
             if isinstance(item, _Drops):
-                event_type, data, at = LOG_DROPPED, item.to_json(), item.at
-            else:
+                event_type, data, at = LOG_DROPPED, check_data(item.to_json()), item.at
+            else:  # checked by submit (check_event), or by _write_now
                 event_type, data, at, _box = item
             seq += 1
-            entry = make_entry(
+            entry, line = make_checked_entry(
                 self._identity,
                 node=self._node,
                 seq=seq,
                 prev=prev,
-                at=at,
+                at=float(at),
                 event_type=event_type,
-                data=data,
+                clean=data,
             )
             entries.append(entry)
-            lines.append(entry.to_line() + b"\n")
+            lines.append(line + b"\n")
             prev = entry.hash
             if polite and time.monotonic() >= next_yield:
                 # Signing holds the GIL (~0.1 ms an entry): release it now and then, so that a

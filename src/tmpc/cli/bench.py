@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -40,10 +41,14 @@ __all__ = [
     "NODE_IN_FLIGHT",
     "NODE_REQUESTS",
     "NODE_RUNS",
+    "OVERHEAD_PER_ROUND",
+    "OVERHEAD_REQUESTS",
+    "OVERHEAD_ROUNDS",
     "BenchRecord",
     "check_node_signature",
     "run_bench",
     "run_node_bench",
+    "run_observe_overhead",
     "run_policy_bench",
 ]
 
@@ -72,6 +77,16 @@ class BenchRecord:
     #: ECDSA ``node-sign``: ``pooled`` (each request finished a presignature made before, in
     #: one round) or ``in-session`` (presigning and signing in the request's session).
     presignature: str | None = None
+    #: :func:`run_observe_overhead`: whether the nodes kept their audit log and metrics.
+    observe: bool | None = None
+    #: :func:`run_observe_overhead` (on the observed record): median with audit and metrics /
+    #: median without - 1, and its 95% bootstrap interval.
+    overhead: float | None = None
+    overhead_low: float | None = None
+    overhead_high: float | None = None
+    #: :func:`run_observe_overhead`: CPU seconds (user and system) the cluster's node processes
+    #: spent per signature during the measurement.
+    cpu_per_signature_s: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """As a JSON object (the optional fields only where measured)."""
@@ -499,10 +514,6 @@ def run_node_bench(
     :class:`~tmpc.errors.CryptoError` if any signature does not verify, and
     :class:`~tmpc.node.client.ApiError` if a node refuses or fails a request.
     """
-    from tmpc.cli.node import create_local_cluster, start_node_process, wait_ready
-    from tmpc.node import config as node_config
-    from tmpc.node.client import Credential
-
     schemes.get_scheme(scheme_id)
     if not 1 <= runs <= 10_000:
         raise ParameterError("runs must be between 1 and 10000")
@@ -514,19 +525,9 @@ def run_node_bench(
         raise ParameterError("threshold must be between 1 and parties")
     say = progress or _quiet
     with tempfile.TemporaryDirectory(prefix="tmpc-bench-") as tmp:
-        directory = Path(tmp)
-        say(f"creating {parties} nodes in {directory}")
-        names, pw_file, auth_file = create_local_cluster(directory, parties)
         procs: list[Any] = []
         try:
-            for name in names:
-                extra = [] if observe else ["--no-observe"]
-                procs.append(start_node_process(directory / name, pw_file, extra))
-            for name, proc in zip(names, procs, strict=True):
-                wait_ready(proc, name)
-                say(f"node {name} ready (pid {proc.pid})")
-            url = node_config.load_config(directory / names[0]).url
-            credential = Credential.load(str(auth_file))
+            url, credential, names = _start_cluster(Path(tmp), parties, observe, procs, say)
             return asyncio.run(
                 _drive_nodes(
                     credential, url, scheme_id, threshold, names, runs, requests, in_flight, say
@@ -535,6 +536,279 @@ def run_node_bench(
         finally:
             say("stopping the nodes")
             _stop_nodes(procs)
+
+
+def _start_cluster(
+    directory: Path, parties: int, observe: bool, procs: list[Any], say: Progress
+) -> tuple[str, Any, list[str]]:
+    """Create and start a local cluster of ``parties`` nodes in ``directory``; the processes
+    are appended to ``procs`` as they start (the caller stops them). Returns the first node's
+    URL, the operator credential and the node names."""
+    from tmpc.cli.node import create_local_cluster, start_node_process, wait_ready
+    from tmpc.node import config as node_config
+    from tmpc.node.client import Credential
+
+    say(f"creating {parties} nodes in {directory}")
+    names, pw_file, auth_file = create_local_cluster(directory, parties)
+    for name in names:
+        extra = [] if observe else ["--no-observe"]
+        procs.append(start_node_process(directory / name, pw_file, extra))
+    for name, proc in zip(names, procs[-parties:], strict=True):
+        wait_ready(proc, name)
+        say(f"node {name} ready (pid {proc.pid})")
+    url = node_config.load_config(directory / names[0]).url
+    return url, Credential.load(str(auth_file)), names
+
+
+#: Defaults of :func:`run_observe_overhead` (``tmpc bench --nodes --observe-overhead``).
+OVERHEAD_ROUNDS = 10
+OVERHEAD_PER_ROUND = 20
+OVERHEAD_REQUESTS = 100
+_BOOTSTRAP = 2000
+
+
+def run_observe_overhead(
+    scheme_id: str,
+    threshold: int,
+    parties: int,
+    *,
+    rounds: int = OVERHEAD_ROUNDS,
+    per_round: int = OVERHEAD_PER_ROUND,
+    requests: int = OVERHEAD_REQUESTS,
+    in_flight: int = NODE_IN_FLIGHT,
+    progress: Progress | None = None,
+) -> list[BenchRecord]:
+    """What the audit log and the metrics add to node signing, measured A/B interleaved.
+
+    Starts two local clusters of ``parties`` nodes side by side: one as nodes run by default
+    (audit log and metrics) and one with ``--no-observe``. Each creates a
+    ``threshold``-of-``parties`` wallet. Then, ``rounds`` times:
+
+    - ``node-sign``: ``per_round`` requests one at a time on each cluster, alternating
+      request by request (ECDSA: presigning in the session);
+    - ECDSA, ``node-sign`` with ``presignature="pooled"``: ``per_round`` presignatures made on
+      each cluster (``POST /v1/presign``, not timed), then ``per_round`` requests one at a time,
+      alternating, each of which must finish one of them;
+    - ``node-throughput``: ``requests`` requests with ``in_flight`` outstanding, on one
+      cluster and then on the other (the order alternates from round to round).
+
+    A machine that slows down or speeds up during the run so weighs on both clusters alike
+    (the cluster not being measured only waits). Returns two records per measurement,
+    ``observe=True`` then ``observe=False``, with all their samples; the first carries
+    ``overhead`` (median with / median without - 1) and its 95% bootstrap interval
+    (``overhead_low``, ``overhead_high``). Where ``/proc`` exists, both carry
+    ``cpu_per_signature_s``: the CPU time (user and system, every thread) the cluster's nodes
+    spent per signature in that measurement. Every signature is verified independently
+    (:func:`check_node_signature`). The nodes are always stopped and the directory removed.
+
+    Raises :class:`~tmpc.errors.ParameterError` for bad parameters,
+    :class:`~tmpc.errors.CryptoError` if a signature does not verify and
+    :class:`~tmpc.node.client.ApiError` if a node refuses or fails a request.
+    """
+    schemes.get_scheme(scheme_id)
+    if not 1 <= rounds <= 1000 or not 1 <= per_round <= 10_000:
+        raise ParameterError("rounds must be between 1 and 1000, runs between 1 and 10000")
+    if not 1 <= requests <= 100_000 or not 1 <= in_flight <= 1000:
+        raise ParameterError("requests must be between 1 and 100000, in_flight 1 and 1000")
+    if not 1 <= threshold <= parties:
+        raise ParameterError("threshold must be between 1 and parties")
+    say = progress or _quiet
+    with tempfile.TemporaryDirectory(prefix="tmpc-bench-") as tmp:
+        procs: list[Any] = []
+        try:
+            clusters = []
+            for observe, label in ((True, "observed"), (False, "quiet")):
+                url, credential, names = _start_cluster(
+                    Path(tmp) / label,
+                    parties,
+                    observe,
+                    procs,
+                    say,
+                )
+                pids = [proc.pid for proc in procs[-parties:]]
+                clusters.append((observe, url, credential, names, pids))
+            return asyncio.run(
+                _drive_ab(
+                    clusters, scheme_id, threshold, rounds, per_round, requests, in_flight, say
+                )
+            )
+        finally:
+            say("stopping the nodes")
+            _stop_nodes(procs)
+
+
+def _cpu_seconds_of(pids: list[int]) -> float | None:
+    """User and system CPU seconds the processes ``pids`` (all their threads) used so far, from
+    ``/proc/PID/stat``; None where there is no ``/proc``."""
+    import os
+
+    total = 0
+    try:
+        for pid in pids:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    except (OSError, ValueError, IndexError):
+        return None
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+class _Arm:
+    """One cluster of an A/B run: its API, wallet, samples and CPU time per measurement."""
+
+    def __init__(self, observe: bool, api: _Api, pids: list[int]) -> None:
+        self.observe = observe
+        self.api = api
+        self.pids = pids
+        self.wallet_id = ""
+        self.public_key = b""
+        self.samples: dict[str, list[float]] = {}
+        self.cpu: dict[str, float | None] = {}
+        self.walls: list[float] = []
+        self.signed: list[tuple[bytes, dict[str, Any]]] = []
+        self._cpu_mark: float | None = None
+
+    async def sign_one(self) -> float:
+        msg = secrets.token_bytes(32)
+        body = {"wallet": self.wallet_id, "message": msg.hex()}
+        elapsed, answer = await _timed(self.api.call("POST", "/v1/sign", body))
+        self.signed.append((msg, answer))
+        return float(elapsed)
+
+    def mark(self) -> None:
+        """Start counting CPU time for a measurement."""
+        self._cpu_mark = _cpu_seconds_of(self.pids)
+
+    def charge(self, what: str) -> None:
+        """Add the CPU time since :meth:`mark` to ``what``."""
+        now = _cpu_seconds_of(self.pids)
+        spent = None if now is None or self._cpu_mark is None else now - self._cpu_mark
+        before = self.cpu.get(what, 0.0)
+        self.cpu[what] = None if spent is None or before is None else before + spent
+
+    async def loaded(self, requests: int, in_flight: int) -> None:
+        todo = iter(range(requests))
+        latencies: list[float] = []
+
+        async def worker() -> None:
+            for _ in todo:  # shared: each request runs once
+                latencies.append(await self.sign_one())
+
+        self.mark()
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(min(in_flight, requests))))
+        self.walls.append(time.perf_counter() - t0)
+        self.charge("loaded")
+        self.samples.setdefault("loaded", []).extend(latencies)
+
+
+async def _interleaved(arms: list[_Arm], what: str, count: int) -> None:
+    """``count`` requests one at a time on each arm, alternating request by request."""
+    for arm in arms:
+        arm.mark()
+    for _ in range(count):
+        for arm in arms:
+            arm.samples.setdefault(what, []).append(await arm.sign_one())
+    for arm in arms:
+        arm.charge(what)
+
+
+async def _drive_ab(
+    clusters: list[tuple[bool, str, Any, list[str], list[int]]],
+    scheme_id: str,
+    threshold: int,
+    rounds: int,
+    per_round: int,
+    requests: int,
+    in_flight: int,
+    say: Progress,
+) -> list[BenchRecord]:
+    import aiohttp
+
+    from tmpc.protocols.ecdsa.machine import MAX_BATCH
+
+    ecdsa = schemes.get_scheme(scheme_id).dkls23
+    n = len(clusters[0][3])
+    arms: list[_Arm] = []
+    async with AsyncExitStack() as stack:
+        for observe, url, credential, names, pids in clusters:
+            connector = aiohttp.TCPConnector(ssl=credential.ssl_context(), limit=in_flight)
+            timeout = aiohttp.ClientTimeout(total=300)
+            session = await stack.enter_async_context(
+                aiohttp.ClientSession(connector=connector, timeout=timeout)
+            )
+            arm = _Arm(observe, _Api(session, url), pids)
+            body = {"scheme": scheme_id, "threshold": threshold, "parties": names}
+            res = await arm.api.call("POST", "/v1/wallets", body)
+            record = schemes.WalletRecord.from_json(res.get("wallet"))
+            arm.wallet_id, arm.public_key = record.wallet_id, record.public_key
+            for _ in range(_WARMUP_SIGNATURES):
+                await arm.sign_one()
+            await asyncio.gather(*(arm.api.call("GET", "/v1/health") for _ in range(in_flight)))
+            arms.append(arm)
+        say(f"two {threshold}-of-{n} {scheme_id} clusters: with audit and metrics, and without")
+        for r in range(rounds):
+            order = arms if r % 2 == 0 else arms[::-1]
+            await _interleaved(order, "sequential", per_round)
+            if ecdsa:
+                for arm in order:
+                    made = 0
+                    while made < per_round:
+                        body = {"wallet": arm.wallet_id, "count": min(MAX_BATCH, per_round - made)}
+                        res = await arm.api.call("POST", "/v1/presign", body)
+                        made += len(res["presignatures"])
+                firsts = [len(arm.signed) for arm in order]
+                await _interleaved(order, "pooled", per_round)
+                for arm, first in zip(order, firsts, strict=True):
+                    if not all(a.get("presignature_used") for _, a in arm.signed[first:]):
+                        raise ParameterError("a pooled request did not finish a presignature")
+            for arm in order:
+                await arm.loaded(requests, in_flight)
+            line = ", ".join(
+                f"{what} {_overhead(arms, what) * 100:+.1f}%" for what in arms[0].samples
+            )
+            say(f"round {r + 1}/{rounds}, overhead so far: {line}")
+    say(f"verifying {sum(len(a.signed) for a in arms)} signatures independently")
+    for arm in arms:
+        for msg, answer in arm.signed:
+            check_node_signature(scheme_id, arm.public_key, msg, answer)
+    out: list[BenchRecord] = []
+    for what in arms[0].samples:
+        low, high = _overhead_interval(arms, what)
+        for arm in arms:
+            samples = arm.samples[what]
+            extra: dict[str, Any] = {"observe": arm.observe}
+            if arm.observe:
+                extra.update(overhead=_overhead(arms, what), overhead_low=low, overhead_high=high)
+            cpu = arm.cpu.get(what)
+            if cpu is not None:
+                extra["cpu_per_signature_s"] = cpu / len(samples)
+            if ecdsa and what != "loaded":
+                extra["presignature"] = "pooled" if what == "pooled" else "in-session"
+            op = "node-sign"
+            if what == "loaded":
+                op = "node-throughput"
+                extra.update(in_flight=in_flight, throughput_per_s=len(samples) / sum(arm.walls))
+            out.append(_node_record(scheme_id, op, threshold, n, samples, **extra))
+    return out
+
+
+def _overhead(arms: list[_Arm], what: str) -> float:
+    with_, without = (statistics.median(arm.samples[what]) for arm in arms)
+    return with_ / without - 1
+
+
+def _overhead_interval(arms: list[_Arm], what: str) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of :func:`_overhead` (resampling both arms)."""
+    import numpy as np
+
+    rng = np.random.default_rng(secrets.randbits(64))  # statistics, not keys
+    medians = []
+    for arm in arms:
+        x = np.asarray(arm.samples[what])
+        medians.append(np.median(x[rng.integers(0, len(x), (_BOOTSTRAP, len(x)))], axis=1))
+    ratios = medians[0] / medians[1] - 1
+    return float(np.quantile(ratios, 0.025)), float(np.quantile(ratios, 0.975))
 
 
 #: The policy of :func:`run_policy_bench`: issue 11's tiers, a deny-list and velocity limits.

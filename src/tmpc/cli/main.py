@@ -1391,6 +1391,18 @@ def tx_solana(
     help="With --nodes: run the nodes without audit log and metrics (to measure their cost).",
 )
 @click.option(
+    "--observe-overhead",
+    is_flag=True,
+    help="With --nodes: measure what audit log and metrics cost, A/B interleaved: two clusters,"
+    " one with --no-observe, measured in alternation (--runs per round, --rounds rounds).",
+)
+@click.option(
+    "--rounds",
+    default=None,
+    type=int,
+    help="With --observe-overhead: rounds of alternation [default: 10]",
+)
+@click.option(
     "--policy",
     "policy",
     is_flag=True,
@@ -1406,23 +1418,41 @@ def bench(
     requests: int | None,
     in_flight: int | None,
     no_observe: bool,
+    observe_overhead: bool,
+    rounds: int | None,
     policy: bool,
     as_json: bool,
 ) -> None:
     """Measure DKG and signing CPU time with all parties in this process, or (--nodes)
     request-to-signature latency and throughput of a local cluster of nodes, or (--policy)
     the signing policy's work per request at one node (wall-clock: parsing the transaction,
-    approvals, rules, the velocity ledger).
+    approvals, rules, the velocity ledger), or (--nodes --observe-overhead) what the audit log
+    and the metrics add to node signing.
 
     With --nodes, progress goes to standard error; every signature is checked by an
     independent verifier, and one that does not verify fails the run.
     """
     from tmpc.cli import bench as bench_mod
 
+    if (observe_overhead or rounds is not None) and not (nodes and not no_observe):
+        raise ParameterError("--observe-overhead and --rounds need --nodes (not --no-observe)")
+    if rounds is not None and not observe_overhead:
+        raise ParameterError("--rounds needs --observe-overhead")
     if policy:
         if nodes or scheme != "ecdsa-secp256k1":
             raise ParameterError("--policy measures an Ethereum transfer: --scheme ecdsa-secp256k1")
         records = bench_mod.run_policy_bench(threshold, parties, 200 if runs is None else runs)
+    elif observe_overhead:
+        records = bench_mod.run_observe_overhead(
+            scheme,
+            threshold,
+            parties,
+            rounds=bench_mod.OVERHEAD_ROUNDS if rounds is None else rounds,
+            per_round=bench_mod.OVERHEAD_PER_ROUND if runs is None else runs,
+            requests=bench_mod.OVERHEAD_REQUESTS if requests is None else requests,
+            in_flight=bench_mod.NODE_IN_FLIGHT if in_flight is None else in_flight,
+            progress=lambda line: click.echo(line, err=True),
+        )
     elif nodes:
         records = bench_mod.run_node_bench(
             scheme,
@@ -1450,6 +1480,17 @@ def bench(
         line += f" (min {r.min_s * 1e3:.2f}, max {r.max_s * 1e3:.2f}, {r.runs} runs)"
         if r.throughput_per_s is not None:
             line += f"; {r.throughput_per_s:.1f} signatures/s with {r.in_flight} in flight"
+        if r.presignature is not None:
+            line += f"; presignature {r.presignature}"
+        if r.observe is not None:
+            line += "; audit and metrics " + ("on" if r.observe else "off")
+        if r.cpu_per_signature_s is not None:
+            line += f"; CPU {r.cpu_per_signature_s * 1e3:.1f} ms per signature"
+        if r.overhead is not None and r.overhead_low is not None and r.overhead_high is not None:
+            line += (
+                f"; overhead {r.overhead * 100:+.1f}% (95% interval {r.overhead_low * 100:+.1f}%"
+                f" to {r.overhead_high * 100:+.1f}%)"
+            )
         click.echo(line)
 
 

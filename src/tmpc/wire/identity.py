@@ -27,6 +27,9 @@ from dataclasses import dataclass
 from typing import Final
 
 import coincurve
+from coincurve._libsecp256k1 import ffi as _ffi
+from coincurve._libsecp256k1 import lib as _lib
+from coincurve.context import GLOBAL_CONTEXT as _SECP
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -119,7 +122,15 @@ class NodeIdentity:
     encrypted; it is never in :func:`repr`, and it **must not** be logged or sent anywhere.
     """
 
-    __slots__ = ("_host_pubkey", "_seckey", "_shared", "_signer", "_x25519", "_x25519_public")
+    __slots__ = (
+        "_host_pubkey",
+        "_keypair",
+        "_seckey",
+        "_shared",
+        "_x25519",
+        "_x25519_public",
+        "_xonly",
+    )
 
     def __init__(self, seckey: bytes) -> None:
         """Take a 32-byte secret key in ``1..n-1``; :class:`~tmpc.errors.ParameterError` else."""
@@ -131,7 +142,15 @@ class NodeIdentity:
         x_sk = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_X25519_INFO).derive(sk)
         self._x25519: X25519PrivateKey = X25519PrivateKey.from_private_bytes(x_sk)
         self._x25519_public: bytes = self._x25519.public_key().public_bytes_raw()
-        self._signer = coincurve.PrivateKey(sk)
+        # The libsecp256k1 key pair and x-only public key, made once: coincurve's
+        # PrivateKey.sign_schnorr rebuilds both on every call (a scalar multiplication each),
+        # and a node signs every audit entry and envelope. In C memory (secret: never exported).
+        self._keypair = _ffi.new("secp256k1_keypair *")
+        self._xonly = _ffi.new("secp256k1_xonly_pubkey *")
+        if not _lib.secp256k1_keypair_create(_SECP.ctx, self._keypair, sk) or not (
+            _lib.secp256k1_keypair_xonly_pub(_SECP.ctx, self._xonly, _ffi.NULL, self._keypair)
+        ):  # pragma: no cover (hostpubkey_gen refused an invalid key above)
+            raise ParameterError("node secret key out of range")
         # Static X25519 shared secrets per peer key (secret: never printed or exported).
         self._shared: dict[bytes, bytes] = {}
 
@@ -171,15 +190,21 @@ class NodeIdentity:
 
         ``aux_rand``: 32 bytes of BIP340 auxiliary randomness; by default fresh from
         :mod:`secrets` (tests pass it to be deterministic).
+
+        BIP340, Default Signing, last step: "If Verify(bytes(P), m, sig) returns failure,
+        abort": the signature is verified before it is returned (a fault in the computation
+        must not release a wrong signature); :class:`~tmpc.errors.CryptoError` if it fails.
         """
         if aux_rand is None:
             aux_rand = secrets.token_bytes(32)
-        _expect_param(aux_rand, 32, "aux_rand")
+        aux = _expect_param(aux_rand, 32, "aux_rand")
         digest = tagged_hash(tag, msg)
-        try:
-            return bytes(self._signer.sign_schnorr(digest, bytes(aux_rand)))
-        except ValueError:
-            raise CryptoError("signing failed") from None
+        sig = _ffi.new("unsigned char[64]")
+        if not _lib.secp256k1_schnorrsig_sign32(_SECP.ctx, sig, digest, self._keypair, aux):
+            raise CryptoError("signing failed")  # pragma: no cover (a valid key pair)
+        if not _lib.secp256k1_schnorrsig_verify(_SECP.ctx, sig, digest, 32, self._xonly):
+            raise CryptoError("signing failed: the signature does not verify")
+        return bytes(_ffi.buffer(sig, 64))
 
     def channel_key(
         self,
