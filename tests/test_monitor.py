@@ -249,11 +249,38 @@ def test_a_replayed_message_raises_a_channel_alert(mk: EntryMaker) -> None:
     assert len(alerts) == 4  # the second duplicate from c at a is the same alert
     replays = [a for a in alerts if a.facts["replay"]]
     assert {a.facts["reason"] for a in replays} == {"duplicate", "stale"}
-    assert all("a replayed message claiming to come from c" in a.message for a in replays)
+    assert all("a replayed message" in a.message for a in replays)
+    assert all("claiming to come from c" in a.message for a in replays)
     assert all(a.kind == "channel" and a.node == "a" and a.parties == ("c",) for a in replays)
     # The next ten-minute window raises it again.
     eng.observe(mk("a", "message.rejected", {"reason": "duplicate", "sender": "c"}, T0 + 700))
     assert kinds(eng.evaluate(T0 + 701)) == ["channel"]
+
+
+def test_a_late_message_of_a_timed_out_session_is_a_warning_not_a_replay(mk: EntryMaker) -> None:
+    """A message of a session the node ended by a timeout (or an abort) is most likely a slow
+    member's late one: a warning, not called a replay. The same reason for a session that ended
+    normally, or at another node, is a replay (critical)."""
+    eng = AlertEngine("cl")
+    timeout = {"session": "5e55", "request": "r1", "missing": ["c"]}
+    eng.observe(mk("a", "session.timeout", timeout, T0))
+    eng.observe(
+        mk("a", "message.rejected", {"reason": "stale", "sender": "c", "session": "5e55"}, T0 + 2)
+    )
+    eng.observe(
+        mk("b", "message.rejected", {"reason": "stale", "sender": "c", "session": "5e55"}, T0 + 2)
+    )
+    eng.observe(
+        mk("a", "message.rejected", {"reason": "stale", "sender": "c", "session": "0ld0"}, T0 + 3)
+    )
+    channel = {(a.node, a.facts["session"]): a for a in of_kind(eng.evaluate(T0 + 5), "channel")}
+    late = channel[("a", "5e55")]
+    assert late.severity == "warning" and late.facts["late"] and not late.facts["replay"]
+    assert "late message" in late.message and "replay" not in late.message
+    for key in (("b", "5e55"), ("a", "0ld0")):
+        replay = channel[key]
+        assert replay.severity == "critical" and replay.facts["replay"] and not replay.facts["late"]
+        assert "a replayed message (of a session that had ended there)" in replay.message
 
 
 def test_a_blamed_party_in_an_aborted_session_is_named(mk: EntryMaker) -> None:

@@ -319,6 +319,9 @@ class AlertEngine:
         self._pending: dict[str, Alert] = {}
         self._open: dict[str, _Request] = {}
         self._finished = _Remembered()
+        #: "node|session" of the sessions a node ended by a timeout or an abort: a message of
+        #: such a session that arrives later is most likely a slow member's late message.
+        self._failed_sessions = _Remembered()
         self._counted = _Remembered()
         self._refused_seen = _Remembered()
         self._wallets: dict[str, _WalletHistory] = {}
@@ -453,6 +456,8 @@ class AlertEngine:
         rid = _text(d, "request")
         session = _text(d, "session")
         culprits = _names(d, "missing" if entry.type == "session.timeout" else "culprits")
+        if session is not None and entry.type in ("session.timeout", "session.aborted"):
+            self._failed_sessions.add(f"{entry.node}|{session}")
         if rid is not None and rid in self._open:
             self._open[rid].blamed.update(culprits)
             if entry.type == "request.failed" and not culprits:
@@ -520,21 +525,37 @@ class AlertEngine:
         d = entry.data
         reason = _text(d, "reason") or "unknown"  # any reason: a new one is news too
         sender = _text(d, "sender") or "unknown"
+        session = _text(d, "session")
         window = int(entry.at // self.settings.channel_window)
-        what = "a replayed message" if reason in REPLAY_REASONS else f"a message ({reason})"
+        # A message of a session this node ended by a timeout or an abort is most likely a
+        # slow member's late message (a warning); of any other ended session, a replay.
+        late = (
+            reason == "stale"
+            and session is not None
+            and f"{entry.node}|{session}" in self._failed_sessions
+        )
+        if late:
+            what = "a late message (its session had timed out or aborted there)"
+        elif reason == "stale":
+            what = "a replayed message (of a session that had ended there)"
+        elif reason in REPLAY_REASONS:
+            what = "a replayed message"
+        else:
+            what = f"a message ({reason})"
         self._raise(
             CHANNEL,
-            f"{entry.node}|{reason}|{sender}|{window}",
+            f"{entry.node}|{'late' if late else reason}|{sender}|{window}",
             f"node {entry.node} rejected {what} claiming to come from {sender}"
-            + (f" in session {d['session']}" if _text(d, "session") else ""),
+            + (f" in session {session}" if session else ""),
             event_at=entry.at,
             node=entry.node,
             parties=(sender,) if sender != "unknown" else (),
-            severity="warning" if reason in _CHANNEL_WARNING else None,
+            severity="warning" if late or reason in _CHANNEL_WARNING else None,
             reason=reason,
             sender=sender,
-            replay=reason in REPLAY_REASONS,
-            session=_text(d, "session"),
+            replay=reason in REPLAY_REASONS and not late,
+            late=late,
+            session=session,
         )
 
     # -- anomalies against the wallet's own history ---------------------------------------------
