@@ -3,6 +3,7 @@ in-memory node sources that serve those logs the way ``GET /v1/audit`` does."""
 
 from __future__ import annotations
 
+import secrets
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +22,18 @@ T0 = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 free at the time of asking."""
-    with socket.socket() as s:
+    """A TCP port on 127.0.0.1 free at the time of asking, below Linux's ephemeral range
+    (32768-60999): the module's cluster keeps its ports for all its tests, and a port from the
+    ephemeral range could meanwhile be the local end of any process's outgoing connection."""
+    for _ in range(100):
+        port = 20_000 + secrets.randbelow(12_000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # pragma: no cover (every try taken)
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 

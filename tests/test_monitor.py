@@ -314,7 +314,9 @@ def test_a_stopped_heartbeat_raises_an_alert(mk: EntryMaker) -> None:
     assert a.kind == "heartbeat-stale" and a.wallet == "w1"
     assert "no heartbeat signature since" in a.message and "at most 300 s" in a.message
     assert eng.evaluate(T0 + 900) == []
-    eng.observe(mk("a", "heartbeat.failed", {"wallet": "w1", "error": "b did not answer"}, T0))
+    # (After the newest heartbeat.ok: an older failure would be resolved by it at once.)
+    failed = {"wallet": "w1", "error": "b did not answer"}
+    eng.observe(mk("a", "heartbeat.failed", failed, T0 + 850))
     (f,) = eng.evaluate(T0 + 901)
     assert f.kind == "heartbeat-failed" and "b did not answer" in f.message
 
@@ -358,7 +360,11 @@ def test_missing_and_lagging_nodes() -> None:
     assert eng.evaluate(T0 + 20) == []
     eng.observe_health("b", True, T0 + 30)
     eng.observe_health("b", False, T0 + 40, "timeout")
-    assert kinds(eng.evaluate(T0 + 50)) == ["node-missing"]  # a second outage
+    # The first outage ended (resolved), a second one began (a new alert).
+    assert [(a.kind, a.status) for a in eng.evaluate(T0 + 50)] == [
+        ("node-missing", "resolved"),
+        ("node-missing", "firing"),
+    ]
     eng.observe_wallets("a", {"w1": 2}, T0)
     eng.observe_wallets("b", {"w1": 2}, T0)
     eng.observe_wallets("c", {"w1": 1}, T0)
@@ -366,8 +372,9 @@ def test_missing_and_lagging_nodes() -> None:
     (lag,) = eng.evaluate(T0 + 7)
     assert lag.kind == "node-lagging" and lag.node == "c"
     assert "epoch 1, behind epoch 2 on a, b" in lag.message
-    # Caught up: nothing more; a rotation in flight that completes in time raises nothing.
+    # Caught up: resolved; a rotation in flight that completes in time raises nothing.
     eng.observe_wallets("c", {"w1": 2}, T0 + 8)
+    assert [(a.id, a.status) for a in eng.evaluate(T0 + 8)] == [(lag.id, "resolved")]
     eng.observe_wallets("a", {"w1": 3}, T0 + 9)
     eng.observe_wallets("a", {"w1": 3}, T0 + 10)
     eng.observe_wallets("b", {"w1": 3}, T0 + 11)
@@ -395,6 +402,191 @@ def test_restore_raises_nothing_twice(mk: EntryMaker) -> None:
     assert AlertEngine("other").scope != "cl"  # another cluster: other ids
     assert alert_id("other", raised[0].kind, raised[0].subject) != raised[0].id
     assert Alert.from_json(json.loads(json.dumps(raised[0].to_json()))) == raised[0]
+
+
+# -- resolutions of condition alerts --------------------------------------------------------------
+
+
+def statuses(alerts: list[Alert]) -> list[tuple[str, str]]:
+    return [(a.kind, a.status) for a in alerts]
+
+
+def test_a_missing_node_that_answers_again_is_resolved_once() -> None:
+    eng = AlertEngine("cl", AlertSettings(missing_after=6))
+    eng.observe_health("c", True, T0)
+    eng.observe_health("c", False, T0 + 2, "connection refused")
+    (m,) = eng.evaluate(T0 + 8)
+    assert (m.kind, m.status, m.resolved_at) == ("node-missing", "firing", None)
+    assert m.to_json()["status"] == "firing" and m.to_json()["resolved_at"] is None
+    assert eng.open_alerts() == [m]
+    eng.observe_health("c", True, T0 + 44)
+    (r,) = eng.evaluate(T0 + 45)
+    assert (r.id, r.kind, r.status, r.resolved_at, r.at) == (
+        m.id, "node-missing", "resolved", T0 + 45, m.at
+    )  # fmt: skip
+    assert r.message == "node c answers its health check again after 42 s"
+    assert (r.subject, r.parties, r.facts, r.event_at) == (
+        m.subject,
+        m.parties,
+        m.facts,
+        m.event_at,
+    )
+    assert r.key == f"{m.id}:resolved" != m.key == m.id
+    doc = r.to_json()
+    assert doc["status"] == "resolved" and doc["resolved_at"] == T0 + 45
+    assert Alert.from_json(json.loads(json.dumps(doc))) == r
+    assert eng.evaluate(T0 + 60) == [] and eng.open_alerts() == []  # resolved once
+    eng.observe_health("c", True, T0 + 62)
+    assert eng.evaluate(T0 + 62) == []
+    # Missing again later: a new occurrence, with a new id, resolved in its turn.
+    eng.observe_health("c", False, T0 + 100, "timeout")
+    assert eng.evaluate(T0 + 104) == []
+    (m2,) = eng.evaluate(T0 + 110)
+    assert (m2.kind, m2.status) == ("node-missing", "firing") and m2.id != m.id
+    eng.observe_health("c", True, T0 + 120)
+    (r2,) = eng.evaluate(T0 + 120)
+    assert (r2.id, r2.status) == (m2.id, "resolved") and "after 20 s" in r2.message
+    # A failure shorter than missing_after raised nothing, so nothing resolves either.
+    eng.observe_health("c", False, T0 + 130, "timeout")
+    eng.observe_health("c", True, T0 + 132)
+    assert eng.evaluate(T0 + 140) == []
+
+
+def test_an_open_alert_survives_a_restart_and_is_resolved_once() -> None:
+    first = AlertEngine("cl", AlertSettings(missing_after=6))
+    first.observe_health("c", True, T0)
+    first.observe_health("c", False, T0 + 2, "connection refused")
+    (m,) = first.evaluate(T0 + 8)
+    # Restarted while c is still down: the same outage raises nothing again.
+    again = AlertEngine("cl", AlertSettings(missing_after=6))
+    again.restore([m])
+    again.restore_health("c", T0, T0 + 2)
+    again.observe_health("c", False, T0 + 20, "connection refused")
+    assert again.evaluate(T0 + 20) == [] and again.open_alerts() == [m]
+    again.observe_health("c", True, T0 + 30)
+    (r,) = again.evaluate(T0 + 30)
+    assert (r.id, r.status, r.at) == (m.id, "resolved", m.at)
+    # Restarted after the resolution (restored in either order): nothing, ever again.
+    third = AlertEngine("cl", AlertSettings(missing_after=6))
+    third.restore([r, m])
+    third.restore_health("c", T0 + 30, None)
+    third.observe_health("c", True, T0 + 40)
+    assert third.evaluate(T0 + 40) == [] and third.open_alerts() == []
+    # An old state's alert (no status field) is a firing one.
+    old = {k: v for k, v in m.to_json().items() if k not in ("status", "resolved_at")}
+    assert Alert.from_json(old) == m
+
+
+def test_a_lagging_node_that_catches_up_is_resolved() -> None:
+    eng = AlertEngine("cl", AlertSettings(lag_grace=6))
+    for node, epoch in (("a", 2), ("b", 2), ("c", 1)):
+        eng.observe_wallets(node, {"w1": epoch}, T0)
+    (lag,) = eng.evaluate(T0 + 7)
+    assert (lag.kind, lag.status, lag.node) == ("node-lagging", "firing", "c")
+    # a and b rotate on while c stays behind: still lagging (a second alert, behind epoch 3).
+    eng.observe_wallets("a", {"w1": 3}, T0 + 10)
+    eng.observe_wallets("b", {"w1": 3}, T0 + 10)
+    (lag3,) = eng.evaluate(T0 + 17)
+    assert (lag3.status, lag3.facts["expected_epoch"]) == ("firing", 3)
+    eng.observe_wallets("c", {"w1": 2}, T0 + 20)  # closer, still behind: nothing resolved
+    (lag23,) = eng.evaluate(T0 + 20)
+    assert (lag23.status, lag23.facts["epoch"], lag23.facts["expected_epoch"]) == ("firing", 2, 3)
+    eng.observe_wallets("c", {"w1": 3}, T0 + 30)
+    resolved = eng.evaluate(T0 + 30)
+    assert [(a.id, a.status) for a in resolved] == [(a.id, "resolved") for a in (lag, lag3, lag23)]
+    assert resolved[0].message == (
+        "node c caught up after 30 s: it holds wallet w1 at epoch 3, the newest epoch any node "
+        "holds"
+    )
+    assert eng.evaluate(T0 + 60) == []
+    # c rolled back to epoch 1 (a restored backup): the same state as the first alert, but a
+    # new occurrence, so a new alert.
+    eng.observe_wallets("a", {"w1": 2}, T0 + 100)
+    eng.observe_wallets("b", {"w1": 2}, T0 + 100)
+    eng.observe_wallets("c", {"w1": 1}, T0 + 100)
+    (again,) = eng.evaluate(T0 + 107)
+    assert again.status == "firing" and again.id != lag.id
+    assert again.subject == lag.subject + "#2"
+
+
+def test_a_lagging_alert_is_not_resolved_by_a_partial_view_after_a_restart() -> None:
+    first = AlertEngine("cl", AlertSettings(lag_grace=6))
+    for node, epoch in (("a", 2), ("b", 2), ("c", 1)):
+        first.observe_wallets(node, {"w1": epoch}, T0)
+    (lag,) = first.evaluate(T0 + 7)
+    again = AlertEngine("cl", AlertSettings(lag_grace=6))
+    again.restore([lag])
+    again.observe_wallets("c", {"w1": 1}, T0 + 20)  # c answers first: alone, it looks level
+    assert again.evaluate(T0 + 20) == []
+    again.observe_wallets("a", {"w1": 2}, T0 + 22)
+    assert again.evaluate(T0 + 40) == []  # the same occurrence: not raised again
+    again.observe_wallets("c", {"w1": 2}, T0 + 42)
+    assert [(a.id, a.status) for a in again.evaluate(T0 + 42)] == [(lag.id, "resolved")]
+
+
+def test_a_stale_or_failed_heartbeat_is_resolved_by_a_newer_heartbeat(mk: EntryMaker) -> None:
+    eng = AlertEngine("cl", AlertSettings(heartbeat_max_age=300))
+    hb = {"wallet": "w1", "epoch": 0, "seconds": 0.2, "participants": ["a", "b"]}
+    eng.observe(mk("a", "heartbeat.ok", hb, T0))
+    (stale,) = eng.evaluate(T0 + 400)
+    assert (stale.kind, stale.status) == ("heartbeat-stale", "firing")
+    eng.observe(
+        mk("a", "heartbeat.failed", {"wallet": "w1", "error": "b did not answer"}, T0 + 450)
+    )
+    # A heartbeat older than the newest one, written late by another node, changes nothing.
+    eng.observe(mk("b", "heartbeat.ok", hb, T0 - 60))
+    (failed,) = eng.evaluate(T0 + 460)
+    assert (failed.kind, failed.status) == ("heartbeat-failed", "firing")
+    assert eng.evaluate(T0 + 470) == []
+    eng.observe(mk("a", "heartbeat.ok", hb, T0 + 500))
+    resolved = eng.evaluate(T0 + 502)
+    assert [(a.id, a.status, a.resolved_at) for a in resolved] == [
+        (stale.id, "resolved", T0 + 502),
+        (failed.id, "resolved", T0 + 502),
+    ]
+    assert resolved[0].message.startswith("wallet w1: heartbeat signature again at ")
+    assert "(by a), 500 s after the previous one" in resolved[0].message
+    assert "50 s after the failure" in resolved[1].message
+    assert eng.evaluate(T0 + 600) == [] and eng.open_alerts() == []
+    # It stops again: a new alert (about the new last heartbeat).
+    (stale2,) = eng.evaluate(T0 + 900)
+    assert (stale2.kind, stale2.status) == ("heartbeat-stale", "firing") and stale2.id != stale.id
+    # A failure replayed after a restart raises nothing, and its resolution is not repeated.
+    again = AlertEngine("cl", AlertSettings(heartbeat_max_age=300))
+    again.restore([stale, failed, *resolved, stale2])
+    assert again.open_alerts() == [stale2]
+
+
+def test_audit_broken_and_event_alerts_never_resolve(mk: EntryMaker) -> None:
+    eng = AlertEngine("cl", AlertSettings(missing_after=0, lag_grace=0))
+    eng.observe_chain_problem("b", 5, "hash does not match", T0)
+    eng.observe(
+        mk("a", "session.blame",
+           {"session": "5e", "request": "r1", "culprits": ["c"], "reason": "bad share"}, T0)
+    )  # fmt: skip
+    eng.observe(mk("a", "message.rejected", {"reason": "duplicate", "sender": "c"}, T0))
+    eng.observe(
+        mk("a", "request.refused",
+           {"request": "r2", "kind": "sign", "coordinator": "b", "rule": "deny-list",
+            "reason": "denied by rule 'deny-list'"}, T0)
+    )  # fmt: skip
+    raised = eng.evaluate(T0 + 1)
+    assert sorted(kinds(raised)) == ["audit-broken", "channel", "policy-refusal", "session-failed"]
+    assert all(a.status == "firing" and a.to_json()["status"] == "firing" for a in raised)
+    assert eng.open_alerts() == []
+    # Everything that ends a condition happens; none of these ends.
+    hb = {"wallet": "w1", "epoch": 0, "seconds": 0.2, "participants": ["a", "b"]}
+    for t in (T0 + 10, T0 + 20, T0 + 1000):
+        for node in ("a", "b", "c"):
+            eng.observe_health(node, True, t)
+            eng.observe_wallets(node, {"w1": 1}, t)
+        eng.observe(mk("a", "heartbeat.ok", hb, t))
+        eng.observe(mk("a", "session.completed", {"session": "5e", "request": "r1"}, t))
+        assert eng.evaluate(t) == []
+    # Restored after a restart, they are not open either.
+    again = AlertEngine("cl")
+    again.restore(raised)
+    assert again.open_alerts() == []
 
 
 # -- the collector over real audit logs -----------------------------------------------------------
@@ -592,6 +784,9 @@ class Receiver:
     def accepted(self) -> list[str]:
         return [body["id"] for status, body, _key in self.posts if status == 200]
 
+    def accepted_keys(self) -> list[str]:
+        return [key for status, _body, key in self.posts if status == 200]
+
 
 async def until(cond: Any, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
@@ -678,6 +873,199 @@ def test_a_webhook_added_later_gets_only_new_alerts(
     events_for_alerts(logs, tag="y")
     assert len(asyncio.run(m.poll())) == 2
     assert len(m.store.pending(sender.url)) == 2
+    m.store.close()
+
+
+def test_a_missing_node_back_is_resolved_once_to_the_webhook_across_restarts(
+    node_dirs: MonCluster, logs: Logs, tmp_path: Path
+) -> None:
+    """Missing, then back, then missing again: one firing alert, one resolution, a new firing
+    alert; each recorded, logged and delivered exactly once (the receiver refuses the first
+    POST), across three restarts, one of them between the resolution and its delivery."""
+    clock = logs.clock
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/hook"
+    receiver = Receiver(port)
+    state = tmp_path / "state"
+    src = fakes(node_dirs)
+    echoed: list[str] = []
+
+    def start(deliver: bool = True) -> tuple[Monitor, WebhookSender | None]:
+        m = Monitor(
+            node_dirs.cluster,
+            src,
+            MonitorStore.open(state),
+            settings=MonitorSettings(interval=2.0),
+            clock=clock,
+            echo=echoed.append,
+        )
+        m.load()
+        sender = WebhookSender(m.store, url, min_backoff=0.05, max_backoff=0.2)
+        if not deliver:
+            return m, None
+        m.on_alerts(lambda _a: sender.wake())
+        return m, sender
+
+    async def polls(m: Monitor, n: int) -> list[Alert]:
+        out: list[Alert] = []
+        for _ in range(n):
+            clock.advance(2.0)
+            out += await m.poll()
+        return out
+
+    async def delivered(m: Monitor, sender: WebhookSender | None, keys: set[str]) -> None:
+        assert sender is not None
+        stop = asyncio.Event()
+        task = asyncio.create_task(sender.run(stop))
+        await until(lambda: keys <= set(receiver.accepted_keys()))
+        await asyncio.sleep(0.3)  # nothing more comes
+        stop.set()
+        await task
+        await sender.close()
+
+    async def scenario() -> list[Alert]:
+        await receiver.start()
+        # 1. c stops answering: one node-missing alert, delivered (after one 500).
+        m, sender = start()
+        assert await m.poll() == []
+        src["c"].down = True
+        (fired,) = await polls(m, 4)
+        assert (fired.kind, fired.status, fired.parties) == ("node-missing", "firing", ("c",))
+        await delivered(m, sender, {fired.key})
+        m.store.close()
+        # 2. Restarted while c is still down: nothing again. c answers: the resolution is
+        # recorded and logged, but this run ends before delivering it.
+        m, _ = start(deliver=False)
+        assert await polls(m, 2) == []
+        src["c"].down = False
+        (resolved,) = await polls(m, 1)
+        assert (resolved.id, resolved.status, resolved.resolved_at) == (
+            fired.id, "resolved", clock.now
+        )  # fmt: skip
+        assert resolved.message.startswith("node c answers its health check again after ")
+        (row,) = m.snapshot()["alerts"]  # shown resolved, not removed
+        assert (row["id"], row["status"], row["resolution"]) == (
+            fired.id, "resolved", resolved.message
+        )  # fmt: skip
+        assert row["message"] == fired.message and m.snapshot()["alert_count"] == 1
+        assert await polls(m, 2) == []
+        m.store.close()
+        # 3. Restarted: nothing raised or resolved again; the owed resolution is delivered.
+        m, sender = start()
+        assert await polls(m, 2) == []
+        await delivered(m, sender, {resolved.key})
+        m.store.close()
+        # 4. Restarted: nothing at all; then c goes missing again: a new alert.
+        m, sender = start()
+        assert await polls(m, 2) == []
+        assert sender is not None and await sender.deliver_pending() == 0
+        src["c"].down = True
+        (again,) = await polls(m, 4)
+        assert (again.kind, again.status) == ("node-missing", "firing") and again.id != fired.id
+        await delivered(m, sender, {again.key})
+        m.store.close()
+        await receiver.stop()
+        return [fired, resolved, again]
+
+    fired, resolved, again = asyncio.run(scenario())
+    assert receiver.accepted_keys() == [fired.id, f"{fired.id}:resolved", again.id]
+    assert len(receiver.posts) == 4  # the refused first one, posted again once
+    bodies = [body for status, body, _key in receiver.posts if status == 200]
+    assert [(b["id"], b["status"]) for b in bodies] == [
+        (fired.id, "firing"), (fired.id, "resolved"), (again.id, "firing")
+    ]  # fmt: skip
+    assert bodies[1]["resolved_at"] == resolved.resolved_at and bodies[0]["resolved_at"] is None
+    assert bodies[1]["message"] == resolved.message and bodies[1]["at"] == fired.at
+    lines = [json.loads(x) for x in (state / "alerts.jsonl").read_text().splitlines()]
+    assert [(x["id"], x["status"]) for x in lines] == [(b["id"], b["status"]) for b in bodies]
+    logged = [x for x in echoed if x.startswith("alert")]
+    assert [x.split(" [")[0] for x in logged] == ["alert", "alert resolved", "alert"]
+    assert logged[1].startswith("alert resolved [critical node-missing] node c answers its")
+
+
+def test_a_state_from_before_resolutions_loads_and_resolves(
+    node_dirs: MonCluster, logs: Logs, tmp_path: Path
+) -> None:
+    """A state directory the previous version wrote (no ``status`` column, alert bodies with
+    no ``status``): it loads, its open node-missing alert stays open, and is resolved once."""
+    import sqlite3
+
+    state = tmp_path / "state"
+    src = fakes(node_dirs)
+    events_for_alerts(logs)
+    m = monitor(node_dirs, src, state, logs.clock, once=True)
+    src["c"].down = True
+    first = asyncio.run(m.poll())
+    assert sorted(kinds(first)) == ["channel", "node-missing", "policy-refusal", "session-failed"]
+    m.store.close()
+    # Make it what the previous version wrote.
+    conn = sqlite3.connect(state / "monitor.db")
+    rows = conn.execute("SELECT n, body FROM alerts").fetchall()
+    conn.execute("ALTER TABLE alerts DROP COLUMN status")
+    for n, body in rows:
+        doc = json.loads(body)
+        del doc["status"], doc["resolved_at"]
+        conn.execute("UPDATE alerts SET body = ? WHERE n = ?", (json.dumps(doc), n))
+    conn.commit()
+    conn.close()
+    # Restarted by this version: nothing raised again while c is down.
+    m = monitor(node_dirs, src, state, logs.clock, once=True)
+    assert [a.status for a in m.store.alerts()] == ["firing"] * 4
+    logs.clock.advance(2)
+    assert asyncio.run(m.poll()) == []
+    src["c"].down = False
+    logs.clock.advance(2)
+    (r,) = asyncio.run(m.poll())
+    (missing,) = of_kind(first, "node-missing")
+    assert (r.id, r.status, r.kind) == (missing.id, "resolved", "node-missing")
+    assert m.store.alert_count() == 4
+    rows_shown = {a["id"]: a["status"] for a in m.snapshot()["alerts"]}
+    assert rows_shown == {a.id: "resolved" if a is missing else "firing" for a in first}
+    m.store.close()
+    m = monitor(node_dirs, src, state, logs.clock, once=True)
+    logs.clock.advance(2)
+    assert asyncio.run(m.poll()) == []
+    m.store.close()
+
+
+def test_a_lagging_node_caught_up_then_rolled_back_across_a_restart(
+    node_dirs: MonCluster, logs: Logs, tmp_path: Path
+) -> None:
+    """Lagging, caught up (resolved), then rolled back to the same epoch (a restored backup)
+    while the monitor was stopped: a new occurrence, so a new alert."""
+    state = tmp_path / "state"
+    src = fakes(node_dirs)
+
+    def epochs(**by_node: int) -> None:
+        for n, e in by_node.items():
+            src[n].wallet_list = [{"wallet_id": "w1", "epoch": e}]
+
+    async def polls(m: Monitor, n: int) -> list[Alert]:
+        out: list[Alert] = []
+        for _ in range(n):
+            logs.clock.advance(2.0)
+            out += await m.poll()
+        return out
+
+    epochs(a=2, b=2, c=1)
+    m = monitor(node_dirs, src, state, logs.clock, interval=2.0)
+    (lag,) = asyncio.run(polls(m, 5))
+    assert (lag.kind, lag.status, lag.node) == ("node-lagging", "firing", "c")
+    epochs(c=2)
+    (resolved,) = asyncio.run(polls(m, 1))
+    assert (resolved.id, resolved.status) == (lag.id, "resolved")
+    assert "it holds wallet w1 at epoch 2, the newest" in resolved.message
+    m.store.close()
+    # Rolled back while the monitor was stopped: the restarted monitor never sees it level.
+    epochs(c=1)
+    m = monitor(node_dirs, src, state, logs.clock, interval=2.0)
+    (again,) = asyncio.run(polls(m, 5))
+    assert (again.kind, again.status, again.subject) == (
+        "node-lagging",
+        "firing",
+        lag.subject + "#2",
+    )
+    assert again.id != lag.id and m.store.alert_count() == 2
     m.store.close()
 
 
@@ -893,3 +1281,20 @@ def test_cli_serves_the_dashboard_and_stops_cleanly_on_sigterm(
     assert err_text.count("alert [") == 3
     printed = [json.loads(line) for line in out.splitlines()]
     assert sorted(a["kind"] for a in printed) == ["channel", "policy-refusal", "session-failed"]
+
+
+def test_once_text_lines_mark_resolutions() -> None:
+    """``tmpc monitor --once`` prints a resolution's line starting with ``resolved`` (a firing
+    alert's line is unchanged); only firing alerts make its status 1 (see cli/monitor.py)."""
+    from dataclasses import replace
+
+    from tmpc.cli.monitor import _alert_line
+
+    firing = Alert(
+        id="x1", kind="node-missing", severity="critical", subject="c", at=T0,
+        message="node c is missing",
+        node="c",
+    )  # fmt: skip
+    assert _alert_line(firing) == "[critical node-missing] node c is missing (id x1)"
+    ended = replace(firing, status="resolved", message="node c answers again", resolved_at=T0)
+    assert _alert_line(ended) == "resolved [critical node-missing] node c answers again (id x1)"

@@ -5,8 +5,8 @@ from one Debian build, so they always match; nothing is downloaded: the driver's
 browser's paths are given, and Selenium Manager is told to stay offline). ``make test``
 installs both (``make chromium``); without them this test fails and says so.
 
-Done when: the test loads the dashboard, sees the nodes, a completed signature and an alert,
-and saves a screenshot as a test artifact (``tmp_path/dashboard.png``, copied to
+Done when: the test loads the dashboard, sees the nodes, a completed signature, an alert and a
+resolved one, and saves a screenshot as a test artifact (``tmp_path/dashboard.png``, copied to
 ``test-artifacts/dashboard.png`` at the top of the repository, which git ignores).
 """
 
@@ -82,7 +82,7 @@ class Served:
 
 def fill_logs(logs: Logs, wallet: str) -> None:
     """Five completed signatures over the last minutes, one live session, one aborted
-    session blaming c."""
+    session blaming c, a failed heartbeat followed by a good one (an alert, resolved)."""
     now = logs.clock.now
     for i in range(5):
         at = now - 300 + i * 50
@@ -113,6 +113,9 @@ def fill_logs(logs: Logs, wallet: str) -> None:
         {"session": "ab0e", "request": "bad1", "reason": "c sent an invalid share",
          "culprits": ["c"]}, now - 60,
     )  # fmt: skip
+    logs.write("a", "heartbeat.failed", {"wallet": wallet, "error": "b did not answer"}, now - 30)
+    hb = {"wallet": wallet, "epoch": 0, "seconds": 0.2, "participants": ["a", "b"]}
+    logs.write("a", "heartbeat.ok", hb, now - 20)
 
 
 @pytest.fixture
@@ -182,7 +185,7 @@ def test_dashboard_shows_nodes_a_signature_and_an_alert(
             return (
                 len(d.find_elements(By.CSS_SELECTOR, "tr.node.up")) == 3
                 and len(d.find_elements(By.CSS_SELECTOR, "tr.signature")) == 5
-                and len(d.find_elements(By.CSS_SELECTOR, "li.alert")) >= 1
+                and len(d.find_elements(By.CSS_SELECTOR, "li.alert")) >= 2
                 and len(d.find_elements(By.CSS_SELECTOR, "tr.wallet")) == 2
             )
 
@@ -200,6 +203,13 @@ def test_dashboard_shows_nodes_a_signature_and_an_alert(
         alert = driver.find_element(By.CSS_SELECTOR, 'li.alert[data-kind="session-failed"]')
         assert "blamed: c" in alert.text and "(c)" in alert.text
         assert "severity-critical" in (alert.get_attribute("class") or "")
+        assert alert.get_attribute("data-status") == "firing"
+        # A resolved alert stays, marked resolved, with what ended it.
+        ended = driver.find_element(By.CSS_SELECTOR, 'li.alert[data-kind="heartbeat-failed"]')
+        assert ended.get_attribute("data-status") == "resolved"
+        assert "resolved" in (ended.get_attribute("class") or "").split()
+        assert "b did not answer" in ended.text and "heartbeat signature again" in ended.text
+        assert ended.find_element(By.CSS_SELECTOR, ".badge.resolved").text.startswith("resolved ")
 
         addresses = {
             a.find_element(By.CSS_SELECTOR, ".kind").text: a.text

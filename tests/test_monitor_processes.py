@@ -8,8 +8,8 @@ webhook receiver on loopback that is down at first. Then, each from real audit l
 - a party stalled mid-session (SIGSTOP at a failpoint) is named in the aborted session's alert;
 - a node that starts three signing requests that never reach threshold is named;
 - an old session's message sent again (a replay) raises a channel alert;
-- a stopped heartbeat (its leader stopped) raises an alert;
-- the receiver, once up, gets each alert exactly once.
+- a stopped heartbeat (its leader stopped) raises an alert, resolved once its leader is back;
+- the receiver, once up, gets each alert and each resolution exactly once.
 """
 
 from __future__ import annotations
@@ -222,18 +222,27 @@ def test_alerts_from_a_live_cluster_reach_the_webhook_exactly_once(
         assert receiver.wait(lambda k: "heartbeat-stale" in k, 40), receiver.kinds().keys()
     finally:
         os.kill(pids["a"], signal.SIGCONT)
+    # ... and resumes: the same alert comes again, resolved.
+    assert receiver.wait(
+        lambda k: any(a["status"] == "resolved" for a in k.get("heartbeat-stale", [])), 40
+    ), [(a["kind"], a["status"]) for a in list(receiver.alerts)]
 
-    # Each alert the monitor raised reached the receiver exactly once (by id), the ones raised
-    # while it was down included.
+    # Each alert the monitor raised, and each resolution (a node or heartbeat stopped above
+    # that came back: the same id, status "resolved"), reached the receiver exactly once, the
+    # ones raised while it was down included.
     raised_file = w.root / "mon" / "alerts.jsonl"
 
-    def raised() -> set[str]:
-        return {json.loads(x)["id"] for x in raised_file.read_text().splitlines() if x}
+    def raised() -> set[tuple[str, str]]:
+        lines = [json.loads(x) for x in raised_file.read_text().splitlines() if x]
+        return {(a["id"], a["status"]) for a in lines}
 
-    assert receiver.wait(lambda _k: raised() <= {a["id"] for a in list(receiver.alerts)}, 30)
-    with receiver.lock:
-        ids = [a["id"] for a in receiver.alerts]
-    assert len(ids) == len(set(ids)), sorted(ids)
+    def received() -> list[tuple[str, str]]:
+        with receiver.lock:
+            return [(a["id"], a["status"]) for a in receiver.alerts]
+
+    assert receiver.wait(lambda _k: raised() <= set(received()), 30)
+    keys = received()
+    assert len(keys) == len(set(keys)), sorted(keys)
 
 
 def _replay_to_a(w: World) -> None:

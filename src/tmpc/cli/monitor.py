@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 from tmpc.errors import ParameterError
-from tmpc.monitor.alerts import Alert
+from tmpc.monitor.alerts import FIRING, Alert
 from tmpc.monitor.dashboard import is_loopback, parse_listen
 from tmpc.monitor.delivery import WebhookSender, check_webhook_url
 from tmpc.monitor.service import Monitor, MonitorSettings, run_monitor, run_once
@@ -39,7 +39,8 @@ def _echo(line: str) -> None:
 
 
 def _alert_line(alert: Alert) -> str:
-    return f"[{alert.severity} {alert.kind}] {alert.message} (id {alert.id})"
+    what = "" if alert.status == FIRING else f"{alert.status} "
+    return f"{what}[{alert.severity} {alert.kind}] {alert.message} (id {alert.id})"
 
 
 @click.command("monitor")
@@ -101,7 +102,11 @@ def _alert_line(alert: Alert) -> str:
     show_default=True,
     help="Network of the addresses shown.",
 )
-@click.option("--once", is_flag=True, help="One pass: print its new alerts and exit (1 if any).")
+@click.option(
+    "--once",
+    is_flag=True,
+    help="One pass: print its new alerts and resolutions and exit (1 if any new alert).",
+)
 @click.option(
     "--json",
     "as_json",
@@ -157,11 +162,13 @@ def monitor(
             alerts = asyncio.run(run_once(mon, senders))
             for a in alerts:
                 click.echo(json.dumps(a.to_json(), sort_keys=True) if as_json else _alert_line(a))
+            firing = [a for a in alerts if a.status == FIRING]
             _echo(
-                f"{len(alerts)} new alert(s); {sum(s.checker.seq for s in mon.nodes.values())} "
-                f"audit entries held of {len(mon.nodes)} nodes"
+                f"{len(firing)} new alert(s), {len(alerts) - len(firing)} resolved; "
+                f"{sum(s.checker.seq for s in mon.nodes.values())} audit entries held of "
+                f"{len(mon.nodes)} nodes"
             )
-            if alerts:
+            if firing:  # a resolution alone is good news: status 0
                 sys.exit(EXIT_CHECK_FAILED)
             return
         if as_json:

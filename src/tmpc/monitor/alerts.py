@@ -17,6 +17,15 @@ it is about: a request and its culprits, a wallet and a destination, a node and 
 its outage, ...). The engine never returns an id twice, and :meth:`AlertEngine.restore` tells
 it the ids raised before a restart, so replaying the same entries raises nothing again.
 
+Most alerts are events (a blame, a refusal, an anomaly): they are raised and that is all. The
+kinds in :data:`RESOLVABLE` are about a condition that can end (a node that does not answer or
+lags behind, a heartbeat that stopped or failed): when it ends, ``evaluate`` returns the alert
+once more, with the same id, ``status`` ``"resolved"``, ``resolved_at`` and a message saying
+what ended. Each occurrence is raised once and resolved at most once; the condition coming back
+later is a new occurrence, with a new id (its subject ends in ``#2``, ``#3``, ... when the
+evidence alone would repeat an earlier subject). ``audit-broken`` is not resolvable: a broken
+chain stays broken until an operator has looked.
+
 The rules, their baselines and what to do about each kind are in ``docs/monitoring.md``
 ("Alerts"); :data:`KINDS` lists the kinds.
 """
@@ -38,8 +47,11 @@ from tmpc.wire.envelope import REASONS
 
 __all__ = [
     "CHANNEL_REASONS",
+    "FIRING",
     "KINDS",
     "REPLAY_REASONS",
+    "RESOLVABLE",
+    "RESOLVED",
     "Alert",
     "AlertEngine",
     "AlertSettings",
@@ -81,6 +93,17 @@ KINDS: Final[Mapping[str, str]] = {
     HEARTBEAT_STALE: "critical",
     HEARTBEAT_FAILED: "critical",
 }
+
+#: The kinds about a condition that can end (see the module docstring). ``audit-broken`` is
+#: not one: a broken chain does not mend itself.
+RESOLVABLE: Final = frozenset({NODE_MISSING, NODE_LAGGING, HEARTBEAT_STALE, HEARTBEAT_FAILED})
+
+# The resolvable kinds raised by a check of the current state (not by one entry).
+_CONDITIONS: Final = frozenset({NODE_MISSING, NODE_LAGGING, HEARTBEAT_STALE})
+
+#: :attr:`Alert.status` of a raised alert, and of its resolution.
+FIRING: Final = "firing"
+RESOLVED: Final = "resolved"
 
 #: The ``message.rejected`` reasons the node writes: the envelope layer's, a member's message
 #: to a session it is not in (``outsider``), a copy (``duplicate``). Each raises a ``channel``
@@ -174,6 +197,11 @@ class Alert:
     it; ``event_at``: when the evidence was written (the audit entry's time), if one entry is
     the evidence; ``parties``: the node names it is about (the blamed, the initiator, the
     sender); ``facts``: the rule's inputs (counts, baselines, request ids).
+
+    ``status``: :data:`FIRING` for a raised alert; :data:`RESOLVED` for the resolution of a
+    :data:`RESOLVABLE` one, which is the same alert (same id, kind, subject, ``at``, facts)
+    with ``resolved_at`` (when the monitor saw the condition end) and ``message`` saying what
+    ended. :attr:`key` tells the two apart.
     """
 
     id: str
@@ -188,6 +216,14 @@ class Alert:
     request: str | None = None
     parties: tuple[str, ...] = ()
     facts: Mapping[str, Any] = field(default_factory=dict)
+    status: str = FIRING
+    resolved_at: float | None = None
+
+    @property
+    def key(self) -> str:
+        """The key of this notification: the alert's ``id`` when firing, ``<id>:resolved`` for
+        its resolution (the webhook's ``Idempotency-Key`` and the store's row)."""
+        return self.id if self.status == FIRING else f"{self.id}:{self.status}"
 
     def to_json(self) -> dict[str, Any]:
         """The alert as a JSON object (what the log, the webhook and the dashboard get)."""
@@ -204,11 +240,17 @@ class Alert:
             "request": self.request,
             "parties": list(self.parties),
             "facts": dict(self.facts),
+            "status": self.status,
+            "resolved_at": self.resolved_at,
         }
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> Alert:
-        """Parse :meth:`to_json`'s output; raises KeyError / TypeError / ValueError."""
+        """Parse :meth:`to_json`'s output (also an earlier version's, without ``status``: a
+        firing alert); raises KeyError / TypeError / ValueError."""
+        status = str(doc.get("status") or FIRING)
+        if status not in (FIRING, RESOLVED):
+            raise ValueError(f"alert status must be {FIRING!r} or {RESOLVED!r}, not {status!r}")
         return cls(
             id=str(doc["id"]),
             kind=str(doc["kind"]),
@@ -222,6 +264,8 @@ class Alert:
             request=doc.get("request"),
             parties=tuple(str(p) for p in doc.get("parties") or ()),
             facts=dict(doc.get("facts") or {}),
+            status=status,
+            resolved_at=None if doc.get("resolved_at") is None else float(doc["resolved_at"]),
         )
 
 
@@ -275,6 +319,8 @@ class _Health:
     last_ok: float | None = None
     failing_since: float | None = None
     error: str | None = None
+    #: The first answer after the last failure (when the outage ended), if seen in this run.
+    back_at: float | None = None
 
 
 def _text(data: Mapping[str, Any], key: str) -> str | None:
@@ -316,7 +362,11 @@ class AlertEngine:
         self.scope = scope
         self.settings = settings or AlertSettings()
         self._emitted: set[str] = set()
+        #: Firing alerts and resolutions not returned yet, by :attr:`Alert.key`, in order.
         self._pending: dict[str, Alert] = {}
+        #: The raised :data:`RESOLVABLE` alerts whose condition has not ended (yet), by id.
+        self._firing: dict[str, Alert] = {}
+        self._resolved: set[str] = set()
         self._open: dict[str, _Request] = {}
         self._finished = _Remembered()
         #: "node|session" of the sessions a node ended by a timeout or an abort: a message of
@@ -333,9 +383,17 @@ class AlertEngine:
     # -- restart ------------------------------------------------------------------------------
 
     def restore(self, alerts: Iterable[Alert]) -> None:
-        """Mark alerts raised before a restart as raised (call before replaying entries)."""
+        """Mark alerts raised and resolutions returned before a restart as such (call before
+        replaying entries), in any order: a :data:`RESOLVABLE` alert without its resolution is
+        open again, and is resolved when its condition ends."""
         for a in alerts:
+            if a.status != FIRING:
+                self._resolved.add(a.id)
+                self._firing.pop(a.id, None)
+                continue
             self._emitted.add(a.id)
+            if a.kind in RESOLVABLE and a.id not in self._resolved:
+                self._firing[a.id] = a
             if a.kind == STALLED_INITIATOR:
                 for rid in a.facts.get("requests") or ():
                     self._counted.add(str(rid))
@@ -348,6 +406,10 @@ class AlertEngine:
         """``(last_ok, failing_since, last error)`` of ``node`` as observed."""
         h = self._health.get(node, _Health())
         return h.last_ok, h.failing_since, h.error
+
+    def open_alerts(self) -> list[Alert]:
+        """The raised :data:`RESOLVABLE` alerts whose condition has not ended, in order raised."""
+        return list(self._firing.values())
 
     # -- raising ------------------------------------------------------------------------------
 
@@ -366,9 +428,18 @@ class AlertEngine:
         **facts: Any,
     ) -> None:
         aid = alert_id(self.scope, kind, subject)
+        if kind in _CONDITIONS:
+            # An occurrence that ended does not stop the same state from raising a new one (a
+            # node rolled back to the same epoch): number the later occurrences. (An entry's
+            # evidence, a heartbeat.failed, is one occurrence: replayed, it raises nothing.)
+            base, n = subject, 1
+            while aid in self._resolved:
+                n += 1
+                subject = f"{base}#{n}"
+                aid = alert_id(self.scope, kind, subject)
         if aid in self._emitted or aid in self._pending:
             return
-        self._pending[aid] = Alert(
+        alert = self._pending[aid] = Alert(
             id=aid,
             kind=kind,
             severity=severity or KINDS[kind],
@@ -382,19 +453,47 @@ class AlertEngine:
             parties=tuple(parties),
             facts=facts,
         )
+        if kind in RESOLVABLE:
+            self._firing[aid] = alert
+
+    def _resolve(self, alert: Alert, message: str) -> None:
+        """The condition of the open ``alert`` ended (``message`` says how): queue its
+        resolution (once: it is no longer open afterwards)."""
+        if self._firing.pop(alert.id, None) is None:
+            return
+        self._resolved.add(alert.id)
+        ended = replace(alert, status=RESOLVED, message=message)
+        self._pending[ended.key] = ended
+
+    def _open_of(self, kind: str) -> list[Alert]:
+        return [a for a in self._firing.values() if a.kind == kind]
 
     def evaluate(self, now: float) -> list[Alert]:
-        """The alerts due at Unix time ``now`` not returned before, in the order raised.
+        """The alerts due at Unix time ``now`` not returned before, in the order raised or
+        resolved.
 
         Runs the rules about time (stalled requests, a missing or lagging node, a stale
-        heartbeat), then returns every alert raised since the last call with ``at = now``.
+        heartbeat) and checks whether the conditions of the open :data:`RESOLVABLE` alerts
+        still hold, then returns every alert raised since the last call with ``at = now``
+        (status :data:`FIRING`) and every resolution with ``resolved_at = now`` (status
+        :data:`RESOLVED`; its ``at`` stays the alert's).
         """
         self._check_stalled(now)
         self._check_missing(now)
         self._check_lagging(now)
         self._check_heartbeats(now)
-        out = [replace(a, at=now) for a in self._pending.values()]
-        self._emitted.update(self._pending)
+        out: list[Alert] = []
+        raised_now: set[str] = set()
+        for a in self._pending.values():
+            if a.status == FIRING:
+                a = replace(a, at=now)
+                raised_now.add(a.id)
+                self._emitted.add(a.id)
+                if a.id in self._firing:
+                    self._firing[a.id] = a
+            else:  # a resolution; of an alert raised in this same call, if it has no time yet
+                a = replace(a, at=now if a.id in raised_now else a.at, resolved_at=now)
+            out.append(a)
         self._pending.clear()
         return out
 
@@ -705,6 +804,8 @@ class AlertEngine:
         """Whether ``node`` answered its health check at ``now`` (and why not)."""
         h = self._health.setdefault(node, _Health())
         if ok:
+            if h.failing_since is not None:
+                h.back_at = now  # the outage ended: its alert is resolved by the next evaluate
             h.last_ok, h.failing_since, h.error = now, None, None
         else:
             if h.failing_since is None:
@@ -785,6 +886,17 @@ class AlertEngine:
             del self._open[rid]  # too old to join any alert from now on
 
     def _check_missing(self, now: float) -> None:
+        # An outage ended when the node answered after it began (the answer's time survives a
+        # restart in the stored health record: then the last answer stands for the first).
+        for a in self._open_of(NODE_MISSING):
+            h = self._health.get(a.node or "")
+            start = a.event_at
+            if h is None or h.last_ok is None or start is None or h.last_ok <= start:
+                continue
+            back = h.back_at if h.back_at is not None and h.back_at > start else h.last_ok
+            self._resolve(
+                a, f"node {a.node} answers its health check again after {back - start:.0f} s"
+            )
         for node, h in sorted(self._health.items()):
             if h.failing_since is None or now - h.failing_since < self.settings.missing_after:
                 continue
@@ -802,6 +914,22 @@ class AlertEngine:
             )
 
     def _check_lagging(self, now: float) -> None:
+        # Caught up: the node holds the wallet at the epoch it was behind, or later, and no
+        # node it was seen with holds a later one. (After a restart, until the nodes ahead are
+        # seen again, the node alone is not enough: hence the alert's expected epoch.)
+        for a in self._open_of(NODE_LAGGING):
+            by_node = self._epochs.get(a.wallet or "", {})
+            held, expected = by_node.get(a.node or ""), a.facts.get("expected_epoch")
+            if held is None or not isinstance(expected, int) or held < expected:
+                continue
+            if held < max(by_node.values()):
+                continue
+            lagged = f" after {now - a.event_at:.0f} s" if a.event_at is not None else ""
+            self._resolve(
+                a,
+                f"node {a.node} caught up{lagged}: it holds wallet {a.wallet} at epoch {held}, "
+                f"the newest epoch any node holds",
+            )
         for (node, wallet, top), since in sorted(self._lag_since.items()):
             if now - since < self.settings.lag_grace:
                 continue
@@ -821,6 +949,21 @@ class AlertEngine:
             )
 
     def _check_heartbeats(self, now: float) -> None:
+        # A stopped or failed heartbeat ended when a newer heartbeat.ok of the wallet came.
+        for a in [*self._open_of(HEARTBEAT_STALE), *self._open_of(HEARTBEAT_FAILED)]:
+            newest = self._heartbeats.get(a.wallet or "")
+            if newest is None or a.event_at is None or newest[0] <= a.event_at:
+                continue
+            at, node = newest
+            if a.kind == HEARTBEAT_STALE:
+                before = f"the previous one ({_when(a.event_at)})"
+            else:
+                before = f"the failure ({_when(a.event_at)})"
+            self._resolve(
+                a,
+                f"wallet {a.wallet}: heartbeat signature again at {_when(at)} (by {node}), "
+                f"{at - a.event_at:.0f} s after {before}",
+            )
         limit = self.settings.heartbeat_max_age
         for wallet, (at, node) in sorted(self._heartbeats.items()):
             age = now - at

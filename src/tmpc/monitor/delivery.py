@@ -1,17 +1,19 @@
 """Where alerts go besides the dashboard: the log and webhooks.
 
-- :class:`AlertLog`: one line per alert on the monitor's standard error and one JSON line in
-  ``STATE/alerts.jsonl``;
+- :class:`AlertLog`: one line per alert (and per resolution) on the monitor's standard error
+  and one JSON line in ``STATE/alerts.jsonl``;
 - :class:`WebhookSender`: ``POST URL`` of each alert's JSON (``Content-Type:
-  application/json``, ``Idempotency-Key: <alert id>``), in the order the alerts were raised,
-  retried with exponential back-off (0.5 s doubling up to 30 s, for as long as the monitor
-  runs) until the receiver answers 2xx; only then is the delivery recorded
-  (:meth:`~tmpc.monitor.store.MonitorStore.mark_delivered`), and a recorded delivery is never
-  posted again, across restarts.
+  application/json``, ``Idempotency-Key: <alert id>``; a resolution, the same alert with
+  ``status`` ``resolved``, has ``Idempotency-Key: <alert id>:resolved``), in the order the
+  alerts were raised and resolved, retried with exponential back-off (0.5 s doubling up to
+  30 s, for as long as the monitor runs) until the receiver answers 2xx; only then is the
+  delivery recorded (:meth:`~tmpc.monitor.store.MonitorStore.mark_delivered`), and a recorded
+  delivery is never posted again, across restarts.
 
-The guarantee is *at least once, with an id*: a crash between the receiver's 2xx and the
-record can post that one alert again, with the same ``id`` and ``Idempotency-Key``; a receiver
-that ignores an id it has seen gets every alert exactly once.
+The guarantee is *at least once, with a key*: a crash between the receiver's 2xx and the
+record can post that one alert (or resolution) again, with the same body and
+``Idempotency-Key``; a receiver that ignores a key it has seen gets every alert and every
+resolution exactly once.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Final
 
 import aiohttp
 
-from tmpc.monitor.alerts import Alert
+from tmpc.monitor.alerts import FIRING, Alert
 from tmpc.monitor.store import MonitorStore
 
 __all__ = ["ALERTS_FILE", "AlertLog", "WebhookSender", "check_webhook_url", "wait_for"]
@@ -72,15 +74,18 @@ class AlertLog:
         self._echo = echo
 
     def write(self, alert: Alert) -> None:
-        """Log one alert (a line to ``echo``, a JSON line to the file, flushed)."""
+        """Log one alert or resolution (a line to ``echo``: ``alert [severity kind] ...`` or
+        ``alert resolved [severity kind] ...``; a JSON line to the file, flushed)."""
         if self._echo is not None:
-            self._echo(f"alert [{alert.severity} {alert.kind}] {alert.message} (id {alert.id})")
+            what = "alert" if alert.status == FIRING else f"alert {alert.status}"
+            self._echo(f"{what} [{alert.severity} {alert.kind}] {alert.message} (id {alert.id})")
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(alert.to_json(), sort_keys=True) + "\n")
 
 
 class WebhookSender:
-    """Posts the alerts ``url`` is owed, in order, until each is acknowledged (2xx).
+    """Posts the alerts and resolutions ``url`` is owed, in order, until each is
+    acknowledged (2xx).
 
     ``min_backoff`` / ``max_backoff``: the first wait after a failure and the cap (doubling in
     between); ``timeout``: per request; ``log``: status lines (a failure streak's first
@@ -120,7 +125,7 @@ class WebhookSender:
         self.posts += 1
         headers = {
             "Content-Type": "application/json",
-            "Idempotency-Key": alert.id,
+            "Idempotency-Key": alert.key,
             "User-Agent": USER_AGENT,
         }
         body = json.dumps(alert.to_json(), sort_keys=True).encode()
@@ -128,27 +133,27 @@ class WebhookSender:
             async with self._session.post(self.url, data=body, headers=headers) as resp:
                 await resp.read()
                 if 200 <= resp.status < 300:
-                    self._store.mark_delivered(alert.id, self.url, resp.status, self._clock())
+                    self._store.mark_delivered(alert.key, self.url, resp.status, self._clock())
                     return True, f"HTTP {resp.status}"
                 return False, f"HTTP {resp.status}"
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             return False, str(exc) or type(exc).__name__
 
     async def deliver_pending(self) -> int:
-        """Post each pending alert once, in order, stopping at the first failure (no back-off:
-        what ``--once`` does). Returns how many were acknowledged."""
+        """Post each pending alert (or resolution) once, in order, stopping at the first
+        failure (no back-off: what ``--once`` does). Returns how many were acknowledged."""
         done = 0
         for alert in self._store.pending(self.url):
             ok, why = await self._post(alert)
             if not ok:
-                self._say(f"webhook {self.url}: alert {alert.id} not delivered ({why})")
+                self._say(f"webhook {self.url}: alert {alert.key} not delivered ({why})")
                 break
             done += 1
         return done
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until ``stop`` is set: pending alerts in order, each retried with back-off
-        until acknowledged; then wait for :meth:`wake`."""
+        """Deliver until ``stop`` is set: pending alerts and resolutions in order, each retried
+        with back-off until acknowledged; then wait for :meth:`wake`."""
         backoff = self._min
         while not stop.is_set():
             self._wake.clear()  # before looking: an alert recorded meanwhile wakes us again
@@ -166,7 +171,7 @@ class WebhookSender:
                     backoff = self._min
                     continue
                 self._say(
-                    f"webhook {self.url}: alert {alert.id} not delivered ({why}); "
+                    f"webhook {self.url}: alert {alert.key} not delivered ({why}); "
                     f"retrying in {backoff:g} s"
                 )
                 await wait_for([stop], backoff)

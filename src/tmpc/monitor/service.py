@@ -9,8 +9,8 @@ objects and its :class:`~tmpc.monitor.store.MonitorStore`. Each :meth:`Monitor.p
    signature under the host key the cluster file lists): the first bad entry raises one
    ``audit-broken`` alert, and nothing after it is taken from that node;
 3. stores the good entries, feeds them (sorted by time) to the alert engine and the dashboard's
-   view, and records the alerts the engine returns; each new alert goes to the log and wakes the
-   webhook senders.
+   view, and records the alerts the engine returns (raised ones, and resolutions of those whose
+   condition ended); each new one goes to the log and wakes the webhook senders.
 
 :func:`run_monitor` runs polls every ``interval`` seconds with the dashboard and the webhook
 senders until its stop event is set; :func:`run_once` does one poll and one delivery attempt.
@@ -111,6 +111,20 @@ class NodeState:
         }
 
 
+def _alert_row(alert: Alert, resolution: Alert | None) -> dict[str, Any]:
+    """An alert on the dashboard: as raised, and once resolved with its ``status``,
+    ``resolved_at`` and ``resolution`` (the resolution's message)."""
+    row = alert.to_json()
+    row["resolution"] = None
+    if resolution is not None:
+        row.update(
+            status=resolution.status,
+            resolved_at=resolution.resolved_at,
+            resolution=resolution.message,
+        )
+    return row
+
+
 def wallet_addresses(record: schemes.WalletRecord, network: str) -> list[dict[str, str]]:
     """The addresses ``tmpc address`` prints for ``record`` on ``network``, as ``{"kind",
     "address"}`` (Ethereum and P2WPKH for ECDSA, Taproot, Solana; none for a scheme without a
@@ -187,15 +201,17 @@ class Monitor:
             self._echo(line)
 
     def on_alerts(self, listener: Callable[[list[Alert]], None]) -> None:
-        """Call ``listener`` with each poll's new alerts (after they are recorded)."""
+        """Call ``listener`` with each poll's new alerts and resolutions (after they are
+        recorded)."""
         self._listeners.append(listener)
 
     # -- restart --------------------------------------------------------------------------------
 
     def load(self) -> None:
         """Take up the stored state: the nodes' chains, the entries (replayed into the engine
-        and the view, raising nothing already raised) and the nodes' health records."""
-        self.engine.restore(self.store.alerts())
+        and the view, raising nothing already raised), the alerts still open (resolved when
+        their condition ends, once) and the nodes' health records."""
+        self.engine.restore([*self.store.alerts(), *self.store.resolutions()])
         for c in self.cluster.members:
             if self.store.bind_node(c.name, c.host_pubkey.hex()):
                 self._say(f"node {c.name} has a new host key: its log is collected anew")
@@ -222,7 +238,8 @@ class Monitor:
     # -- polling ----------------------------------------------------------------------------------
 
     async def poll(self) -> list[Alert]:
-        """One pass over every node (see the module docstring); returns the new alerts."""
+        """One pass over every node (see the module docstring); returns the new alerts and
+        resolutions (:attr:`~tmpc.monitor.alerts.Alert.status`)."""
         batches = await asyncio.gather(*(self._poll_node(s) for s in self.nodes.values()))
         new = sorted((e for b in batches for e in b), key=lambda e: (e.at, e.node, e.seq))
         if new:
@@ -399,7 +416,7 @@ class Monitor:
             "sessions": merge_live_sessions(audit_open, from_nodes, rounds),
             "signatures": self.view.signatures()[:20],
             "signatures_total": self.view.total_signatures,
-            "alerts": [a.to_json() for a in self.store.alerts(_ALERTS_SHOWN)],
+            "alerts": [_alert_row(a, r) for a, r in self.store.alert_states(_ALERTS_SHOWN)],
             "alert_count": self.store.alert_count(),
             "latency": self.view.latency(),
             "volume": self.view.volume(now),

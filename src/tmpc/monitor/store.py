@@ -5,9 +5,15 @@ Tables:
 - ``entries``: every audit entry collected, as its line, per node and seq (the chain is
   checked again from these when the monitor starts, and the alert engine replays them);
 - ``nodes``: each node's host key (a new key starts its log over) and its health record;
-- ``alerts``: every alert raised, in order (``n``), by its stable id;
-- ``targets`` / ``deliveries``: each webhook URL, the first alert it is owed (a webhook added
-  later gets the alerts raised from then on) and the alerts it acknowledged (2xx).
+- ``alerts``: every alert raised and every resolution of one, in order (``n``), by its key
+  (:attr:`~tmpc.monitor.alerts.Alert.key`: the alert's stable id when ``status`` is
+  ``firing``, ``<id>:resolved`` for its resolution), with the JSON body;
+- ``targets`` / ``deliveries``: each webhook URL, the first row it is owed (a webhook added
+  later gets the alerts and resolutions recorded from then on) and the keys it acknowledged
+  (2xx).
+
+A state directory written before resolutions existed has no ``status`` column in ``alerts``:
+opening it adds the column (every row in it is a firing alert) and changes nothing else.
 
 A delivery is recorded only after the receiver's 2xx, in a committed transaction (synchronous
 FULL): an acknowledged alert is never posted again, even after a crash, except one
@@ -27,7 +33,7 @@ from pathlib import Path
 from typing import Final
 
 from tmpc.errors import KeystoreError
-from tmpc.monitor.alerts import Alert
+from tmpc.monitor.alerts import FIRING, RESOLVED, Alert
 
 __all__ = ["DB_FILE", "LOCK_FILE", "MonitorStore"]
 
@@ -42,12 +48,20 @@ _SCHEMA: Final = (
         at REAL NOT NULL, type TEXT NOT NULL, line BLOB NOT NULL, UNIQUE (node, seq))""",
     """CREATE TABLE IF NOT EXISTS alerts (
         n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,
-        at REAL NOT NULL, body TEXT NOT NULL)""",
+        at REAL NOT NULL, body TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'firing')""",
     "CREATE TABLE IF NOT EXISTS targets (url TEXT PRIMARY KEY, since INTEGER NOT NULL)",
     """CREATE TABLE IF NOT EXISTS deliveries (
         alert TEXT NOT NULL, url TEXT NOT NULL, at REAL NOT NULL, status INTEGER NOT NULL,
         PRIMARY KEY (alert, url))""",
 )
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a state written by an earlier version up to date: ``alerts.status`` (its rows
+    are all firing alerts, the column's default)."""
+    columns = {str(row[1]) for row in conn.execute("PRAGMA table_info(alerts)")}
+    if "status" not in columns:
+        conn.execute(f"ALTER TABLE alerts ADD COLUMN status TEXT NOT NULL DEFAULT '{FIRING}'")
 
 
 class MonitorStore:
@@ -88,6 +102,7 @@ class MonitorStore:
             conn.execute("PRAGMA synchronous=FULL")
             for stmt in _SCHEMA:
                 conn.execute(stmt)
+            _migrate(conn)
         except sqlite3.DatabaseError as exc:
             os.close(fd)
             raise KeystoreError(f"{directory / DB_FILE}: not a monitor database ({exc})") from None
@@ -189,22 +204,61 @@ class MonitorStore:
     # -- alerts and deliveries ------------------------------------------------------------------
 
     def add_alert(self, alert: Alert) -> bool:
-        """Record ``alert``; False if an alert with its id was recorded before."""
+        """Record ``alert``, a firing alert or a resolution; False if one with its
+        :attr:`~tmpc.monitor.alerts.Alert.key` was recorded before."""
+        at = alert.resolved_at if alert.resolved_at is not None else alert.at
         cur = self._conn.execute(
-            "INSERT OR IGNORE INTO alerts (id, kind, at, body) VALUES (?, ?, ?, ?)",
-            (alert.id, alert.kind, alert.at, json.dumps(alert.to_json(), sort_keys=True)),
+            "INSERT OR IGNORE INTO alerts (id, kind, at, body, status) VALUES (?, ?, ?, ?, ?)",
+            (
+                alert.key,
+                alert.kind,
+                at,
+                json.dumps(alert.to_json(), sort_keys=True),
+                alert.status,
+            ),
         )
         return cur.rowcount == 1
 
     def alerts(self, limit: int | None = None) -> list[Alert]:
-        """Recorded alerts, newest first (at most ``limit``)."""
-        q = "SELECT body FROM alerts ORDER BY n DESC"
-        rows = self._conn.execute(q + " LIMIT ?", (limit,)) if limit else self._conn.execute(q)
+        """Recorded alerts as raised (status ``firing``), newest first (at most ``limit``)."""
+        q = "SELECT body FROM alerts WHERE status = ? ORDER BY n DESC"
+        args: list[object] = [FIRING]
+        if limit:
+            q, args = q + " LIMIT ?", [*args, limit]
+        rows = self._conn.execute(q, args)
         return [Alert.from_json(json.loads(body)) for (body,) in rows]
 
+    def resolutions(self) -> list[Alert]:
+        """Recorded resolutions (status ``resolved``), newest first."""
+        rows = self._conn.execute(
+            "SELECT body FROM alerts WHERE status = ? ORDER BY n DESC", (RESOLVED,)
+        )
+        return [Alert.from_json(json.loads(body)) for (body,) in rows]
+
+    def alert_states(self, limit: int | None = None) -> list[tuple[Alert, Alert | None]]:
+        """Recorded alerts as raised, newest first (at most ``limit``), each with its
+        resolution (None while it has none)."""
+        q = (
+            "SELECT a.body, r.body FROM alerts a LEFT JOIN alerts r"
+            " ON r.id = a.id || ':' || ? AND r.status = ?"
+            " WHERE a.status = ? ORDER BY a.n DESC"
+        )
+        args: list[object] = [RESOLVED, RESOLVED, FIRING]
+        if limit:
+            q, args = q + " LIMIT ?", [*args, limit]
+        rows = self._conn.execute(q, args)
+        return [
+            (
+                Alert.from_json(json.loads(body)),
+                None if ended is None else Alert.from_json(json.loads(ended)),
+            )
+            for body, ended in rows
+        ]
+
     def alert_count(self) -> int:
-        """How many alerts were recorded."""
-        return int(self._conn.execute("SELECT COUNT(*) FROM alerts").fetchone()[0])
+        """How many alerts were recorded (raised; their resolutions are not counted)."""
+        row = self._conn.execute("SELECT COUNT(*) FROM alerts WHERE status = ?", (FIRING,))
+        return int(row.fetchone()[0])
 
     def add_target(self, url: str) -> None:
         """Register webhook ``url``: it is owed the alerts recorded from now on (an already
@@ -215,7 +269,7 @@ class MonitorStore:
         )
 
     def pending(self, url: str, limit: int = 100) -> list[Alert]:
-        """The alerts ``url`` is owed and has not acknowledged, oldest first."""
+        """The alerts and resolutions ``url`` is owed and has not acknowledged, oldest first."""
         rows = self._conn.execute(
             "SELECT a.body FROM alerts a JOIN targets t ON t.url = ? AND a.n > t.since"
             " WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.alert = a.id AND d.url = ?)"
@@ -224,15 +278,16 @@ class MonitorStore:
         )
         return [Alert.from_json(json.loads(body)) for (body,) in rows]
 
-    def mark_delivered(self, alert_id: str, url: str, status: int, at: float) -> None:
-        """Record that ``url`` acknowledged ``alert_id`` with HTTP ``status`` (committed)."""
+    def mark_delivered(self, key: str, url: str, status: int, at: float) -> None:
+        """Record that ``url`` acknowledged the alert or resolution whose
+        :attr:`~tmpc.monitor.alerts.Alert.key` is ``key`` with HTTP ``status`` (committed)."""
         self._conn.execute(
             "INSERT OR IGNORE INTO deliveries (alert, url, at, status) VALUES (?, ?, ?, ?)",
-            (alert_id, url, at, status),
+            (key, url, at, status),
         )
 
     def delivered(self, url: str) -> set[str]:
-        """The alert ids ``url`` acknowledged."""
+        """The keys (:attr:`~tmpc.monitor.alerts.Alert.key`) ``url`` acknowledged."""
         return {
             str(a)
             for (a,) in self._conn.execute("SELECT alert FROM deliveries WHERE url = ?", (url,))

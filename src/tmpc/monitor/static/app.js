@@ -58,17 +58,24 @@
   }
 
   function renderAlerts(state) {
-    const items = state.alerts.map((a) =>
-      el("li", {
-        class: "alert severity-" + a.severity,
+    const items = state.alerts.map((a) => {
+      // A resolved alert stays in the list, marked as such, with what ended it.
+      const resolved = a.status === "resolved";
+      return el("li", {
+        class: "alert severity-" + a.severity + (resolved ? " resolved" : ""),
         "data-alert-id": a.id,
         "data-kind": a.kind,
+        "data-status": a.status || "firing",
         title: "id " + a.id,
       },
         el("span", { class: "when" }, when(a.at)),
         el("span", { class: "kind" }, a.kind),
+        resolved ? el("span", { class: "badge resolved" }, "resolved " + when(a.resolved_at))
+          : null,
         el("span", { class: "parties" }, a.parties.length ? "(" + a.parties.join(", ") + ")" : ""),
-        el("span", { class: "message" }, a.message)));
+        el("span", { class: "message" }, a.message),
+        resolved ? el("span", { class: "resolution" }, a.resolution) : null);
+    });
     $("alerts").replaceChildren(...items);
     $("alerts-empty").hidden = items.length > 0;
     $("alert-count").textContent = String(state.alert_count);
