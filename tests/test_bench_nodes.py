@@ -48,9 +48,16 @@ def test_bench_nodes_json(tmp_path: Path) -> None:
     assert throughput["throughput_per_s"] > 0
     assert by_op["node-sign"]["loopback_rtt_s"] == by_op["loopback-rtt"]["median_s"] > 0
 
-    assert "node-sign" in proc.stderr and "stopping the nodes" in proc.stderr
-    pids = [int(p) for p in re.findall(r"ready \(pid (\d+)\)", proc.stderr)]
-    assert len(pids) == 5
+    assert "node-sign" in proc.stderr
+    assert_nodes_gone(proc.stderr, 5, tmp_path)
+
+
+def assert_nodes_gone(stderr: str, count: int, tmp_path: Path) -> None:
+    """The run started ``count`` nodes (their pids in its progress lines), said it stopped
+    them, none runs any more, and its temporary directory (under ``tmp_path``) is gone."""
+    assert "stopping the nodes" in stderr
+    pids = [int(p) for p in re.findall(r"ready \(pid (\d+)\)", stderr)]
+    assert len(pids) == count
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
@@ -133,12 +140,7 @@ def test_bench_observe_overhead_json(tmp_path: Path) -> None:
         for r in (with_, without):
             assert r["cpu_per_signature_s"] > 0
     assert "round 2/2" in proc.stderr and "verifying 36 signatures" in proc.stderr
-    pids = [int(p) for p in re.findall(r"ready \(pid (\d+)\)", proc.stderr)]
-    assert len(pids) == 6
-    for pid in pids:
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)
-    assert list(tmp_path.iterdir()) == []
+    assert_nodes_gone(proc.stderr, 6, tmp_path)
     for bad in (["--observe-overhead", "--no-observe"], ["--rounds", "3"]):
         proc = subprocess.run(
             [*base, *bad, "--scheme", "ed25519", "-t", "2", "-n", "3"],

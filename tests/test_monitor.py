@@ -796,15 +796,20 @@ async def until(cond: Any, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
+def webhook_world(
+    node_dirs: MonCluster, tmp_path: Path
+) -> tuple[str, Receiver, Path, dict[str, FakeNode]]:
+    """A webhook receiver on a free loopback port (not started), its URL, a state directory
+    for the monitor and fake node sources."""
+    port = free_port()
+    return f"http://127.0.0.1:{port}/hook", Receiver(port), tmp_path / "state", fakes(node_dirs)
+
+
 def test_webhook_gets_each_alert_exactly_once_after_being_down(
     node_dirs: MonCluster, logs: Logs, tmp_path: Path
 ) -> None:
     clock = logs.clock
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/hook"
-    receiver = Receiver(port)
-    state = tmp_path / "state"
-    src = fakes(node_dirs)
+    url, receiver, state, src = webhook_world(node_dirs, tmp_path)
     lines: list[str] = []
 
     async def first_run() -> list[Alert]:
@@ -883,11 +888,7 @@ def test_a_missing_node_back_is_resolved_once_to_the_webhook_across_restarts(
     alert; each recorded, logged and delivered exactly once (the receiver refuses the first
     POST), across three restarts, one of them between the resolution and its delivery."""
     clock = logs.clock
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/hook"
-    receiver = Receiver(port)
-    state = tmp_path / "state"
-    src = fakes(node_dirs)
+    url, receiver, state, src = webhook_world(node_dirs, tmp_path)
     echoed: list[str] = []
 
     def start(deliver: bool = True) -> tuple[Monitor, WebhookSender | None]:

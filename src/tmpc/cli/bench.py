@@ -514,15 +514,7 @@ def run_node_bench(
     :class:`~tmpc.errors.CryptoError` if any signature does not verify, and
     :class:`~tmpc.node.client.ApiError` if a node refuses or fails a request.
     """
-    schemes.get_scheme(scheme_id)
-    if not 1 <= runs <= 10_000:
-        raise ParameterError("runs must be between 1 and 10000")
-    if not 1 <= requests <= 100_000:
-        raise ParameterError("requests must be between 1 and 100000")
-    if not 1 <= in_flight <= 1000:
-        raise ParameterError("in_flight must be between 1 and 1000")
-    if not 1 <= threshold <= parties:
-        raise ParameterError("threshold must be between 1 and parties")
+    _check_node_bench(scheme_id, threshold, parties, runs, requests, in_flight)
     say = progress or _quiet
     with tempfile.TemporaryDirectory(prefix="tmpc-bench-") as tmp:
         procs: list[Any] = []
@@ -536,6 +528,21 @@ def run_node_bench(
         finally:
             say("stopping the nodes")
             _stop_nodes(procs)
+
+
+def _check_node_bench(
+    scheme_id: str, threshold: int, parties: int, runs: int, requests: int, in_flight: int
+) -> None:
+    """ParameterError unless the node benchmarks' parameters are in their ranges."""
+    schemes.get_scheme(scheme_id)
+    if not 1 <= runs <= 10_000:
+        raise ParameterError("runs must be between 1 and 10000")
+    if not 1 <= requests <= 100_000:
+        raise ParameterError("requests must be between 1 and 100000")
+    if not 1 <= in_flight <= 1000:
+        raise ParameterError("in_flight must be between 1 and 1000")
+    if not 1 <= threshold <= parties:
+        raise ParameterError("threshold must be between 1 and parties")
 
 
 def _start_cluster(
@@ -605,13 +612,9 @@ def run_observe_overhead(
     :class:`~tmpc.errors.CryptoError` if a signature does not verify and
     :class:`~tmpc.node.client.ApiError` if a node refuses or fails a request.
     """
-    schemes.get_scheme(scheme_id)
-    if not 1 <= rounds <= 1000 or not 1 <= per_round <= 10_000:
-        raise ParameterError("rounds must be between 1 and 1000, runs between 1 and 10000")
-    if not 1 <= requests <= 100_000 or not 1 <= in_flight <= 1000:
-        raise ParameterError("requests must be between 1 and 100000, in_flight 1 and 1000")
-    if not 1 <= threshold <= parties:
-        raise ParameterError("threshold must be between 1 and parties")
+    if not 1 <= rounds <= 1000:
+        raise ParameterError("rounds must be between 1 and 1000")
+    _check_node_bench(scheme_id, threshold, parties, per_round, requests, in_flight)
     say = progress or _quiet
     with tempfile.TemporaryDirectory(prefix="tmpc-bench-") as tmp:
         procs: list[Any] = []
