@@ -210,6 +210,28 @@ def test_epoch_and_audit_chain() -> None:
     assert value(m, "tmpc_audit_chain_valid") == 0
 
 
+def test_audit_head_is_read_at_each_scrape() -> None:
+    """A node gives its log's seq as the head's source: each scrape reads it (no update per
+    entry); a failing source costs its series and is counted, never the scrape."""
+    m = NodeMetrics()
+    head = [7]
+    m.set_audit_head_source(lambda: head[0])
+    assert value(m, "tmpc_audit_chain_head_seq") == 7
+    head[0] = 12
+    assert value(m, "tmpc_audit_chain_head_seq") == 12
+
+    def broken() -> int:
+        raise OSError("gone")
+
+    m.set_audit_head_source(broken)
+    m.set_epoch("w1", 1)
+    assert value(m, "tmpc_audit_chain_head_seq") is None
+    assert value(m, "tmpc_wallet_epoch", wallet="w1") == 1
+    assert value(m, "tmpc_metrics_source_errors_total", source="audit") >= 1
+    m.set_audit_head_source(None)
+    assert value(m, "tmpc_audit_chain_head_seq") is None
+
+
 def test_every_name_is_prefixed_and_documented() -> None:
     m = NodeMetrics()
     m.set_audit_head(1)

@@ -479,11 +479,8 @@ def make_entry(
         raise ParameterError("audit seq must be a positive integer")
     if not isinstance(prev, bytes) or len(prev) != 32:
         raise ParameterError("audit prev must be 32 bytes")
-    at = float(at)
-    if not math.isfinite(at):
-        raise ParameterError("audit time must be finite")
-    return make_checked_entry(
-        identity, node=node, seq=seq, prev=prev, at=at, event_type=event_type,
+    return make_checked_entry(  # which refuses a time that is not finite
+        identity, node=node, seq=seq, prev=prev, at=float(at), event_type=event_type,
         clean=check_data(data),
     )[0]  # fmt: skip
 

@@ -208,7 +208,7 @@ class NodeMetrics:
         self._running: dict[str, int] = {}
         self._heartbeats: dict[str, float] = {}
         self._pool_source: PoolSource | None = None
-        self._audit_head: int | None = None
+        self._audit_head: Callable[[], int] | None = None
         self._audit_valid: bool | None = None
 
         r = self.registry
@@ -409,8 +409,16 @@ class NodeMetrics:
 
     def set_audit_head(self, seq: int) -> None:
         """The audit chain's head is at sequence number ``seq`` (no series until set)."""
+        head = int(seq)
+        self.set_audit_head_source(lambda: head)
+
+    def set_audit_head_source(self, source: Callable[[], int] | None) -> None:
+        """Read the audit chain's head seq from ``source`` at every scrape (a node passes its
+        log's :attr:`~tmpc.audit.AuditLog.seq`: nothing to update per entry); None: no series.
+        ``source()`` **must not** block. If it raises, the scrape still succeeds without the
+        series and ``tmpc_metrics_source_errors_total`` counts it."""
         with self._lock:
-            self._audit_head = int(seq)
+            self._audit_head = source
 
     def set_audit_valid(self, valid: bool) -> None:
         """The audit chain verified (True) or did not (False) at the last check (no series
@@ -475,7 +483,15 @@ class NodeMetrics:
 
     def _audit_families(self) -> list[GaugeMetricFamily]:
         with self._lock:
-            head, valid = self._audit_head, self._audit_valid
+            source, valid = self._audit_head, self._audit_valid
+        head = None
+        if source is not None:
+            try:
+                head = int(source())
+            # As for the pool: a failing source costs its series, never the scrape.
+            except Exception as exc:
+                self._source_errors.labels(self._source("audit")).inc()
+                log.warning("metrics: the audit head source failed: %r", exc)
         families = []
         if head is not None:
             families.append(

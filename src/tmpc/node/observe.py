@@ -79,6 +79,8 @@ class Observer:
         self._audit_failed = False
         #: Audit events that could not be written (the log is broken or refused them).
         self.audit_errors = 0
+        if audit is not None and enabled:
+            metrics.set_audit_head_source(lambda: audit.seq)  # read at each scrape
 
     # -- the audit log --------------------------------------------------------------------------
 
@@ -96,8 +98,6 @@ class Observer:
                 self._audit_failed = True
                 self.metrics.set_audit_valid(False)
                 log.error("audit log: %s event not written: %s", event_type, exc)
-            return
-        self.metrics.set_audit_head(audit.seq)
 
     # -- requests ------------------------------------------------------------------------------
 
