@@ -171,6 +171,24 @@ class ActivityView:
         return None if s is None else int(s["round"])
 
 
+def _session_row(
+    sid: str, s: Mapping[str, Any], round_: int | None, nodes: list[str]
+) -> dict[str, Any]:
+    """A live session's dashboard row from a session record (the audit's or a node's)."""
+    return {
+        "session": sid,
+        "request": s.get("request"),
+        "protocol": s.get("protocol"),
+        "wallet": s.get("wallet"),
+        "coordinator": s.get("coordinator"),
+        "participants": list(s.get("participants") or []),
+        "attempt": s.get("attempt"),
+        "started": s.get("started"),
+        "round": round_,
+        "nodes": nodes,
+    }
+
+
 def merge_live_sessions(
     from_audit: Iterable[Mapping[str, Any]],
     from_nodes: Mapping[str, Iterable[Mapping[str, Any]]],
@@ -184,38 +202,15 @@ def merge_live_sessions(
     merged: dict[str, dict[str, Any]] = {}
     for s in from_audit:
         sid = str(s["session"])
-        merged[sid] = {
-            "session": sid,
-            "request": s.get("request"),
-            "protocol": s.get("protocol"),
-            "wallet": s.get("wallet"),
-            "coordinator": s.get("coordinator"),
-            "participants": list(s.get("participants") or []),
-            "attempt": s.get("attempt"),
-            "started": s.get("started"),
-            "round": s.get("round") or None,
-            "nodes": list(s.get("nodes") or []),
-        }
+        merged[sid] = _session_row(sid, s, s.get("round") or None, list(s.get("nodes") or []))
     for node, sessions in sorted(from_nodes.items()):
         for s in sessions:
             live = s.get("session")
             if not isinstance(live, str) or s.get("status") != "running":
                 continue
-            row = merged.setdefault(
-                live,
-                {
-                    "session": live,
-                    "request": s.get("request"),
-                    "protocol": s.get("protocol"),
-                    "wallet": s.get("wallet"),
-                    "coordinator": s.get("coordinator"),
-                    "participants": list(s.get("participants") or []),
-                    "attempt": s.get("attempt"),
-                    "started": s.get("started"),
-                    "round": None,
-                    "nodes": [],
-                },
-            )
+            row = merged.get(live)
+            if row is None:
+                row = merged[live] = _session_row(live, s, None, [])
             if node not in row["nodes"]:
                 row["nodes"] = sorted([*row["nodes"], node])
             done = s.get("rounds")
